@@ -1,0 +1,1 @@
+"""The platform's services, each declared once for both tiers."""

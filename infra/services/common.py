@@ -1,0 +1,44 @@
+"""Small pieces every service module uses."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_random as random
+
+from infra.settings import ResourceSettings, Settings
+from infra.workload import SECRETS_DIR, Resources
+
+
+def generated_secret(
+    name: str, parent: pulumi.Resource, length: int = 32
+) -> pulumi.Output[str]:
+    """A random credential, generated once and kept in the stack's state as a
+    secret. Letters and digits only, so it is safe in URLs and config files."""
+    password = random.RandomPassword(
+        name,
+        length=length,
+        special=False,
+        min_upper=2,
+        min_lower=2,
+        min_numeric=2,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return pulumi.Output.secret(password.result)
+
+
+def secret_path(filename: str) -> str:
+    return f"{SECRETS_DIR}/{filename}"
+
+
+def resources(settings: Settings, workload: str, default: ResourceSettings) -> Resources:
+    chosen = settings.resources_for(workload, default)
+    return Resources(
+        cpu_request=chosen.cpu_request,
+        memory_request=chosen.memory_request,
+        memory_limit=chosen.memory_limit,
+        cpu_limit=chosen.cpu_limit,
+    )
+
+
+def defaults(cpu: str, memory: str, limit: str) -> ResourceSettings:
+    return ResourceSettings(cpu_request=cpu, memory_request=memory, memory_limit=limit)

@@ -1,0 +1,88 @@
+"""Grafana: dashboards over Prometheus, provisioned from files in the repo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+from infra.services.common import defaults, generated_secret, resources, secret_path
+from infra.settings import Settings
+from infra.targets import Target
+from infra.workload import File, Port, Volume, Workload, http_check
+
+PORT = 3000
+NAME = "grafana"
+USER = 472
+FILES = Path(__file__).resolve().parents[2] / "monitoring" / "grafana"
+
+
+@dataclass(frozen=True)
+class GrafanaArgs:
+    settings: Settings
+    prometheus_url: str
+
+
+class Grafana(pulumi.ComponentResource):
+    """Grafana on 3000 with the Prometheus data source and the platform
+    dashboard provisioned from ``monitoring/grafana`` (same files in both
+    tiers).
+
+    Defaults: admin password generated and read from a secret file; sign-up,
+    anonymous access, update checks and plugin downloads off; state on a
+    persistent volume.
+    """
+
+    admin_password: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GrafanaArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:index:Grafana", name, None, opts)
+        settings = args.settings
+        self.admin_password = generated_secret("grafana-admin-password", self)
+        datasource = (FILES / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+        files = [
+            File(secret_path("admin-password"), self.admin_password, secret=True),
+            File(
+                "/etc/grafana/provisioning/datasources/prometheus.yaml",
+                datasource.replace("${PROMETHEUS_URL}", args.prometheus_url),
+            ),
+            File(
+                "/etc/grafana/provisioning/dashboards/platform.yaml",
+                (FILES / "provisioning" / "dashboards" / "platform.yaml").read_text(),
+            ),
+        ]
+        for dashboard in sorted((FILES / "dashboards").glob("*.json")):
+            files.append(File(f"/etc/grafana/dashboards/{dashboard.name}", dashboard.read_text()))
+        workload = Workload(
+            name=NAME,
+            image=settings.images.grafana,
+            user=USER,
+            group=USER,
+            env={
+                "GF_SECURITY_ADMIN_USER": "admin",
+                "GF_SECURITY_ADMIN_PASSWORD__FILE": secret_path("admin-password"),
+                "GF_SECURITY_DISABLE_INITIAL_ADMIN_CREATION": "false",
+                "GF_USERS_ALLOW_SIGN_UP": "false",
+                "GF_AUTH_ANONYMOUS_ENABLED": "false",
+                "GF_ANALYTICS_REPORTING_ENABLED": "false",
+                "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+                "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
+                "GF_PLUGINS_PREINSTALL_DISABLED": "true",
+                "GF_PATHS_DATA": "/var/lib/grafana",
+                "GF_PATHS_PROVISIONING": "/etc/grafana/provisioning",
+                "GF_SERVER_HTTP_PORT": str(PORT),
+            },
+            files=tuple(files),
+            ports=(Port("http", PORT, host_port=settings.host_ports.grafana),),
+            volumes=(Volume("data", "/var/lib/grafana", settings.storage.grafana),),
+            health=http_check(PORT, "/api/health", via="wget", start_seconds=30),
+            depends_on=("prometheus",),
+            talks_to=("prometheus",),
+            resources=resources(settings, NAME, defaults("100m", "128Mi", "512Mi")),
+        )
+        self.workload = workload
+        self.deployment = target.deploy(workload, self)
+        self.url = target.published_url(workload, "http")
+        self.register_outputs({"url": self.url})

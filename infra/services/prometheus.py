@@ -1,0 +1,115 @@
+"""Prometheus: scrapes every workload that declares a metrics endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import yaml
+
+from infra.services.common import defaults, resources
+from infra.settings import Settings
+from infra.targets import Target
+from infra.workload import File, Metrics, Port, Volume, Workload, http_check
+
+PORT = 9090
+NAME = "prometheus"
+USER = 65534
+CONFIG_DIR = "/etc/prometheus"
+MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
+
+
+def scrape_config(workloads: list[Workload], target: Target) -> str:
+    """The Prometheus configuration: one job per workload with metrics.
+
+    DNS discovery (A records) finds every replica in both tiers: Docker's
+    resolver answers a network alias with each container, a headless
+    Kubernetes Service with each ready pod.
+    """
+    jobs: list[dict[str, object]] = [
+        {"job_name": NAME, "static_configs": [{"targets": [f"127.0.0.1:{PORT}"]}]}
+    ]
+    for workload in workloads:
+        metrics = workload.metrics
+        if metrics is None:
+            continue
+        jobs.append(
+            {
+                "job_name": workload.name,
+                "metrics_path": metrics.path,
+                "scheme": metrics.scheme,
+                "dns_sd_configs": [
+                    {
+                        "names": [target.metrics_host(workload)],
+                        "type": "A",
+                        "port": metrics.port,
+                        "refresh_interval": "30s",
+                    }
+                ],
+            }
+        )
+    config = {
+        "global": {
+            "scrape_interval": "15s",
+            "evaluation_interval": "15s",
+            "external_labels": {"platform": "dataplatform"},
+        },
+        "rule_files": [f"{CONFIG_DIR}/rules.yml"],
+        "scrape_configs": jobs,
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class PrometheusArgs:
+    settings: Settings
+    scraped: list[Workload]
+
+
+class Prometheus(pulumi.ComponentResource):
+    """Prometheus on 9090 with its configuration generated from the declared
+    workloads (one source of truth) and the alert rules in ``monitoring/``.
+
+    Defaults: runs as ``nobody``, TSDB on a persistent volume, 15 days of
+    retention, no admin API and no remote write.
+    """
+
+    url: pulumi.Output[str]
+    config: str
+
+    def __init__(self, name: str, args: PrometheusArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:index:Prometheus", name, None, opts)
+        settings = args.settings
+        self.config = scrape_config(args.scraped, target)
+        rules = (MONITORING / "prometheus" / "rules.yml").read_text()
+        workload = Workload(
+            name=NAME,
+            image=settings.images.prometheus,
+            user=USER,
+            group=USER,
+            command=("prometheus",),
+            args=(
+                f"--config.file={CONFIG_DIR}/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                "--storage.tsdb.retention.time=15d",
+                f"--web.listen-address=:{PORT}",
+            ),
+            files=(
+                File(f"{CONFIG_DIR}/prometheus.yml", self.config),
+                File(f"{CONFIG_DIR}/rules.yml", rules),
+            ),
+            ports=(Port("http", PORT, host_port=settings.host_ports.prometheus),),
+            volumes=(Volume("data", "/prometheus", settings.storage.prometheus),),
+            health=http_check(PORT, "/-/ready", via="wget"),
+            metrics=None,
+            talks_to=tuple(w.name for w in args.scraped if w.metrics),
+            resources=resources(settings, NAME, defaults("200m", "512Mi", "1Gi")),
+        )
+        self.workload = workload
+        self.deployment = target.deploy(workload, self)
+        self.url = target.published_url(workload, "http")
+        self.register_outputs({"url": self.url})
+
+
+__all__ = ["Metrics", "Prometheus", "PrometheusArgs", "scrape_config"]

@@ -1,0 +1,99 @@
+"""What a service may ask of a target, whichever it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pulumi
+
+from infra.workload import File, Workload
+
+
+@dataclass
+class Deployment:
+    """What a target made of a workload, for other components to wire to."""
+
+    workload: Workload
+    resources: list[pulumi.Resource] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        """The name other workloads reach this one by, in either tier."""
+        return self.workload.name
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    name: str
+    chart: str
+    version: str
+    repo: str
+    namespace: str
+    values: dict[str, object]
+
+
+@dataclass(frozen=True)
+class PodFlows:
+    """Traffic allowed for pods selected by labels: among themselves, to
+    named workloads, and to the cluster's API server."""
+
+    selector: dict[str, str]
+    to_workloads: tuple[str, ...]
+    among_themselves: bool = True
+    to_api_server: bool = False
+
+
+class Target(Protocol):
+    """A tier the platform deploys to."""
+
+    name: str
+    # Whether Spark runs as a standalone cluster (dev) or through the
+    # Spark Operator (prod): the one place the tiers differ in kind.
+    spark_standalone: bool
+
+    def deploy(self, workload: Workload, parent: pulumi.Resource) -> Deployment: ...
+
+    def image_name(self, workload_image: object) -> pulumi.Output[str]:
+        """The reference a workload's image resolves to in this tier."""
+        ...
+
+    def metrics_host(self, workload: Workload) -> str:
+        """A DNS name resolving to every replica of the workload."""
+        ...
+
+    def published_url(self, workload: Workload, port: str, scheme: str = "http") -> pulumi.Output[str]:
+        """How a user reaches the port: a host port in dev, a cluster URL in prod."""
+        ...
+
+    def finalize(self) -> None:
+        """Called once every workload is deployed (network policies)."""
+        ...
+
+    # Cluster extensions. Only a target with ``spark_standalone = False``
+    # is asked for these; they carry the Spark Operator in prod.
+
+    def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource: ...
+
+    def service_account(
+        self, name: str, rules: list[dict[str, list[str]]], parent: pulumi.Resource
+    ) -> pulumi.Resource: ...
+
+    def custom_resource(
+        self,
+        name: str,
+        manifest: dict[str, object],
+        parent: pulumi.Resource,
+        depends_on: list[pulumi.Resource],
+    ) -> pulumi.Resource: ...
+
+    def secret_volume(
+        self, name: str, files: tuple[File, ...], parent: pulumi.Resource
+    ) -> pulumi.Output[str]:
+        """A Secret holding ``files`` for pods the target did not create;
+        returns its name."""
+        ...
+
+    def allow_flows(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
+        """Network access for pods the target did not create (Spark pods)."""
+        ...

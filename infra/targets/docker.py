@@ -1,0 +1,269 @@
+"""The dev tier: every workload as containers on one local Docker engine.
+
+Secure defaults applied to every container: the workload's non-root user,
+all capabilities dropped, ``no-new-privileges``, a memory limit, a health
+check the engine waits on, a bounded ``on-failure`` restart policy, ports
+published on the configured bind address only (127.0.0.1 by default), log
+rotation, and a read-only root filesystem with tmpfs for scratch paths.
+
+Gaps against the Kubernetes tier, by design: no autoscaler (``replicas``
+containers share one network alias instead), no network policies (one
+private bridge network), no disruption budgets, and Spark runs as a
+standalone cluster instead of through the Spark Operator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.settings import Settings, memory_bytes
+from infra.targets.base import ChartSpec, Deployment, PodFlows
+from infra.workload import (
+    File,
+    HealthCheck,
+    ImageRef,
+    ProjectImage,
+    Workload,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MAX_RESTARTS = 5
+
+
+def _seconds(value: int) -> str:
+    return f"{value}s"
+
+
+class DockerTarget:
+    """Renders workloads with pulumi-docker. Construct inside a component;
+    shared resources (network, images) become children of ``parent``."""
+
+    name = "docker"
+    spark_standalone = True
+
+    def __init__(self, settings: Settings, stack: str, parent: pulumi.Resource) -> None:
+        self._settings = settings
+        self._parent = parent
+        self.prefix = f"dataplatform-{stack}"
+        self._images: dict[str, pulumi.Output[str]] = {}
+        self._containers: dict[str, list[docker.Container]] = {}
+        self._current_parent: pulumi.Resource = parent
+        self.network = docker.Network(
+            "network",
+            name=self.prefix,
+            driver="bridge",
+            labels=[docker.NetworkLabelArgs(label="dataplatform.stack", value=stack)],
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
+    # -- images -----------------------------------------------------------
+
+    def _build_args(self) -> dict[str, str]:
+        path = self._settings.build_ca_file
+        if not path:
+            return {}
+        return {"EXTRA_CA_CERTS": Path(path).read_text()}
+
+    def image_name(self, workload_image: object) -> pulumi.Output[str]:
+        """The image ID to run: IDs, unlike tags, make the engine's state
+        match the declared state, so an unchanged image is no diff."""
+        assert isinstance(workload_image, (ProjectImage, str))
+        ref: ImageRef = workload_image
+        key = ref.name if isinstance(ref, ProjectImage) else ref
+        if key in self._images:
+            return self._images[key]
+        opts = pulumi.ResourceOptions(parent=self._parent)
+        resource_name = key.replace("/", "-").replace(":", "-").replace("@", "-")
+        if isinstance(ref, ProjectImage):
+            override = getattr(self._settings.images, ref.name, None)
+            if override or not self._settings.build_images:
+                image = override or f"dataplatform/{ref.name}:{ref.tag}"
+                remote = docker.RemoteImage(
+                    f"image-{ref.name}", name=image, keep_locally=True, opts=opts
+                )
+                self._images[key] = remote.image_id
+                return remote.image_id
+            built = docker.Image(
+                f"image-{ref.name}",
+                image_name=f"dataplatform/{ref.name}:{ref.tag}",
+                build=docker.DockerBuildArgs(
+                    context=str(PROJECT_ROOT / ref.context),
+                    dockerfile=str(PROJECT_ROOT / ref.dockerfile),
+                    args=self._build_args(),
+                    builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
+                    platform="linux/amd64",
+                ),
+                skip_push=True,
+                opts=opts,
+            )
+            # Resolve the built tag to its ID through the engine, which also
+            # orders containers after the build.
+            local = docker.RemoteImage(
+                f"image-{ref.name}-local",
+                name=built.image_name,
+                keep_locally=True,
+                pull_triggers=[built.repo_digest],
+                opts=pulumi.ResourceOptions(parent=self._parent, depends_on=[built]),
+            )
+            self._images[key] = local.image_id
+            return local.image_id
+        remote = docker.RemoteImage(
+            f"image-{resource_name}", name=ref, keep_locally=True, opts=opts
+        )
+        self._images[key] = remote.image_id
+        return remote.image_id
+
+    # -- workloads --------------------------------------------------------
+
+    def metrics_host(self, workload: Workload) -> str:
+        return workload.name
+
+    def published_url(self, workload: Workload, port: str, scheme: str = "http") -> pulumi.Output[str]:
+        p = workload.port(port)
+        if p.host_port is None:
+            return pulumi.Output.from_input(f"{scheme}://{workload.name}:{p.container_port}")
+        host = self._settings.bind_address
+        return pulumi.Output.from_input(f"{scheme}://{host}:{p.host_port}")
+
+    def _healthcheck(self, health: HealthCheck) -> docker.ContainerHealthcheckArgs:
+        return docker.ContainerHealthcheckArgs(
+            tests=["CMD", *health.command],
+            interval=_seconds(health.interval_seconds),
+            timeout=_seconds(health.timeout_seconds),
+            retries=health.retries,
+            start_period=_seconds(health.start_seconds),
+        )
+
+    def _volume(self, workload: Workload, name: str) -> docker.Volume:
+        # Data outlives containers, and `destroy` too unless purging is asked for.
+        return docker.Volume(
+            f"{workload.name}-{name}",
+            name=f"{self.prefix}-{workload.name}-{name}",
+            labels=[docker.VolumeLabelArgs(label="dataplatform.data", value="true")],
+            opts=pulumi.ResourceOptions(
+                parent=self._current_parent,
+                retain_on_delete=not self._settings.purge_on_destroy,
+            ),
+        )
+
+    def deploy(self, workload: Workload, parent: pulumi.Resource) -> Deployment:
+        self._current_parent = parent
+        image = self.image_name(workload.image)
+        volumes = [
+            docker.ContainerVolumeArgs(
+                volume_name=self._volume(workload, v.name).name,
+                container_path=v.mount_path,
+            )
+            for v in workload.volumes
+        ]
+        depends: list[pulumi.Resource] = [
+            c for name in workload.depends_on for c in self._containers.get(name, [])
+        ]
+        env = [pulumi.Output.concat(k, "=", v) for k, v in sorted(workload.env.items())]
+        uploads = [
+            docker.ContainerUploadArgs(file=f.path, content=f.content) for f in workload.files
+        ]
+        resources = workload.resources
+        containers: list[docker.Container] = []
+        count = 1 if workload.one_shot else workload.replicas
+        for index in range(count):
+            suffix = "" if count == 1 else f"-{index + 1}"
+            hostname = f"{workload.name}{suffix}"
+            # Only the first replica publishes; the rest answer on the alias.
+            ports = (
+                [
+                    docker.ContainerPortArgs(
+                        internal=p.container_port,
+                        external=p.host_port,
+                        ip=self._settings.bind_address,
+                    )
+                    for p in workload.ports
+                    if p.host_port is not None
+                ]
+                if index == 0
+                else []
+            )
+            container = docker.Container(
+                hostname,
+                name=f"{self.prefix}-{hostname}",
+                hostname=hostname,
+                image=image,
+                entrypoints=list(workload.command) if workload.command else None,
+                command=list(workload.args) if workload.args is not None else None,
+                envs=env,
+                uploads=uploads,
+                ports=ports,
+                volumes=volumes,
+                networks_advanced=[
+                    docker.ContainerNetworksAdvancedArgs(
+                        name=self.network.name, aliases=sorted({workload.name, hostname})
+                    )
+                ],
+                user=f"{workload.user}:{workload.group}",
+                # Uploaded files are copied in before start, which the engine
+                # refuses on a read-only root; such containers keep it writable.
+                read_only=not workload.files,
+                tmpfs={path: "rw,nosuid,nodev,mode=1777,size=512m" for path in workload.scratch},
+                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+                security_opts=["no-new-privileges:true"],
+                memory=memory_bytes(resources.memory_limit) // (1024 * 1024),
+                cpu_shares=None,
+                init=True,
+                healthcheck=self._healthcheck(workload.health) if workload.health else None,
+                restart="no" if workload.one_shot else "on-failure",
+                max_retry_count=0 if workload.one_shot else MAX_RESTARTS,
+                must_run=not workload.one_shot,
+                # Long-running containers: `up` returns once they are healthy.
+                # One-shot containers: `up` waits for them to finish.
+                wait=bool(workload.health) and not workload.one_shot,
+                wait_timeout=300,
+                attach=workload.one_shot,
+                logs=workload.one_shot,
+                log_driver="json-file",
+                log_opts={"max-size": "10m", "max-file": "3"},
+                labels=[
+                    docker.ContainerLabelArgs(label="dataplatform.workload", value=workload.name),
+                ],
+                destroy_grace_seconds=30,
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=depends),
+            )
+            containers.append(container)
+        self._containers[workload.name] = containers
+        return Deployment(workload, list(containers))
+
+    # -- cluster extensions: the dev tier has none ---------------------
+
+    def _unsupported(self, what: str) -> NotImplementedError:
+        return NotImplementedError(f"the docker target has no {what}; Spark runs standalone in dev")
+
+    def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource:
+        raise self._unsupported("Helm charts")
+
+    def service_account(
+        self, name: str, rules: list[dict[str, list[str]]], parent: pulumi.Resource
+    ) -> pulumi.Resource:
+        raise self._unsupported("service accounts")
+
+    def custom_resource(
+        self,
+        name: str,
+        manifest: dict[str, object],
+        parent: pulumi.Resource,
+        depends_on: list[pulumi.Resource],
+    ) -> pulumi.Resource:
+        raise self._unsupported("custom resources")
+
+    def secret_volume(
+        self, name: str, files: tuple[File, ...], parent: pulumi.Resource
+    ) -> pulumi.Output[str]:
+        raise self._unsupported("secret volumes")
+
+    def allow_flows(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
+        # One private bridge network: every container already reaches every other.
+        return None
+
+    def finalize(self) -> None:
+        return None

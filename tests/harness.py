@@ -1,0 +1,89 @@
+"""Runs the Pulumi program under mocks and records every declared resource."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.platform import Platform
+from infra.settings import PROJECT, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Declared:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    custom: bool
+
+
+class Recorder(pulumi.runtime.Mocks):
+    """Echoes inputs back as outputs, plus the outputs the program reads."""
+
+    def __init__(self) -> None:
+        self.resources: list[Declared] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), bool(args.custom)))
+        outputs = dict(args.inputs)
+        digest = hashlib.sha256(args.name.encode()).hexdigest()
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = ("Ab1" + digest)[: int(args.inputs["length"])]
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            outputs["imageId"] = f"sha256:{digest}"
+        elif args.typ == "docker:index/image:Image":
+            outputs["repoDigest"] = f"{args.inputs['imageName']}@sha256:{digest}"
+        elif args.typ.startswith("kubernetes:"):
+            metadata = dict(outputs.get("metadata") or {})
+            metadata.setdefault("name", args.name)
+            outputs["metadata"] = metadata
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+    # -- queries ---------------------------------------------------------
+
+    def of_type(self, typ: str) -> list[Declared]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def named(self, typ: str, name: str) -> Declared:
+        matches = [r for r in self.of_type(typ) if r.name == name]
+        assert len(matches) == 1, f"{len(matches)} {typ} named {name}: {[r.name for r in self.of_type(typ)]}"
+        return matches[0]
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    return {k.split(":", 1)[1]: v for k, v in (data.get("config") or {}).items()}
+
+
+def run_stack(stack: str, overrides: dict[str, Any] | None = None, *, base: bool = True) -> tuple[Recorder, Platform]:
+    """Declares the platform for ``stack`` under mocks; returns what it declared."""
+    config = stack_config(stack) if base else {}
+    config.update(overrides or {})
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(
+        {
+            f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v)
+            for k, v in config.items()
+        }
+    )
+    holder: dict[str, Platform] = {}
+
+    def program() -> None:
+        holder["platform"] = Platform(PROJECT, load_settings(), stack)
+
+    _sync_await(run_pulumi_func(program))
+    return recorder, holder["platform"]
