@@ -68,11 +68,17 @@ def stack_config(stack: str) -> dict[str, Any]:
     return {k.split(":", 1)[1]: v for k, v in (data.get("config") or {}).items()}
 
 
-def run_stack(stack: str, overrides: dict[str, Any] | None = None, *, base: bool = True) -> tuple[Recorder, Platform]:
+def run_stack(
+    stack: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    base: bool = True,
+    recorder: Recorder | None = None,
+) -> tuple[Recorder, Platform]:
     """Declares the platform for ``stack`` under mocks; returns what it declared."""
     config = stack_config(stack) if base else {}
     config.update(overrides or {})
-    recorder = Recorder()
+    recorder = recorder or Recorder()
     pulumi.runtime.set_mocks(recorder, project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(
         {
@@ -87,3 +93,30 @@ def run_stack(stack: str, overrides: dict[str, Any] | None = None, *, base: bool
 
     _sync_await(run_pulumi_func(program))
     return recorder, holder["platform"]
+
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and SECRET_SIG in value
+
+
+def unwrap(value: Any) -> Any:
+    """Inputs as plain data, with Pulumi's secret wrappers removed."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def generated_secrets(recorder: Recorder) -> set[str]:
+    """Every credential the stack generated (mocks make them deterministic)."""
+    digest = lambda name: hashlib.sha256(name.encode()).hexdigest()  # noqa: E731
+    return {
+        ("Ab1" + digest(r.name))[: int(r.inputs["length"])]
+        for r in recorder.of_type("random:index/randomPassword:RandomPassword")
+    }

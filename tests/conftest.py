@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import Recorder, run_stack
+from infra.platform import Platform
+
+
+@pytest.fixture(scope="module")
+def dev() -> tuple[Recorder, Platform]:
+    return run_stack("dev")
+
+
+@pytest.fixture(scope="module")
+def prod() -> tuple[Recorder, Platform]:
+    return run_stack("prod")

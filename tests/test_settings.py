@@ -1,0 +1,170 @@
+"""Every configuration error stops the program with a message that names the
+key, the bad value and what is allowed, before any resource is declared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.settings import SettingsError, parse_settings
+from tests.harness import Recorder, run_stack
+
+
+def error_for(raw: dict[str, Any]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw)
+    return str(caught.value)
+
+
+def test_defaults_are_valid() -> None:
+    settings = parse_settings({})
+    assert settings.target.value == "docker"
+    assert settings.bind_address == "127.0.0.1"
+    assert settings.purge_on_destroy is False
+
+
+def test_unknown_target() -> None:
+    message = error_for({"target": "aws"})
+    assert "dataplatform:target" in message
+    assert '"aws"' in message
+    assert "'docker' or 'kubernetes'" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"spark": {"workers": 0}}, "dataplatform:spark.workers"),
+        ({"gateway": {"replicas": 0}}, "dataplatform:gateway.replicas"),
+        ({"inference": {"replicas": -1}}, "dataplatform:inference.replicas"),
+    ],
+)
+def test_counts_below_one(raw: dict[str, Any], key: str) -> None:
+    message = error_for(raw)
+    assert key in message
+    assert "greater than or equal to 1" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "value"),
+    [
+        ({"spark": {"workerMemory": "lots"}}, "dataplatform:spark.workerMemory", '"lots"'),
+        ({"spark": {"executorMemory": "1GB"}}, "dataplatform:spark.executorMemory", '"1GB"'),
+        (
+            {"resources": {"redis": {"cpuRequest": "fast", "memoryRequest": "1Gi", "memoryLimit": "1Gi"}}},
+            "dataplatform:resources.redis.cpuRequest",
+            '"fast"',
+        ),
+        ({"storage": {"minio": "0Gi"}}, "dataplatform:storage.minio", '"0Gi"'),
+    ],
+)
+def test_malformed_quantities(raw: dict[str, Any], key: str, value: str) -> None:
+    message = error_for(raw)
+    assert key in message
+    assert value in message
+    assert "such as" in message
+
+
+def test_limit_below_request() -> None:
+    message = error_for(
+        {"resources": {"gateway": {"cpuRequest": "1", "memoryRequest": "2Gi", "memoryLimit": "1Gi"}}}
+    )
+    assert "dataplatform:resources.gateway.memoryLimit" in message
+    assert "below memoryRequest 2Gi" in message
+
+
+@pytest.mark.parametrize("port", [0, 65536, 70000])
+def test_host_port_out_of_range(port: int) -> None:
+    message = error_for({"hostPorts": {"redis": port}})
+    assert "dataplatform:hostPorts.redis" in message
+    assert str(port) in message
+
+
+def test_seed_port_collision_is_an_error() -> None:
+    # The seeds' table gives the Spark UI and the gateway both 8080.
+    message = error_for({"hostPorts": {"sparkUi": 8080}})
+    assert "dataplatform:hostPorts.sparkUi" in message
+    assert "8080 is already given to gateway" in message
+
+
+def test_grafana_and_inference_collision() -> None:
+    message = error_for({"hostPorts": {"grafana": 3000}})
+    assert "dataplatform:hostPorts.grafana" in message
+    assert "3000 is already given to inference" in message
+
+
+def test_prod_without_registry() -> None:
+    message = error_for({"target": "kubernetes"})
+    assert "dataplatform:imageRegistry" in message
+    assert "spark, minio, gateway, inference" in message
+
+
+def test_prod_with_every_project_image_given_needs_no_registry() -> None:
+    images = {n: f"example/{n}:1.0" for n in ("spark", "minio", "gateway", "inference")}
+    settings = parse_settings({"target": "kubernetes", "images": images})
+    assert settings.image_registry is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "allowed"),
+    [
+        ({"sprak": {}}, "dataplatform:sprak", "spark"),
+        ({"spark": {"wrokers": 3}}, "dataplatform:spark.wrokers", "workers"),
+        ({"hostPorts": {"gateway_": 1}}, "dataplatform:hostPorts.gateway_", "gateway"),
+        ({"gateway": {"ingress": {"host": "a", "tls": "x"}}}, "dataplatform:gateway.ingress.tls", "tlsSecretName"),
+    ],
+)
+def test_unknown_keys(raw: dict[str, Any], key: str, allowed: str) -> None:
+    message = error_for(raw)
+    assert f"{key}: unknown key" in message
+    assert allowed in message
+
+
+def test_unpinned_image() -> None:
+    for ref in ("redis", "redis:latest"):
+        message = error_for({"images": {"redis": ref}})
+        assert "dataplatform:images.redis" in message
+        assert "pinned" in message
+
+
+def test_executor_bounds() -> None:
+    message = error_for({"spark": {"minExecutors": 5, "maxExecutors": 2}})
+    assert "dataplatform:spark.minExecutors" in message
+
+
+def test_unknown_job_and_bad_schedule() -> None:
+    message = error_for({"sparkJobs": [{"name": "x", "job": "mine"}]})
+    assert "dataplatform:sparkJobs.0.job" in message
+    message = error_for({"sparkJobs": [{"name": "x", "job": "train", "schedule": "daily"}]})
+    assert "dataplatform:sparkJobs.0.schedule" in message
+
+
+def test_unknown_workload_in_resources() -> None:
+    message = error_for(
+        {"resources": {"postgres": {"cpuRequest": "1", "memoryRequest": "1Gi", "memoryLimit": "1Gi"}}}
+    )
+    assert "dataplatform:resources" in message
+    assert "postgres" in message
+
+
+def test_bad_bind_address() -> None:
+    message = error_for({"bindAddress": "localhost:80"})
+    assert "dataplatform:bindAddress" in message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    message = error_for({"target": "aws", "spark": {"workers": 0}})
+    assert "dataplatform:target" in message and "dataplatform:spark.workers" in message
+
+
+def test_bad_config_declares_nothing() -> None:
+    recorder = Recorder()
+    with pytest.raises(SettingsError, match="dataplatform:spark.workers"):
+        run_stack("dev", {"spark": {"workers": 0}}, recorder=recorder)
+    assert recorder.resources == []
+
+
+def test_config_strings_are_decoded_like_the_cli_sends_them() -> None:
+    recorder, platform = run_stack("dev", {"spark": '{"workers": 3}', "purgeOnDestroy": "true"})
+    assert platform.settings.spark.workers == 3
+    assert platform.settings.purge_on_destroy is True
