@@ -1,0 +1,88 @@
+"""Both tiers declare the same services with the same contracts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.platform import Platform
+from tests.harness import Recorder, unwrap
+
+
+def dev_services(recorder: Recorder) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for r in recorder.of_type("docker:index/container:Container"):
+        c = unwrap(r.inputs)
+        name = c["networksAdvanced"][0]["aliases"][0]
+        out.setdefault(
+            name,
+            {
+                "env": dict(e.split("=", 1) for e in c.get("envs", [])),
+                "files": sorted(u["file"] for u in c.get("uploads") or []),
+                "ports": sorted(int(p["internal"]) for p in c.get("ports") or []),
+                "user": c["user"],
+            },
+        )
+    return out
+
+
+def prod_services(recorder: Recorder) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    kinds = recorder.of_type("kubernetes:apps/v1:Deployment") + recorder.of_type("kubernetes:batch/v1:Job")
+    for r in kinds:
+        spec = unwrap(r.inputs)["spec"]["template"]["spec"]
+        c = spec["containers"][0]
+        files = []
+        for mount in c["volumeMounts"]:
+            volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+            source = volume.get("secret") or volume.get("configMap")
+            if source:
+                files += [f"{mount['mountPath']}/{i['path']}" for i in source["items"]]
+        out[r.name] = {
+            "env": {e["name"]: e["value"] for e in c.get("env", [])},
+            "files": sorted(files),
+            "ports": sorted(int(p["containerPort"]) for p in c["ports"]),
+            "user": f"{int(spec['securityContext']['runAsUser'])}:{int(spec['securityContext']['runAsGroup'])}",
+        }
+    return out
+
+
+SHARED = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", "grafana"}
+
+
+def test_same_services_ports_users_env_and_files(
+    dev: tuple[Recorder, Platform], prod: tuple[Recorder, Platform]
+) -> None:
+    d, p = dev_services(dev[0]), prod_services(prod[0])
+    assert SHARED <= set(d) and SHARED == set(p)
+    for name in SHARED:
+        # Dev publishes only some ports; every published one exists in prod.
+        assert set(d[name]["ports"]) <= set(p[name]["ports"]), name
+        assert d[name]["user"] == p[name]["user"], name
+        assert d[name]["files"] == p[name]["files"], name
+        assert set(d[name]["env"]) == set(p[name]["env"]), name
+
+
+def test_service_to_service_contracts_match(
+    dev: tuple[Recorder, Platform], prod: tuple[Recorder, Platform]
+) -> None:
+    d, p = dev_services(dev[0]), prod_services(prod[0])
+    for name, var in [
+        ("gateway", "GATEWAY_UPSTREAM_URL"),
+        ("gateway", "GATEWAY_REDIS_URL"),
+        ("inference", "INFERENCE_S3_ENDPOINT"),
+        ("inference", "INFERENCE_REDIS_URL"),
+        ("inference", "INFERENCE_MODELS_BUCKET"),
+        ("minio-init", "MINIO_BUCKETS"),
+    ]:
+        assert d[name]["env"][var] == p[name]["env"][var], (name, var)
+
+
+def test_prometheus_scrapes_the_same_jobs_except_the_standalone_spark_cluster(
+    dev: tuple[Recorder, Platform], prod: tuple[Recorder, Platform]
+) -> None:
+    import yaml
+
+    dev_jobs = {j["job_name"] for j in yaml.safe_load(dev[1].prometheus.config)["scrape_configs"]}
+    prod_jobs = {j["job_name"] for j in yaml.safe_load(prod[1].prometheus.config)["scrape_configs"]}
+    assert dev_jobs - prod_jobs == {"spark-master", "spark-worker"}
+    assert prod_jobs <= dev_jobs
