@@ -1,0 +1,390 @@
+"""HTTP API: predictions, model information, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import boto3
+import numpy as np
+from botocore.config import Config as BotoConfig
+from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from numpy.typing import NDArray
+from prometheus_client import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from inference import __version__
+from inference.features import FeatureStore, connect
+from inference.metrics import Metrics
+from inference.registry import LoadedModel, ModelManager, S3ModelRegistry
+from inference.schemas import (
+    EntityBatchPredictRequest,
+    EntityPredictRequest,
+    ErrorBody,
+    HealthBody,
+    InlinePredictRequest,
+    ModelInfo,
+    ModelRef,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+    ReadyBody,
+)
+from inference.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Error responses list at most this many offending ids or rows.
+_MAX_REPORTED = 20
+
+
+class ApiError(Exception):
+    """A failure with a status, a stable code and a message safe to show the caller."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    models: ModelManager
+    features: FeatureStore
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
+def _s3_client(settings: Settings) -> Any:
+    access_key, secret_key = settings.s3_credentials()
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.s3_region,
+        aws_access_key_id=access_key.get_secret_value(),
+        aws_secret_access_key=secret_key.get_secret_value(),
+        config=BotoConfig(
+            s3={"addressing_style": "path"},
+            connect_timeout=3,
+            read_timeout=30,
+            retries={"mode": "standard", "max_attempts": 3},
+        ),
+    )
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content=jsonable_encoder({"error": code, "message": message, **extra}),
+    )
+
+
+def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        metrics.errors.labels(kind=exc.code).inc()
+        return _error(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        metrics.errors.labels(kind="invalid_request").inc()
+        details = [
+            {
+                "loc": list(err.get("loc", ())),
+                "msg": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        message = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return _error(422, "invalid_request", message, details=details[:_MAX_REPORTED])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        metrics.errors.labels(kind=code).inc()
+        response = _error(exc.status_code, code, str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    # Only genuine bugs end here; client mistakes are all handled above.
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        metrics.errors.labels(kind="internal_error").inc()
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"path": request.url.path, "method": request.method},
+        )
+        return _error(500, "internal_error", "internal error")
+
+
+def _check_batch(size: int, limit: int) -> None:
+    if size > limit:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"batch of {size} rows exceeds the limit of {limit} (INFERENCE_MAX_BATCH)",
+            limit=limit,
+            size=size,
+        )
+
+
+def _inline_matrix(model: LoadedModel, rows: Sequence[Mapping[str, float]]) -> NDArray[np.float64]:
+    names = model.feature_names
+    index = model.feature_index
+    problems: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        missing = [name for name in names if name not in row]
+        unknown = sorted(name for name in row if name not in index)
+        if missing or unknown:
+            problems.append({"index": i, "missing": missing, "unknown": unknown})
+    if problems:
+        first = problems[0]
+        parts = []
+        if first["missing"]:
+            parts.append(f"missing features {first['missing']}")
+        if first["unknown"]:
+            parts.append(f"unknown features {first['unknown']}")
+        where = f"instance {first['index']}" if len(rows) > 1 else "features"
+        raise ApiError(
+            422,
+            "feature_mismatch",
+            f"{where}: {' and '.join(parts)}; model {model.name}/{model.version} expects {names}",
+            expected=names,
+            rows=problems[:_MAX_REPORTED],
+        )
+    matrix = np.empty((len(rows), len(names)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        matrix[i] = [row[name] for name in names]
+    return matrix
+
+
+async def _entity_matrix(
+    runtime: Runtime, model: LoadedModel, entity_ids: Sequence[str]
+) -> NDArray[np.float64]:
+    try:
+        hashes = await runtime.features.fetch(entity_ids)
+    except (RedisError, OSError) as exc:
+        log.warning("feature store unavailable", extra={"error": repr(exc)})
+        raise ApiError(
+            503, "feature_store_unavailable", "online feature store is unavailable"
+        ) from exc
+
+    unknown = list(dict.fromkeys(eid for eid, h in zip(entity_ids, hashes, strict=True) if not h))
+    if unknown:
+        message = (
+            f"no online features for entity {unknown[0]!r}"
+            if len(unknown) == 1
+            else f"no online features for {len(unknown)} entities, first {unknown[0]!r}"
+        )
+        raise ApiError(404, "unknown_entity", message, entity_ids=unknown[:_MAX_REPORTED])
+
+    names = model.feature_names
+    matrix = np.empty((len(entity_ids), len(names)), dtype=np.float64)
+    problems: list[dict[str, Any]] = []
+    for i, (entity_id, stored) in enumerate(zip(entity_ids, hashes, strict=True)):
+        missing = [name for name in names if name not in stored]
+        invalid = []
+        if not missing:
+            for j, name in enumerate(names):
+                try:
+                    value = float(stored[name])
+                except ValueError:
+                    value = float("nan")
+                if not np.isfinite(value):
+                    invalid.append(name)
+                matrix[i, j] = value
+        if missing or invalid:
+            problems.append({"entity_id": entity_id, "missing": missing, "invalid": invalid})
+    if problems:
+        first = problems[0]
+        detail = (
+            f"lacks features {first['missing']}"
+            if first["missing"]
+            else f"has non-numeric features {first['invalid']}"
+        )
+        raise ApiError(
+            422,
+            "incomplete_entity_features",
+            f"entity {first['entity_id']!r} {detail} needed by model {model.name}/{model.version}",
+            entities=problems[:_MAX_REPORTED],
+        )
+    return matrix
+
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        404: "An entity has no online features.",
+        413: "The batch is larger than INFERENCE_MAX_BATCH.",
+        422: "The body is malformed or does not match the live model's features.",
+        503: "No model is loaded yet, or the feature store is unreachable.",
+    }.items()
+}
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses=_ERROR_RESPONSES,
+)
+async def predict(body: Annotated[PredictRequest, Body()], runtime: RuntimeDep) -> PredictResponse:
+    """Score entities (features from Redis) or feature vectors given inline."""
+    started = time.perf_counter()
+    # Taken once: a model swap during this request does not affect it.
+    model = runtime.models.current
+    if model is None:
+        raise ApiError(503, "model_unavailable", runtime.models.status)
+
+    entity_ids: list[str] | None
+    if isinstance(body, EntityPredictRequest | EntityBatchPredictRequest):
+        source = "entity"
+        entity_ids = [body.entity_id] if isinstance(body, EntityPredictRequest) else body.entity_ids
+        _check_batch(len(entity_ids), runtime.settings.max_batch)
+        matrix = await _entity_matrix(runtime, model, entity_ids)
+    else:
+        source = "inline"
+        entity_ids = None
+        rows = [body.features] if isinstance(body, InlinePredictRequest) else body.instances
+        _check_batch(len(rows), runtime.settings.max_batch)
+        matrix = _inline_matrix(model, rows)
+
+    # onnxruntime releases the GIL, so a worker thread keeps the loop free.
+    scores = await run_in_threadpool(model.predict, matrix)
+    bad_rows = np.flatnonzero(~np.isfinite(scores)).tolist()
+    if bad_rows:
+        raise ApiError(
+            422,
+            "non_finite_score",
+            f"the model produced no finite score for rows {bad_rows[:_MAX_REPORTED]}; "
+            "feature values are likely outside the range it was trained on",
+            rows=bad_rows[:_MAX_REPORTED],
+        )
+
+    predictions = [
+        Prediction(entity_id=entity_ids[i] if entity_ids else None, score=float(score))
+        for i, score in enumerate(scores)
+    ]
+    runtime.metrics.predictions.labels(source=source).inc(len(predictions))
+    runtime.metrics.batch_size.labels(source=source).observe(len(predictions))
+    runtime.metrics.latency.labels(source=source).observe(time.perf_counter() - started)
+    return PredictResponse(
+        model=ModelRef(name=model.name, version=model.version), predictions=predictions
+    )
+
+
+@router.get("/v1/models", response_model=ModelInfo, responses={503: _ERROR_RESPONSES[503]})
+async def models_info(runtime: RuntimeDep) -> ModelInfo:
+    """The live model: version, input features, training metrics, load time."""
+    model = runtime.models.current
+    if model is None:
+        raise ApiError(503, "model_unavailable", runtime.models.status)
+    meta = model.metadata
+    return ModelInfo(
+        name=meta.name,
+        version=meta.version,
+        feature_names=meta.feature_names,
+        input_name=meta.input_name,
+        output_name=meta.output_name,
+        metrics=meta.metrics,
+        created_at=meta.created_at,
+        loaded_at=model.loaded_at,
+    )
+
+
+@router.get("/healthz", response_model=HealthBody)
+async def healthz() -> HealthBody:
+    """Liveness: the process answers."""
+    return HealthBody(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyBody,
+    responses={503: {"model": ErrorBody, "description": "Not ready; reasons listed."}},
+)
+async def readyz(runtime: RuntimeDep) -> ReadyBody | JSONResponse:
+    """Readiness: a model is loaded and Redis answers."""
+    reasons: list[str] = []
+    model = runtime.models.current
+    if model is None:
+        reasons.append(runtime.models.status)
+    try:
+        await asyncio.wait_for(
+            runtime.features.ping(), timeout=runtime.settings.redis_timeout_seconds * 2
+        )
+    except (RedisError, OSError, TimeoutError) as exc:
+        reasons.append(f"redis unreachable: {type(exc).__name__}")
+    if reasons or model is None:
+        return _error(503, "not_ready", "; ".join(reasons), reasons=reasons)
+    return ReadyBody(status="ready", model=ModelRef(name=model.name, version=model.version))
+
+
+@router.get("/metrics", response_class=Response, include_in_schema=False)
+async def prometheus_metrics(runtime: RuntimeDep) -> Response:
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+    metrics.build.info({"version": __version__})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = S3ModelRegistry(
+            _s3_client(settings), settings.models_bucket, settings.model_name
+        )
+        models = ModelManager(registry, metrics)
+        features = FeatureStore(connect(settings))
+        app.state.runtime = Runtime(settings, metrics, models, features)
+        # The first load is awaited so a published model is served from the
+        # first request; without one the service still starts and keeps polling.
+        await models.refresh()
+        poller = asyncio.create_task(models.poll_forever(settings.poll_seconds))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await features.close()
+
+    app = FastAPI(
+        title="dataplatform inference",
+        version=__version__,
+        summary="Scores entities with the live ONNX model from the registry.",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app, metrics)
+
+    app.include_router(router)
+    return app

@@ -1,0 +1,231 @@
+"""Fixtures: a real Redis server, an S3 server (moto) and models built with the onnx helpers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from moto.server import ThreadedMotoServer
+
+from inference.app import create_app
+from inference.settings import Settings
+from inference_testkit import FEATURES, Publish, Published, free_port, onnx_model
+
+REDIS_PASSWORD = "redis-test-password"
+BUCKET = "models"
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    port: int
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, decode_responses=True
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (Debian package redis-server)")
+    workdir = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--requirepass",
+            REDIS_PASSWORD,
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    server = RedisServer(port=port, password=REDIS_PASSWORD)
+    client = server.client()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+    client.close()
+    yield server
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    client: Any
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test-access",
+        aws_secret_access_key="test-secret",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield S3Server(endpoint=endpoint, client=client)
+    server.stop()
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def model_name() -> str:
+    """A registry name of its own for each test, so tests never see each other's models."""
+    return f"churn-{next(_names)}"
+
+
+@pytest.fixture
+def publish(s3_server: S3Server, model_name: str) -> Publish:
+    def _publish(
+        version: str,
+        weights: Sequence[float] = (0.5, -0.25, 0.01),
+        bias: float = -0.1,
+        *,
+        feature_names: Sequence[str] = FEATURES,
+        model_bytes: bytes | None = None,
+        metadata: dict[str, Any] | None = None,
+        latest: bool = True,
+    ) -> Published:
+        prefix = f"{model_name}/{version}"
+        meta = metadata or {
+            "name": model_name,
+            "version": version,
+            "feature_names": list(feature_names),
+            "input_name": "features",
+            "output_name": "score",
+            "metrics": {"auc": 0.81},
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        body = model_bytes if model_bytes is not None else onnx_model(weights, bias)
+        s3_server.client.put_object(Bucket=BUCKET, Key=f"{prefix}/model.onnx", Body=body)
+        s3_server.client.put_object(
+            Bucket=BUCKET, Key=f"{prefix}/metadata.json", Body=json.dumps(meta).encode()
+        )
+        if latest:
+            s3_server.client.put_object(
+                Bucket=BUCKET, Key=f"{model_name}/LATEST", Body=f"{version}\n".encode()
+            )
+        return Published(model_name, version, tuple(weights), bias, tuple(feature_names))
+
+    return _publish
+
+
+@pytest.fixture
+def secrets_dir(tmp_path: Path, redis_server: RedisServer) -> Path:
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    # Trailing newlines as `echo` and editors leave them; the service must strip them.
+    (directory / "redis_password").write_text(redis_server.password + "\n")
+    (directory / "s3_access_key").write_text("test-access\n")
+    (directory / "s3_secret_key").write_text("test-secret\n")
+    return directory
+
+
+@pytest.fixture
+def service_env(
+    redis_server: RedisServer, s3_server: S3Server, secrets_dir: Path, model_name: str
+) -> dict[str, str]:
+    """The environment the stack gives the container, pointed at the test servers."""
+    return {
+        "INFERENCE_REDIS_URL": redis_server.url,
+        "INFERENCE_REDIS_PASSWORD_FILE": str(secrets_dir / "redis_password"),
+        "INFERENCE_S3_ENDPOINT": s3_server.endpoint,
+        "INFERENCE_S3_ACCESS_KEY_FILE": str(secrets_dir / "s3_access_key"),
+        "INFERENCE_S3_SECRET_KEY_FILE": str(secrets_dir / "s3_secret_key"),
+        "INFERENCE_MODELS_BUCKET": BUCKET,
+        "INFERENCE_MODEL_NAME": model_name,
+        "INFERENCE_POLL_SECONDS": "0.05",
+        "INFERENCE_MAX_BATCH": "8",
+    }
+
+
+@pytest.fixture
+def make_settings(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Settings]:
+    def _make(**overrides: str) -> Settings:
+        for key, value in {**service_env, **overrides}.items():
+            monkeypatch.setenv(key, value)
+        return Settings()  # type: ignore[call-arg]
+
+    return _make
+
+
+@pytest.fixture
+def start_client() -> Iterator[Callable[[Settings], TestClient]]:
+    """Start apps (lifespan included) and stop them at the end of the test."""
+    with ExitStack() as stack:
+
+        def _start(settings: Settings) -> TestClient:
+            return stack.enter_context(TestClient(create_app(settings)))
+
+        yield _start
+
+
+@pytest.fixture
+def features_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis_server.client()
+    yield client
+    client.close()
+
+
+_entities = itertools.count(1)
+
+
+@pytest.fixture
+def put_entity(features_db: redis.Redis) -> Callable[..., str]:
+    """Store an entity's online features the way the features job does; returns its id."""
+
+    def _put(values: dict[str, float | str], entity_id: str | None = None) -> str:
+        entity_id = entity_id or f"customer-{next(_entities)}"
+        features_db.hset(f"features:{entity_id}", mapping=dict(values.items()))
+        features_db.expire(f"features:{entity_id}", 3600)
+        return entity_id
+
+    return _put
