@@ -7,7 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-EntityId = Annotated[str, Field(min_length=1, max_length=256, description="Entity identifier.")]
+EntityId = Annotated[
+    str,
+    Field(min_length=1, max_length=256, description="Entity identifier.", examples=["customer-1"]),
+]
 FeatureName = Annotated[str, Field(min_length=1, max_length=256)]
 # Strict: "1.5" or true are type errors, not silently coerced numbers.
 FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
-import json
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -22,25 +19,15 @@ from moto.server import ThreadedMotoServer
 
 from inference.app import create_app
 from inference.settings import Settings
-from inference_testkit import FEATURES, Publish, Published, free_port, onnx_model
-
-REDIS_PASSWORD = "redis-test-password"
-BUCKET = "models"
-
-
-@dataclass(frozen=True)
-class RedisServer:
-    port: int
-    password: str
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(
-            host="127.0.0.1", port=self.port, password=self.password, decode_responses=True
-        )
+from inference_testkit import (
+    BUCKET,
+    REDIS_PASSWORD,
+    Publish,
+    RedisServer,
+    S3Server,
+    free_port,
+    publish_model,
+)
 
 
 @pytest.fixture(scope="session")
@@ -87,12 +74,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     process.wait(timeout=10)
 
 
-@dataclass(frozen=True)
-class S3Server:
-    endpoint: str
-    client: Any
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -122,38 +103,7 @@ def model_name() -> str:
 
 @pytest.fixture
 def publish(s3_server: S3Server, model_name: str) -> Publish:
-    def _publish(
-        version: str,
-        weights: Sequence[float] = (0.5, -0.25, 0.01),
-        bias: float = -0.1,
-        *,
-        feature_names: Sequence[str] = FEATURES,
-        model_bytes: bytes | None = None,
-        metadata: dict[str, Any] | None = None,
-        latest: bool = True,
-    ) -> Published:
-        prefix = f"{model_name}/{version}"
-        meta = metadata or {
-            "name": model_name,
-            "version": version,
-            "feature_names": list(feature_names),
-            "input_name": "features",
-            "output_name": "score",
-            "metrics": {"auc": 0.81},
-            "created_at": datetime.now(UTC).isoformat(),
-        }
-        body = model_bytes if model_bytes is not None else onnx_model(weights, bias)
-        s3_server.client.put_object(Bucket=BUCKET, Key=f"{prefix}/model.onnx", Body=body)
-        s3_server.client.put_object(
-            Bucket=BUCKET, Key=f"{prefix}/metadata.json", Body=json.dumps(meta).encode()
-        )
-        if latest:
-            s3_server.client.put_object(
-                Bucket=BUCKET, Key=f"{model_name}/LATEST", Body=f"{version}\n".encode()
-            )
-        return Published(model_name, version, tuple(weights), bias, tuple(feature_names))
-
-    return _publish
+    return functools.partial(publish_model, s3_server.client, BUCKET, model_name)
 
 
 @pytest.fixture

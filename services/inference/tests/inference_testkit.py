@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
 import onnx
+import redis
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 from prometheus_client.parser import text_string_to_metric_families
 
 FEATURES = ["events_7d", "spend_30d", "tenure_days"]
+BUCKET = "models"
+REDIS_PASSWORD = "redis-test-password"
 
 
 def free_port() -> int:
@@ -21,6 +26,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    port: int
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, decode_responses=True
+        )
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    client: Any
 
 
 def onnx_model(
@@ -72,9 +98,9 @@ class Publish(Protocol):
     def __call__(
         self,
         version: str,
+        *,
         weights: Sequence[float] = ...,
         bias: float = ...,
-        *,
         feature_names: Sequence[str] = ...,
         model_bytes: bytes | None = ...,
         metadata: dict[str, Any] | None = ...,
@@ -91,3 +117,35 @@ def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> 
             ):
                 return float(sample.value)
     return 0.0
+
+
+def publish_model(
+    s3: Any,
+    bucket: str,
+    name: str,
+    version: str,
+    *,
+    weights: Sequence[float] = (0.5, -0.25, 0.01),
+    bias: float = -0.1,
+    feature_names: Sequence[str] = FEATURES,
+    model_bytes: bytes | None = None,
+    metadata: dict[str, Any] | None = None,
+    latest: bool = True,
+) -> Published:
+    """Publish a version the way the training job does: artefacts first, LATEST last."""
+    prefix = f"{name}/{version}"
+    meta = metadata or {
+        "name": name,
+        "version": version,
+        "feature_names": list(feature_names),
+        "input_name": "features",
+        "output_name": "score",
+        "metrics": {"auc": 0.81},
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    body = model_bytes if model_bytes is not None else onnx_model(weights, bias)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/model.onnx", Body=body)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/metadata.json", Body=json.dumps(meta).encode())
+    if latest:
+        s3.put_object(Bucket=bucket, Key=f"{name}/LATEST", Body=f"{version}\n".encode())
+    return Published(name, version, tuple(weights), bias, tuple(feature_names))
