@@ -1,0 +1,1 @@
+"""PySpark jobs of the data platform: synthetic data, features, training."""

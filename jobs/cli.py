@@ -1,0 +1,123 @@
+"""Command line: run a job locally, under spark-submit, or submit it to a stack."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from jobs.config import Settings, check_s3
+from jobs.errors import JobError
+from jobs.registry import JOBS
+from jobs.session import build_session
+
+LOCAL_MASTER = "local[*]"
+
+
+def execute(job_name: str, argv: Sequence[str], *, master: str | None = None) -> int:
+    """Parse the job's arguments, check services, run it; returns an exit code.
+
+    ``master`` is None under spark-submit, which supplies it.
+    """
+    job = JOBS[job_name]
+    args = job.parser(prog=f"{job_name}").parse_args(list(argv))
+    try:
+        settings = Settings.from_env()
+        # The session itself may touch the store (event logs), so check first.
+        if settings.s3 is not None:
+            check_s3(settings.s3)
+        spark = build_session(f"dataplatform-{job_name}", settings, master=master)
+        try:
+            job.run(spark, settings, args)
+        finally:
+            spark.stop()
+    except JobError as exc:
+        print(f"error: {job_name}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def spark_submit_main(argv: Sequence[str]) -> int:
+    """Entry point of ``spark-submit run.py <job> [args]``."""
+    if not argv or argv[0] not in JOBS:
+        print(f"usage: run.py {{{','.join(JOBS)}}} [args]", file=sys.stderr)
+        return 64
+    return execute(argv[0], argv[1:])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs",
+        description="Run the data platform's Spark jobs locally or on a deployed stack.",
+        epilog="jobs: "
+        + "; ".join(f"{j.name}: {j.summary}" for j in JOBS.values())
+        + ". Use 'python -m jobs run <job> --help' for a job's arguments.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser("list", help="list the jobs")
+
+    run = commands.add_parser("run", help="run a job here with a local Spark master")
+    run.add_argument("--master", default=LOCAL_MASTER, help=f"Spark master (default {LOCAL_MASTER})")
+    run.add_argument("job", choices=sorted(JOBS))
+    run.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's arguments")
+
+    submit = commands.add_parser(
+        "submit",
+        help="run a job on a stack (dev: one-shot container; prod: SparkApplication)",
+        description="Arguments not listed here are passed to the job.",
+    )
+    submit.add_argument("job", choices=sorted(JOBS))
+    submit.add_argument("--stack", required=True, choices=("dev", "prod"), help="Pulumi stack")
+    submit.add_argument(
+        "--project-dir", default=None, help="directory of Pulumi.yaml (default: the current directory)"
+    )
+    submit.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=3600.0,
+        help="prod: seconds to wait for the application to finish",
+    )
+    submit.add_argument("--poll-seconds", type=float, default=5.0, help="prod: status poll interval")
+    submit.add_argument("--driver-memory", default="1g")
+    submit.add_argument("--executor-memory", default="2g")
+    submit.add_argument("--executor-instances", type=int, default=2, help="prod: executor pods")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv[:1] == ["submit"]:
+        args, job_argv = parser.parse_known_args(argv)
+    else:
+        args = parser.parse_args(argv)
+        job_argv = list(getattr(args, "job_args", []) or [])
+
+    if args.command == "list":
+        for job in JOBS.values():
+            print(f"{job.name:14} {job.summary}")
+        return 0
+    if args.command == "run":
+        return execute(args.job, job_argv, master=args.master)
+
+    # Validate the job's arguments here rather than minutes later in a driver.
+    JOBS[args.job].parser(prog=f"python -m jobs submit {args.job}").parse_args(job_argv)
+    from jobs import submit  # deferred: only submission needs subprocess plumbing
+
+    try:
+        return submit.submit(
+            args.job,
+            job_argv,
+            stack=args.stack,
+            project_dir=args.project_dir,
+            options=submit.SubmitOptions(
+                driver_memory=args.driver_memory,
+                executor_memory=args.executor_memory,
+                executor_instances=args.executor_instances,
+                wait_timeout=args.wait_timeout,
+                poll_seconds=args.poll_seconds,
+            ),
+        )
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

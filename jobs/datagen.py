@@ -1,0 +1,179 @@
+"""Deterministic synthetic events and labels.
+
+Every value is a hash of (seed, purpose, row id or entity index), computed on
+the executors from ``spark.range``: output is identical for a given seed
+whatever the number of partitions or executors, and the driver holds nothing
+but the plan, so tens of millions of rows need no driver memory.
+
+The hidden structure a model can learn: each entity has a propensity ``p`` in
+[0, 1). It shifts the entity's event-type mix from a healthy profile towards a
+churning one (fewer purchases, more support tickets and failed payments),
+concentrates its events earlier in the time span (lower recent activity), and
+sets the probability of its label: ``P(label = 1) = sigmoid(12 (p - 0.5))``.
+
+Events are written as Parquet by default: typed, compressed and splittable,
+which is what the features job reads fastest. ``--format csv`` (header, UTC
+``yyyy-MM-dd HH:mm:ss`` timestamps) produces input for ``event_counts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import storage
+from jobs.config import Settings
+from jobs.errors import JobError
+from jobs.schema import EVENT_TYPES
+from jobs.sources import CSV_TIMESTAMP_FORMAT
+from jobs.timeutil import parse_utc
+
+# Event-type probabilities of an entity with propensity 0 and 1; an entity's
+# mix is the linear interpolation at its propensity. Order follows EVENT_TYPES.
+HEALTHY_MIX = (0.25, 0.45, 0.22, 0.05, 0.03)
+CHURNING_MIX = (0.15, 0.40, 0.05, 0.25, 0.15)
+LABEL_STEEPNESS = 12.0
+ROWS_PER_PARTITION = 1_000_000
+
+_TWO_POW_53 = 1 << 53
+
+
+def unit_uniform(seed: int, purpose: str, key: Column) -> Column:
+    """A uniform double in [0, 1) that depends only on (seed, purpose, key)."""
+    hashed = F.xxhash64(F.lit(seed), F.lit(purpose), key)
+    return F.pmod(hashed, F.lit(_TWO_POW_53)).cast("double") / float(_TWO_POW_53)
+
+
+def entity_id(index: Column) -> Column:
+    return F.format_string("u%08d", index)
+
+
+def propensity(seed: int, index: Column) -> Column:
+    return unit_uniform(seed, "propensity", index)
+
+
+def label_probability(p: Column) -> Column:
+    return 1.0 / (1.0 + F.exp(-LABEL_STEEPNESS * (p - 0.5)))
+
+
+def generate_events(
+    spark: SparkSession,
+    *,
+    rows: int,
+    entities: int,
+    start: datetime,
+    days: float,
+    seed: int,
+    partitions: int | None = None,
+) -> DataFrame:
+    if rows <= 0 or entities <= 0 or days <= 0:
+        raise JobError("rows, entities and days must be positive")
+    if partitions is None:
+        partitions = max(spark.sparkContext.defaultParallelism, math.ceil(rows / ROWS_PER_PARTITION))
+    span_seconds = int(days * 86_400)
+    row_id = F.col("id")
+    index = F.pmod(F.xxhash64(F.lit(seed), F.lit("entity"), row_id), F.lit(entities))
+    p = F.col("_p")
+
+    u_type = unit_uniform(seed, "type", row_id)
+    event_type = None
+    cumulative: Column | float = 0.0
+    for name, healthy, churning in zip(EVENT_TYPES[:-1], HEALTHY_MIX, CHURNING_MIX, strict=False):
+        cumulative = cumulative + (1.0 - p) * healthy + p * churning
+        event_type = (
+            F.when(u_type < cumulative, name)
+            if event_type is None
+            else event_type.when(u_type < cumulative, name)
+        )
+    if event_type is None:
+        raise JobError("at least two event types are needed")
+    event_type = event_type.otherwise(EVENT_TYPES[-1])
+
+    # u ** (1 + 2p) pulls a churning entity's events towards the span's start.
+    offset = F.floor(F.pow(unit_uniform(seed, "time", row_id), 1.0 + 2.0 * p) * span_seconds)
+    start_epoch = int(start.timestamp())
+
+    return (
+        spark.range(0, rows, 1, partitions)
+        .withColumn("_index", index)
+        .withColumn("_p", propensity(seed, F.col("_index")))
+        .select(
+            row_id.alias("event_id"),
+            entity_id(F.col("_index")).alias("entity_id"),
+            event_type.alias("event_type"),
+            F.timestamp_seconds(F.lit(start_epoch) + offset).alias("event_time"),
+        )
+    )
+
+
+def generate_labels(
+    spark: SparkSession, *, entities: int, seed: int, partitions: int | None = None
+) -> DataFrame:
+    index = F.col("id")
+    p = propensity(seed, index)
+    label = (unit_uniform(seed, "label", index) < label_probability(p)).cast("int")
+    return spark.range(0, entities, 1, partitions or spark.sparkContext.defaultParallelism).select(
+        entity_id(index).alias("entity_id"), label.alias("label")
+    )
+
+
+def write_table(df: DataFrame, path: str, fmt: str) -> None:
+    writer = df.write.mode("errorifexists")
+    if fmt == "parquet":
+        writer.parquet(path)
+    elif fmt == "csv":
+        writer.option("header", True).option("timestampFormat", CSV_TIMESTAMP_FORMAT).csv(path)
+    else:
+        raise JobError(f"unsupported format {fmt!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, default=1_000_000, help="number of events (default 1M)")
+    parser.add_argument("--entities", type=int, default=10_000, help="number of entities (default 10k)")
+    parser.add_argument(
+        "--start",
+        type=parse_utc,
+        default=parse_utc("2025-01-01T00:00:00Z"),
+        help="start of the time span, ISO-8601 (UTC if no offset)",
+    )
+    parser.add_argument("--days", type=float, default=30.0, help="length of the time span in days")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help=f"output partitions (default: the parallelism, at least one per {ROWS_PER_PARTITION:,} rows)",
+    )
+    parser.add_argument("--output", help="events directory (default s3a://<raw bucket>/events)")
+    parser.add_argument("--labels-output", help="labels directory (default s3a://<raw bucket>/labels)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
+    events_path = args.output or settings.bucket_uri(settings.buckets.raw, "events")
+    labels_path = args.labels_output or settings.bucket_uri(settings.buckets.raw, "labels")
+    events = generate_events(
+        spark,
+        rows=args.rows,
+        entities=args.entities,
+        start=args.start,
+        days=args.days,
+        seed=args.seed,
+        partitions=args.partitions,
+    )
+    labels = generate_labels(spark, entities=args.entities, seed=args.seed)
+    storage.publish_directory(
+        spark, events_path, lambda p: write_table(events, p, args.format), overwrite=args.overwrite
+    )
+    storage.publish_directory(
+        spark, labels_path, lambda p: write_table(labels, p, args.format), overwrite=args.overwrite
+    )
+    print(
+        f"wrote {args.rows:,} events for {args.entities:,} entities to {events_path} "
+        f"and labels to {labels_path} ({args.format})"
+    )

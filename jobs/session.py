@@ -1,0 +1,42 @@
+"""SparkSession construction shared by spark-submit, the local runner and tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from jobs.config import Settings, spark_conf
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+def _expose_package_to_python_workers() -> None:
+    # Functions shipped to executors (e.g. the Redis writer) are pickled by
+    # reference to their module, so Python workers must import ``jobs`` too.
+    # The Spark image puts it on PYTHONPATH; local masters inherit this one.
+    current = os.environ.get("PYTHONPATH", "")
+    entries = [p for p in current.split(os.pathsep) if p]
+    if PACKAGE_PARENT not in entries:
+        os.environ["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT, *entries])
+
+
+def build_session(
+    app_name: str,
+    settings: Settings,
+    *,
+    master: str | None = None,
+    extra_conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Create (or reuse) the session; ``master`` is None under spark-submit."""
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        _expose_package_to_python_workers()
+        builder = builder.master(master)
+    for key, value in {**spark_conf(settings), **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("DP_SPARK_LOG_LEVEL", "WARN"))
+    return spark

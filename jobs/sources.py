@@ -1,0 +1,69 @@
+"""Reading raw inputs with their declared schema, failing with clear messages."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from jobs import storage
+from jobs.errors import JobError
+
+CSV_TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
+
+_SCHEMA_MISMATCH_MARKERS = (
+    "MALFORMED_RECORD_IN_PARSING",
+    "Malformed records are detected",
+    "CSV header does not conform to the schema",
+    "FAILED_READ_FILE",
+    "PARQUET_COLUMN_DATA_TYPE_MISMATCH",
+    "Parquet column cannot be converted",
+)
+
+
+def read_table(spark: SparkSession, path: str, fmt: str, schema: StructType) -> DataFrame:
+    """Read ``path`` as ``fmt`` with ``schema``; the path must exist.
+
+    CSV is parsed in FAILFAST mode and its header must name the schema's
+    columns in order (``enforceSchema=false``), so a file with other columns or
+    unparsable values fails the job instead of turning into nulls.
+    """
+    storage.require_input(spark, path)
+    reader = spark.read.schema(schema)
+    if fmt == "csv":
+        reader = (
+            reader.option("header", True)
+            .option("mode", "FAILFAST")
+            .option("enforceSchema", False)
+            .option("timestampFormat", CSV_TIMESTAMP_FORMAT)
+        )
+        return reader.csv(path)
+    if fmt == "parquet":
+        return reader.parquet(path)
+    raise JobError(f"unsupported input format {fmt!r}")
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return text
+
+
+@contextlib.contextmanager
+def input_errors(path: str, schema: StructType) -> Iterator[None]:
+    """Turn Spark's read-time failures of an action into a JobError."""
+    try:
+        yield
+    except (Py4JJavaError, PySparkException) as exc:
+        detail = storage.java_message(exc) if isinstance(exc, Py4JJavaError) else str(exc)
+        if any(marker in detail for marker in _SCHEMA_MISMATCH_MARKERS):
+            expected = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in schema.fields)
+            raise JobError(
+                f"{path} does not match the expected schema ({expected}): {_first_line(detail)}"
+            ) from exc
+        raise
