@@ -19,7 +19,10 @@ def main() -> None:
     except ValidationError as exc:
         logging.config.dictConfig(logging_config("info"))
         logging.getLogger("inference").critical(
-            "invalid configuration", extra={"errors": exc.errors(include_input=False)}
+            "invalid configuration",
+            extra={
+                "errors": exc.errors(include_input=False, include_context=False, include_url=False)
+            },
         )
         sys.exit(2)
     config = logging_config(settings.log_level)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+
 
 def logging_config(level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping, also accepted by uvicorn as ``log_config``."""
@@ -17,6 +19,8 @@ def logging_config(level: str) -> dict[str, Any]:
                 "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
                 "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+                # uvicorn duplicates some messages with terminal colour codes.
+                "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
             },
         },
         "handlers": {
