@@ -11,7 +11,8 @@ from infra.services.inference import Inference, InferenceArgs
 from infra.services.minio import Minio, MinioArgs
 from infra.services.prometheus import Prometheus, PrometheusArgs
 from infra.services.redis import Redis, RedisArgs
-from infra.services.spark import Spark, SparkArgs, SparkEnvironment, image as spark_image
+from infra.services.spark import Spark, SparkArgs, SparkEnvironment
+from infra.services.spark import image as spark_image
 from infra.settings import Settings
 from infra.targets import Target
 from infra.targets.docker import DockerTarget
@@ -33,7 +34,9 @@ class Platform(pulumi.ComponentResource):
 
     target: Target
 
-    def __init__(self, name: str, settings: Settings, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, settings: Settings, stack: str, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("dataplatform:index:Platform", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.settings = settings

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 import pulumi
@@ -93,7 +94,7 @@ def _check_memory(value: str) -> str:
     return value
 
 
-class Target(str, Enum):
+class Target(StrEnum):
     DOCKER = "docker"
     KUBERNETES = "kubernetes"
 
@@ -106,9 +107,7 @@ class ResourceSettings(_Model):
     memory_limit: str
     cpu_limit: str | None = None
 
-    _cpu = field_validator("cpu_request", "cpu_limit")(
-        lambda v: None if v is None else _check_cpu(v)
-    )
+    _cpu = field_validator("cpu_request", "cpu_limit")(lambda v: None if v is None else _check_cpu(v))
     _memory = field_validator("memory_request", "memory_limit")(_check_memory)
 
     @model_validator(mode="after")
@@ -148,8 +147,7 @@ class HostPorts(_Model):
             if port in seen:
                 raise _keyed(
                     name,
-                    f"port {port} is already given to {seen[port]}; "
-                    "every published port must be distinct",
+                    f"port {port} is already given to {seen[port]}; every published port must be distinct",
                 )
             seen[port] = name
         return self
@@ -191,9 +189,7 @@ class SparkSettings(_Model):
     min_executors: int = Field(1, ge=0, le=1000)
     max_executors: int = Field(4, ge=1, le=1000)
 
-    _memory = field_validator("worker_memory", "driver_memory", "executor_memory")(
-        _check_memory
-    )
+    _memory = field_validator("worker_memory", "driver_memory", "executor_memory")(_check_memory)
 
     @model_validator(mode="after")
     def _executor_range(self) -> SparkSettings:
@@ -220,9 +216,7 @@ class SparkJobSettings(_Model):
     @classmethod
     def _dns_name(cls, value: str) -> str:
         if not DNS_LABEL_RE.match(value) or len(value) > 40:
-            raise ValueError(
-                "must be lowercase letters, digits and '-', at most 40 characters"
-            )
+            raise ValueError("must be lowercase letters, digits and '-', at most 40 characters")
         return value
 
     @field_validator("schedule")
@@ -357,6 +351,13 @@ class Settings(_Model):
             raise ValueError("must be an image tag other than latest, such as 0.1.0")
         return value
 
+    @field_validator("build_ca_file")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError("must name a readable PEM file")
+        return value
+
     @field_validator("bind_address")
     @classmethod
     def _ip(cls, value: str) -> str:
@@ -371,9 +372,7 @@ class Settings(_Model):
     def _known_workloads(cls, value: dict[str, ResourceSettings]) -> dict[str, ResourceSettings]:
         unknown = sorted(set(value) - set(WORKLOAD_NAMES))
         if unknown:
-            raise ValueError(
-                f"unknown workload {', '.join(unknown)}; allowed: {', '.join(WORKLOAD_NAMES)}"
-            )
+            raise ValueError(f"unknown workload {', '.join(unknown)}; allowed: {', '.join(WORKLOAD_NAMES)}")
         return value
 
     @model_validator(mode="after")
@@ -448,7 +447,7 @@ def _allowed_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[
         annotation = field.annotation
         for candidate in getattr(annotation, "__args__", (annotation,)):
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                result.update(_allowed_keys(candidate, prefix + (field.alias or name,)))
+                result.update(_allowed_keys(candidate, (*prefix, field.alias or name)))
     return result
 
 
@@ -488,8 +487,16 @@ def raw_project_config() -> dict[str, Any]:
     merged: dict[str, Any] = dict(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
     prefix = f"{PROJECT}:"
-    return {k[len(prefix):]: _decode(v) for k, v in merged.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: _decode(v) for k, v in merged.items() if k.startswith(prefix)}
+
+
+# The CA bundle a TLS-inspecting proxy needs belongs to the machine, not the
+# stack, so it may also come from the environment.
+BUILD_CA_ENV = "DATAPLATFORM_BUILD_CA_FILE"
 
 
 def load_settings() -> Settings:
-    return parse_settings(raw_project_config())
+    raw = raw_project_config()
+    if "buildCaFile" not in raw and os.environ.get(BUILD_CA_ENV):
+        raw["buildCaFile"] = os.environ[BUILD_CA_ENV]
+    return parse_settings(raw)

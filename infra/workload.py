@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 import pulumi
@@ -101,7 +101,7 @@ class File:
         return posixpath.basename(self.path)
 
 
-class ProbeKind(str, Enum):
+class ProbeKind(StrEnum):
     HTTP = "http"
     TCP = "tcp"
     EXEC = "exec"
@@ -235,17 +235,13 @@ class Workload:
         kinds: dict[str, bool] = {}
         for f in self.files:
             if kinds.setdefault(f.directory, f.secret) != f.secret:
-                raise WorkloadError(
-                    f"{self.name}: {f.directory} mixes secret and plain files; split them"
-                )
+                raise WorkloadError(f"{self.name}: {f.directory} mixes secret and plain files; split them")
         mounts = [v.mount_path for v in self.volumes] + list(self.scratch) + list(kinds)
         if len(set(mounts)) != len(mounts):
             raise WorkloadError(f"{self.name}: two mounts share a path: {sorted(mounts)}")
-        if self.health and self.health.port is not None:
-            if self.health.port not in {p.container_port for p in self.ports}:
-                raise WorkloadError(
-                    f"{self.name}: health check port {self.health.port} is not a declared port"
-                )
+        declared = {p.container_port for p in self.ports}
+        if self.health and self.health.port is not None and self.health.port not in declared:
+            raise WorkloadError(f"{self.name}: health check port {self.health.port} is not a declared port")
         if self.metrics and self.metrics.port not in {p.container_port for p in self.ports}:
             raise WorkloadError(f"{self.name}: metrics port {self.metrics.port} is not a declared port")
 
@@ -278,8 +274,7 @@ def http_check(
         command = (
             "python3",
             "-c",
-            "import sys, urllib.request; "
-            f"sys.exit(urllib.request.urlopen({url!r}, timeout=4).status >= 400)",
+            f"import sys, urllib.request; sys.exit(urllib.request.urlopen({url!r}, timeout=4).status >= 400)",
         )
     elif via == "wget":
         command = ("wget", "-q", "-T", "4", "-O", "/dev/null", url)
@@ -288,7 +283,6 @@ def http_check(
         command = (
             "bash",
             "-c",
-            f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf '{request}' >&3 "
-            "&& head -n1 <&3 | grep -q ' 200 '",
+            f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf '{request}' >&3 && head -n1 <&3 | grep -q ' 200 '",
         )
     return HealthCheck(ProbeKind.HTTP, command, port=port, path=path, **timing)

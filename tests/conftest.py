@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import Recorder, run_stack
 from infra.platform import Platform
+from tests.harness import Recorder, run_stack
 
 
 @pytest.fixture(scope="module")

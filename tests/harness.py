@@ -81,10 +81,7 @@ def run_stack(
     recorder = recorder or Recorder()
     pulumi.runtime.set_mocks(recorder, project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(
-        {
-            f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v)
-            for k, v in config.items()
-        }
+        {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     )
     holder: dict[str, Platform] = {}
 

@@ -8,7 +8,7 @@ import pulumi_docker
 import pytest
 
 from infra.platform import Platform
-from tests.harness import Declared, Recorder, generated_secrets, is_secret, run_stack, unwrap
+from tests.harness import Recorder, generated_secrets, is_secret, run_stack, unwrap
 
 CONTAINER = "docker:index/container:Container"
 SERVICES = {
@@ -82,8 +82,10 @@ def test_every_published_port_is_on_loopback_and_distinct(dev: tuple[Recorder, P
             assert port["ip"] == "127.0.0.1", name
             published.append(int(port["external"]))
     assert len(published) == len(set(published))
-    by_name = {n: {int(p["internal"]): int(p["external"]) for p in c.get("ports") or []}
-               for n, c in containers(recorder).items()}
+    by_name = {
+        n: {int(p["internal"]): int(p["external"]) for p in c.get("ports") or []}
+        for n, c in containers(recorder).items()
+    }
     # Container ports as the seeds' table gives them; host ports resolved.
     assert by_name["gateway"] == {8080: 8080}
     assert by_name["spark-master"] == {7077: 7077, 8080: 8081}
@@ -172,7 +174,7 @@ def test_least_privilege_credentials(dev: tuple[Recorder, Platform]) -> None:
 def test_redis_requires_a_password_and_persists(dev: tuple[Recorder, Platform]) -> None:
     recorder, _ = dev
     c = containers(recorder)["redis"]
-    conf = c["uploads"][0]["content"]
+    conf = next(u["content"] for u in c["uploads"] if u["file"].endswith("redis.conf"))
     assert "requirepass" in conf and "appendonly yes" in conf
     assert c["volumes"] == [{"volumeName": "dataplatform-dev-redis-data", "containerPath": "/data"}]
 
@@ -185,14 +187,17 @@ def test_minio_creates_the_platform_buckets(dev: tuple[Recorder, Platform]) -> N
 
 
 def test_prometheus_scrapes_every_declared_metrics_endpoint(dev: tuple[Recorder, Platform]) -> None:
-    recorder, platform = dev
+    _recorder, platform = dev
     import yaml
 
     config = yaml.safe_load(platform.prometheus.config)
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert set(jobs) == {"prometheus", "minio", "spark-master", "spark-worker", "inference", "gateway"}
     assert jobs["gateway"]["dns_sd_configs"][0] == {
-        "names": ["gateway"], "type": "A", "port": 8080, "refresh_interval": "30s"
+        "names": ["gateway"],
+        "type": "A",
+        "port": 8080,
+        "refresh_interval": "30s",
     }
     assert jobs["minio"]["metrics_path"] == "/minio/v2/metrics/cluster"
 
@@ -233,15 +238,23 @@ def test_volumes_survive_destroy_unless_purged(monkeypatch: pytest.MonkeyPatch, 
 
 def test_spark_job_in_dev_is_a_one_shot_submit() -> None:
     recorder, _ = run_stack(
-        "dev", {"sparkJobs": [{"name": "counts", "job": "event_counts", "args": ["--input", "s3a://raw/x.csv"]}]}
+        "dev",
+        {"sparkJobs": [{"name": "counts", "job": "event_counts", "args": ["--input", "s3a://raw/x.csv"]}]},
     )
     job = containers(recorder)["job-counts"]
     assert job["entrypoints"][:3] == ["spark-submit", "--master", "spark://spark-master:7077"]
-    assert job["entrypoints"][-4:] == ["/opt/dataplatform/jobs/run.py", "event_counts", "--input", "s3a://raw/x.csv"]
+    assert job["entrypoints"][-4:] == [
+        "/opt/dataplatform/jobs/run.py",
+        "event_counts",
+        "--input",
+        "s3a://raw/x.csv",
+    ]
     assert "spark.dynamicAllocation.shuffleTracking.enabled=true" in job["entrypoints"]
     assert job["mustRun"] is False
     assert {u["file"] for u in job["uploads"]} == {
-        "/run/secrets/s3-access-key", "/run/secrets/s3-secret-key", "/run/secrets/redis-password"
+        "/run/secrets/s3-access-key",
+        "/run/secrets/s3-secret-key",
+        "/run/secrets/redis-password",
     }
 
 

@@ -41,7 +41,9 @@ def prod_services(recorder: Recorder) -> dict[str, dict[str, Any]]:
             "env": {e["name"]: e["value"] for e in c.get("env", [])},
             "files": sorted(files),
             "ports": sorted(int(p["containerPort"]) for p in c["ports"]),
-            "user": f"{int(spec['securityContext']['runAsUser'])}:{int(spec['securityContext']['runAsGroup'])}",
+            "user": "{}:{}".format(
+                int(spec["securityContext"]["runAsUser"]), int(spec["securityContext"]["runAsGroup"])
+            ),
         }
     return out
 
@@ -53,7 +55,7 @@ def test_same_services_ports_users_env_and_files(
     dev: tuple[Recorder, Platform], prod: tuple[Recorder, Platform]
 ) -> None:
     d, p = dev_services(dev[0]), prod_services(prod[0])
-    assert SHARED <= set(d) and SHARED == set(p)
+    assert set(d) >= SHARED and set(p) == SHARED
     for name in SHARED:
         # Dev publishes only some ports; every published one exists in prod.
         assert set(d[name]["ports"]) <= set(p[name]["ports"]), name

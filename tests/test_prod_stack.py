@@ -30,13 +30,18 @@ def test_inventory(prod: tuple[Recorder, Platform]) -> None:
     assert set(deployments(recorder)) == WORKLOADS
     assert {r.name for r in recorder.of_type("kubernetes:batch/v1:Job")} == {"minio-init"}
     assert {r.name for r in recorder.of_type("kubernetes:core/v1:PersistentVolumeClaim")} == {
-        "redis-data", "minio-data", "prometheus-data", "grafana-data"
+        "redis-data",
+        "minio-data",
+        "prometheus-data",
+        "grafana-data",
     }
     assert {r.name for r in recorder.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")} == {
-        "gateway", "inference"
+        "gateway",
+        "inference",
     }
     assert {r.name for r in recorder.of_type("kubernetes:policy/v1:PodDisruptionBudget")} == {
-        "gateway", "inference"
+        "gateway",
+        "inference",
     }
     assert len(recorder.of_type("kubernetes:helm.sh/v4:Chart")) == 1
     assert not recorder.of_type("docker:index/container:Container")
@@ -136,8 +141,11 @@ def test_stateful_workloads_use_their_claims_and_recreate(prod: tuple[Recorder, 
         d = deployments(recorder)[name]
         assert d["spec"]["strategy"] == {"type": "Recreate"}
         assert d["spec"]["replicas"] == 1
-        claims = [v["persistentVolumeClaim"]["claimName"] for v in d["spec"]["template"]["spec"]["volumes"]
-                  if "persistentVolumeClaim" in v]
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in d["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
         assert claims == [f"{name}-data"]
 
 
@@ -163,13 +171,19 @@ def test_autoscaling_and_disruption_budgets(prod: tuple[Recorder, Platform]) -> 
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 8
     assert hpa["spec"]["scaleTargetRef"]["name"] == "gateway"
     pdb = unwrap(recorder.named("kubernetes:policy/v1:PodDisruptionBudget", "inference").inputs)
-    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "inference"}}}
+    assert pdb["spec"] == {
+        "minAvailable": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "inference"}},
+    }
     # The HPA owns the replica count.
     assert "replicas" not in deployments(recorder)["gateway"]["spec"]
 
 
 def policies(recorder: Recorder) -> dict[str, dict[str, Any]]:
-    return {r.name: unwrap(r.inputs)["spec"] for r in recorder.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    return {
+        r.name: unwrap(r.inputs)["spec"]
+        for r in recorder.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
 
 
 def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder, Platform]) -> None:
@@ -199,7 +213,11 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
     assert open_to_all == {"gateway"}
     # Egress: gateway to inference on 3000 only (plus DNS).
     gateway_egress = ps["gateway"]["egress"]
-    to_inference = next(r for r in gateway_egress if r.get("to") == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "inference"}}}])
+    to_inference = next(
+        r
+        for r in gateway_egress
+        if r.get("to") == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "inference"}}}]
+    )
     assert to_inference["ports"] == [{"protocol": "TCP", "port": 3000}]
 
 
@@ -211,7 +229,10 @@ def test_spark_operator_and_jobs(prod: tuple[Recorder, Platform]) -> None:
     assert chart["values"]["spark"]["jobNamespaces"] == ["dataplatform"]
     role = unwrap(recorder.named("kubernetes:rbac.authorization.k8s.io/v1:Role", "spark-driver").inputs)
     assert "pods" in role["rules"][0]["resources"] and "create" in role["rules"][0]["verbs"]
-    apps = {r.name: unwrap(r.inputs) for r in recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication")}
+    apps = {
+        r.name: unwrap(r.inputs)
+        for r in recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication")
+    }
     assert set(apps) == {"features-nightly", "train-nightly"}
     spec = apps["features-nightly"]["spec"]
     assert spec["schedule"] == "0 2 * * *" and spec["concurrencyPolicy"] == "Forbid"
@@ -219,7 +240,10 @@ def test_spark_operator_and_jobs(prod: tuple[Recorder, Platform]) -> None:
     assert app["mainApplicationFile"] == "local:///opt/dataplatform/jobs/run.py"
     assert app["arguments"] == ["features"]
     assert app["dynamicAllocation"] == {
-        "enabled": True, "initialExecutors": 1, "minExecutors": 1, "maxExecutors": 10,
+        "enabled": True,
+        "initialExecutors": 1,
+        "minExecutors": 1,
+        "maxExecutors": 10,
         "shuffleTrackingEnabled": True,
     }
     assert app["driver"]["serviceAccount"] == "spark-driver"

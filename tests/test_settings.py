@@ -111,7 +111,11 @@ def test_prod_with_every_project_image_given_needs_no_registry() -> None:
         ({"sprak": {}}, "dataplatform:sprak", "spark"),
         ({"spark": {"wrokers": 3}}, "dataplatform:spark.wrokers", "workers"),
         ({"hostPorts": {"gateway_": 1}}, "dataplatform:hostPorts.gateway_", "gateway"),
-        ({"gateway": {"ingress": {"host": "a", "tls": "x"}}}, "dataplatform:gateway.ingress.tls", "tlsSecretName"),
+        (
+            {"gateway": {"ingress": {"host": "a", "tls": "x"}}},
+            "dataplatform:gateway.ingress.tls",
+            "tlsSecretName",
+        ),
     ],
 )
 def test_unknown_keys(raw: dict[str, Any], key: str, allowed: str) -> None:
@@ -159,12 +163,12 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_bad_config_declares_nothing() -> None:
     recorder = Recorder()
-    with pytest.raises(SettingsError, match="dataplatform:spark.workers"):
+    with pytest.raises(SettingsError, match=r"dataplatform:spark\.workers"):
         run_stack("dev", {"spark": {"workers": 0}}, recorder=recorder)
     assert recorder.resources == []
 
 
 def test_config_strings_are_decoded_like_the_cli_sends_them() -> None:
-    recorder, platform = run_stack("dev", {"spark": '{"workers": 3}', "purgeOnDestroy": "true"})
+    _recorder, platform = run_stack("dev", {"spark": '{"workers": 3}', "purgeOnDestroy": "true"})
     assert platform.settings.spark.workers == 3
     assert platform.settings.purge_on_destroy is True

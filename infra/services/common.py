@@ -9,9 +9,7 @@ from infra.settings import ResourceSettings, Settings
 from infra.workload import SECRETS_DIR, Resources
 
 
-def generated_secret(
-    name: str, parent: pulumi.Resource, length: int = 32
-) -> pulumi.Output[str]:
+def generated_secret(name: str, parent: pulumi.Resource, length: int = 32) -> pulumi.Output[str]:
     """A random credential, generated once and kept in the stack's state as a
     secret. Letters and digits only, so it is safe in URLs and config files."""
     password = random.RandomPassword(

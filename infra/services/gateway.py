@@ -47,7 +47,9 @@ class Gateway(pulumi.ComponentResource):
     api_key: pulumi.Output[str]
     url: pulumi.Output[str]
 
-    def __init__(self, name: str, args: GatewayArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: GatewayArgs, target: Target, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("dataplatform:index:Gateway", name, None, opts)
         settings = args.settings
         conf = settings.gateway

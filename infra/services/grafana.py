@@ -37,7 +37,9 @@ class Grafana(pulumi.ComponentResource):
     admin_password: pulumi.Output[str]
     url: pulumi.Output[str]
 
-    def __init__(self, name: str, args: GrafanaArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: GrafanaArgs, target: Target, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("dataplatform:index:Grafana", name, None, opts)
         settings = args.settings
         self.admin_password = generated_secret("grafana-admin-password", self)

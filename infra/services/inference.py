@@ -45,7 +45,9 @@ class Inference(pulumi.ComponentResource):
 
     url: str
 
-    def __init__(self, name: str, args: InferenceArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: InferenceArgs, target: Target, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("dataplatform:index:Inference", name, None, opts)
         settings = args.settings
         conf = settings.inference

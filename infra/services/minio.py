@@ -9,6 +9,7 @@ import pulumi
 
 from infra.services.common import defaults, generated_secret, resources, secret_path
 from infra.settings import Settings
+from infra.targets import Target
 from infra.workload import (
     File,
     Metrics,
@@ -18,7 +19,6 @@ from infra.workload import (
     Workload,
     http_check,
 )
-from infra.targets import Target
 
 API_PORT = 9000
 CONSOLE_PORT = 9001
@@ -45,8 +45,13 @@ def _policy(grants: dict[str, str]) -> str:
     for bucket, access in sorted(grants.items()):
         actions = ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"]
         if access == "readwrite":
-            actions += ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                        "s3:ListMultipartUploadParts", "s3:ListBucketMultipartUploads"]
+            actions += [
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+                "s3:ListBucketMultipartUploads",
+            ]
         statements.append(
             {
                 "Effect": "Allow",
@@ -76,7 +81,9 @@ class Minio(pulumi.ComponentResource):
     root_user: pulumi.Output[str]
     root_password: pulumi.Output[str]
 
-    def __init__(self, name: str, args: MinioArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: MinioArgs, target: Target, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("dataplatform:index:Minio", name, None, opts)
         settings = args.settings
         self.root_user = generated_secret("minio-root-user", self, length=20)

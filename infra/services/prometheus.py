@@ -78,7 +78,9 @@ class Prometheus(pulumi.ComponentResource):
     url: pulumi.Output[str]
     config: str
 
-    def __init__(self, name: str, args: PrometheusArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: PrometheusArgs, target: Target, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("dataplatform:index:Prometheus", name, None, opts)
         settings = args.settings
         self.config = scrape_config(args.scraped, target)

@@ -33,7 +33,9 @@ class Redis(pulumi.ComponentResource):
     host: str
     port: int
 
-    def __init__(self, name: str, args: RedisArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: RedisArgs, target: Target, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("dataplatform:index:Redis", name, None, opts)
         settings = args.settings
         self.password = generated_secret("redis-password", self)
@@ -57,8 +59,7 @@ class Redis(pulumi.ComponentResource):
         ping = (
             "sh",
             "-c",
-            f'REDISCLI_AUTH="$(cat {secret_path("redis.conf")} | sed -n \'s/^requirepass "\\(.*\\)"$/\\1/p\')" '
-            f"redis-cli -p {PORT} ping | grep -q PONG",
+            f'REDISCLI_AUTH="$(cat {secret_path("password")})" redis-cli -p {PORT} ping | grep -q PONG',
         )
         workload = Workload(
             name=NAME,
@@ -67,7 +68,10 @@ class Redis(pulumi.ComponentResource):
             group=999,
             command=("redis-server",),
             args=(secret_path("redis.conf"),),
-            files=(File(secret_path("redis.conf"), config, secret=True),),
+            files=(
+                File(secret_path("redis.conf"), config, secret=True),
+                File(secret_path("password"), self.password, secret=True),
+            ),
             ports=(Port("redis", PORT, host_port=settings.host_ports.redis),),
             volumes=(Volume("data", "/data", settings.storage.redis),),
             health=HealthCheck(ProbeKind.EXEC, ping, interval_seconds=5, retries=10, start_seconds=5),

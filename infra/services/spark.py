@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from infra.services.common import defaults, resources, secret_path
+from infra.services.common import defaults, resources
 from infra.settings import Settings, SparkJobSettings, memory_bytes
 from infra.targets import ChartSpec, PodFlows, Target
 from infra.workload import (
@@ -118,8 +118,13 @@ class SparkJob(pulumi.ComponentResource):
                     f"sparkJobs {job.name}: schedules apply in prod only; dev runs it once",
                     resource=self,
                 )
-            submit = ["spark-submit", "--master", f"spark://spark-master:{MASTER_PORT}",
-                      "--conf", f"spark.driver.host=job-{job.name}"]
+            submit = [
+                "spark-submit",
+                "--master",
+                f"spark://spark-master:{MASTER_PORT}",
+                "--conf",
+                f"spark.driver.host=job-{job.name}",
+            ]
             for key, value in sorted(conf.items()):
                 submit += ["--conf", f"{key}={value}"]
             memory = memory_bytes(settings.spark.driver_memory) + OVERHEAD
@@ -128,7 +133,7 @@ class SparkJob(pulumi.ComponentResource):
                 image=image(settings),
                 user=SPARK_UID,
                 group=SPARK_UID,
-                command=tuple(submit + [JOB_ENTRY, job.job, *job.args]),
+                command=tuple([*submit, JOB_ENTRY, job.job, *job.args]),
                 env=dict(env.env),
                 files=env.files,
                 health=None,
@@ -140,8 +145,9 @@ class SparkJob(pulumi.ComponentResource):
             target.deploy(workload, self)
         else:
             assert secret_name is not None
-            manifest = spark_application(job, settings, target.image_name(image(settings)),
-                                         env.env, secret_name, conf)
+            manifest = spark_application(
+                job, settings, target.image_name(image(settings)), env.env, secret_name, conf
+            )
             target.custom_resource(job.name, manifest, self, depends_on or [])
         self.register_outputs({})
 
@@ -195,7 +201,11 @@ def spark_application(
         "mainApplicationFile": f"local://{JOB_ENTRY}",
         "arguments": [job.job, *job.args],
         "sparkVersion": SPARK_VERSION,
-        "sparkConf": {k: v for k, v in conf.items() if not k.startswith(("spark.driver.", "spark.executor.", "spark.dynamicAllocation."))},
+        "sparkConf": {
+            k: v
+            for k, v in conf.items()
+            if not k.startswith(("spark.driver.", "spark.executor.", "spark.dynamicAllocation."))
+        },
         "restartPolicy": {
             "type": "OnFailure",
             "onFailureRetries": 2,
@@ -253,7 +263,9 @@ class Spark(pulumi.ComponentResource):
     master_url: str
     workloads: list[Workload]
 
-    def __init__(self, name: str, args: SparkArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: SparkArgs, target: Target, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("dataplatform:index:Spark", name, None, opts)
         settings = args.settings
         spark = settings.spark
@@ -267,8 +279,14 @@ class Spark(pulumi.ComponentResource):
                 user=SPARK_UID,
                 group=SPARK_UID,
                 command=("spark-class", "org.apache.spark.deploy.master.Master"),
-                args=("--host", "spark-master", "--port", str(MASTER_PORT),
-                      "--webui-port", str(MASTER_UI_PORT)),
+                args=(
+                    "--host",
+                    "spark-master",
+                    "--port",
+                    str(MASTER_PORT),
+                    "--webui-port",
+                    str(MASTER_UI_PORT),
+                ),
                 env={"SPARK_NO_DAEMONIZE": "true"},
                 ports=(
                     Port("spark", MASTER_PORT, host_port=settings.host_ports.spark_master),
@@ -285,8 +303,15 @@ class Spark(pulumi.ComponentResource):
                 user=SPARK_UID,
                 group=SPARK_UID,
                 command=("spark-class", "org.apache.spark.deploy.worker.Worker"),
-                args=("--cores", str(spark.worker_cores), "--memory", spark_memory(spark.worker_memory),
-                      "--webui-port", str(WORKER_UI_PORT), f"spark://spark-master:{MASTER_PORT}"),
+                args=(
+                    "--cores",
+                    str(spark.worker_cores),
+                    "--memory",
+                    spark_memory(spark.worker_memory),
+                    "--webui-port",
+                    str(WORKER_UI_PORT),
+                    f"spark://spark-master:{MASTER_PORT}",
+                ),
                 env={"SPARK_NO_DAEMONIZE": "true", **args.environment.env},
                 ports=(Port("ui", WORKER_UI_PORT),),
                 replicas=spark.workers,
@@ -336,7 +361,16 @@ class Spark(pulumi.ComponentResource):
                         {
                             "apiGroups": [""],
                             "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
-                            "verbs": ["create", "get", "list", "watch", "delete", "deletecollection", "patch", "update"],
+                            "verbs": [
+                                "create",
+                                "get",
+                                "list",
+                                "watch",
+                                "delete",
+                                "deletecollection",
+                                "patch",
+                                "update",
+                            ],
                         }
                     ],
                     self,
@@ -345,15 +379,23 @@ class Spark(pulumi.ComponentResource):
             secret_name = target.secret_volume("spark-credentials", args.environment.files, self)
             target.allow_flows(
                 "spark-pods",
-                PodFlows(selector=dict(APP_LABEL), to_workloads=args.environment.talks_to,
-                         to_api_server=True),
+                PodFlows(
+                    selector=dict(APP_LABEL), to_workloads=args.environment.talks_to, to_api_server=True
+                ),
                 self,
             )
-            self.master_url = f"k8s://https://kubernetes.default.svc:443"
+            self.master_url = "k8s://https://kubernetes.default.svc:443"
             self.ui_url = pulumi.Output.from_input("kubectl port-forward to the driver pod, port 4040")
         self.jobs = [
-            SparkJob(f"job-{job.name}", job, args, target, depends_on=runtime,
-                     secret_name=secret_name, opts=pulumi.ResourceOptions(parent=self))
+            SparkJob(
+                f"job-{job.name}",
+                job,
+                args,
+                target,
+                depends_on=runtime,
+                secret_name=secret_name,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
             for job in settings.spark_jobs
         ]
         self.register_outputs({"master_url": self.master_url})

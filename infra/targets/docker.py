@@ -81,9 +81,7 @@ class DockerTarget:
             override = getattr(self._settings.images, ref.name, None)
             if override or not self._settings.build_images:
                 image = override or f"dataplatform/{ref.name}:{ref.tag}"
-                remote = docker.RemoteImage(
-                    f"image-{ref.name}", name=image, keep_locally=True, opts=opts
-                )
+                remote = docker.RemoteImage(f"image-{ref.name}", name=image, keep_locally=True, opts=opts)
                 self._images[key] = remote.image_id
                 return remote.image_id
             built = docker.Image(
@@ -110,9 +108,7 @@ class DockerTarget:
             )
             self._images[key] = local.image_id
             return local.image_id
-        remote = docker.RemoteImage(
-            f"image-{resource_name}", name=ref, keep_locally=True, opts=opts
-        )
+        remote = docker.RemoteImage(f"image-{resource_name}", name=ref, keep_locally=True, opts=opts)
         self._images[key] = remote.image_id
         return remote.image_id
 
@@ -163,9 +159,7 @@ class DockerTarget:
             c for name in workload.depends_on for c in self._containers.get(name, [])
         ]
         env = [pulumi.Output.concat(k, "=", v) for k, v in sorted(workload.env.items())]
-        uploads = [
-            docker.ContainerUploadArgs(file=f.path, content=f.content) for f in workload.files
-        ]
+        uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in workload.files]
         resources = workload.resources
         containers: list[docker.Container] = []
         count = 1 if workload.one_shot else workload.replicas

@@ -82,9 +82,7 @@ class KubernetesTarget:
         depends = list(extra.pop("depends_on", []))
         if hasattr(self, "_ns"):
             depends.append(self._ns)
-        return pulumi.ResourceOptions(
-            parent=parent, provider=self.provider, depends_on=depends, **extra
-        )
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=depends, **extra)
 
     def _meta(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         return {"name": name, "namespace": self.namespace, "labels": labels or dict(PART_OF)}
@@ -111,9 +109,7 @@ class KubernetesTarget:
             secure = "https" if ingress.tls_secret_name else "http"
             return pulumi.Output.from_input(f"{secure}://{ingress.host}")
         service_port = p.service_port or p.container_port
-        return pulumi.Output.from_input(
-            f"{scheme}://{workload.name}.{self.namespace}.svc:{service_port}"
-        )
+        return pulumi.Output.from_input(f"{scheme}://{workload.name}.{self.namespace}.svc:{service_port}")
 
     # -- pods -------------------------------------------------------------
 
@@ -200,8 +196,7 @@ class KubernetesTarget:
             "imagePullPolicy": "IfNotPresent",
             "env": [{"name": k, "value": v} for k, v in sorted(workload.env.items())],
             "ports": [
-                {"name": p.name, "containerPort": p.container_port, "protocol": "TCP"}
-                for p in workload.ports
+                {"name": p.name, "containerPort": p.container_port, "protocol": "TCP"} for p in workload.ports
             ],
             "resources": self._resources(workload),
             "volumeMounts": mounts,
@@ -435,9 +430,7 @@ class KubernetesTarget:
         if workload.ports:
             if workload.public:
                 ingress.append({"ports": ports})
-            callers = sorted(
-                {w.name for w in self._workloads.values() if workload.name in w.talks_to}
-            )
+            callers = sorted({w.name for w in self._workloads.values() if workload.name in w.talks_to})
             pod_callers = [
                 {"podSelector": {"matchLabels": flows.selector}}
                 for flows, _ in self._pod_flows.values()
@@ -449,9 +442,11 @@ class KubernetesTarget:
                 ingress.append(
                     {
                         "from": [
-                            {"podSelector": {"matchExpressions": [
-                                {"key": LABEL, "operator": "In", "values": callers}
-                            ]}}
+                            {
+                                "podSelector": {
+                                    "matchExpressions": [{"key": LABEL, "operator": "In", "values": callers}]
+                                }
+                            }
                         ],
                         "ports": ports,
                     }
@@ -499,9 +494,7 @@ class KubernetesTarget:
             namespace=spec.namespace,
             repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=spec.repo),
             values=spec.values,
-            opts=pulumi.ResourceOptions(
-                parent=parent, provider=self.provider, depends_on=[namespace]
-            ),
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[namespace]),
         )
 
     def service_account(

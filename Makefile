@@ -1,0 +1,55 @@
+# The project's entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CACHE ?= $(HOME)/.cache/dataplatform
+VENV := .venv/bin
+# The toolchain's environment (PATH to the Pulumi CLI and plugins, local
+# state backend, passphrase) is written by scripts/bootstrap.sh.
+PULUMI_ENV := if [ -f $(CACHE)/env.sh ]; then source $(CACHE)/env.sh; fi;
+
+.PHONY: help bootstrap up preview-dev preview-prod destroy test test-infra test-jobs \
+        test-inference test-gateway lint images e2e
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+bootstrap: ## Install the toolchain, the Docker engine and the base images
+	bash scripts/bootstrap.sh
+
+up: bootstrap ## Bring the dev stack up on the local Docker engine
+	$(PULUMI_ENV) pulumi stack select dev --create && pulumi up --stack dev --yes
+
+preview-dev: ## Preview the dev stack
+	$(PULUMI_ENV) pulumi preview --stack dev
+
+preview-prod: ## Preview the prod stack (renders manifests when no cluster is configured)
+	$(PULUMI_ENV) pulumi preview --stack prod
+
+destroy: ## Destroy the dev stack; data volumes are kept unless purgeOnDestroy is set
+	$(PULUMI_ENV) pulumi destroy --stack dev --yes
+
+test: ## Run every test suite (installs what the tests need first)
+	bash scripts/test-deps.sh
+	$(MAKE) lint test-infra test-jobs test-inference test-gateway
+
+lint:
+	$(VENV)/ruff check infra tests __main__.py
+	$(VENV)/mypy
+
+test-infra:
+	$(VENV)/python -m pytest tests
+
+test-jobs:
+	$(VENV)/python -m pytest jobs/tests
+
+test-inference:
+	cd services/inference && ../../$(VENV)/python -m pytest tests
+
+test-gateway:
+	cd services/gateway && cargo clippy --locked --all-targets -- -D warnings && cargo test --locked
+
+images: ## Build every image of the project and print their sizes
+	bash scripts/build-images.sh
+
+e2e: bootstrap ## Deploy the dev stack for real on an ephemeral stack and test it end to end
+	$(PULUMI_ENV) $(VENV)/python -m tests.e2e

@@ -1,0 +1,1 @@
+"""The Pulumi program's library: settings, workload model, targets, services."""
