@@ -28,6 +28,7 @@ from inference import __version__
 from inference.features import FeatureStore, connect
 from inference.metrics import Metrics
 from inference.registry import LoadedModel, ModelManager, S3ModelRegistry
+from inference.request_id import RequestIdMiddleware
 from inference.schemas import (
     EntityBatchPredictRequest,
     EntityPredictRequest,
@@ -385,6 +386,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     _install_error_handlers(app, metrics)
+    app.add_middleware(RequestIdMiddleware)
 
     app.include_router(router)
     return app

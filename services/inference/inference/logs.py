@@ -23,10 +23,14 @@ def logging_config(level: str) -> dict[str, Any]:
                 "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
             },
         },
+        "filters": {
+            "request_id": {"()": "inference.request_id.RequestIdFilter"},
+        },
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
+                "filters": ["request_id"],
                 "stream": "ext://sys.stdout",
             },
         },

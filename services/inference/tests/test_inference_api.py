@@ -355,3 +355,15 @@ def test_metrics_report_traffic_and_model(client: TestClient, put_entity: PutEnt
     assert math.isclose(
         metric_value(text, "inference_model_loaded_timestamp_seconds"), time.time(), abs_tol=120
     )
+
+
+def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    given = client.get("/healthz", headers={"X-Request-Id": "gw-0123abc"})
+    assert given.headers["x-request-id"] == "gw-0123abc"
+    made = client.post("/v1/predict", json={"entity_id": "ghost"})
+    assert len(made.headers["x-request-id"]) == 32
+    # Ids that could forge log content are replaced, not echoed.
+    for hostile in ("a b", "x" * 129, "id\tinjected"):
+        response = client.get("/healthz", headers={"X-Request-Id": hostile})
+        assert response.headers["x-request-id"] != hostile
+        assert len(response.headers["x-request-id"]) == 32

@@ -20,10 +20,12 @@ from inference_testkit import Publish, free_port
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _request(url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+def _request(
+    url: str, body: dict[str, Any] | None = None, request_id: str = "test"
+) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
-        url, data=data, headers={"content-type": "application/json"}
+        url, data=data, headers={"content-type": "application/json", "x-request-id": request_id}
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
@@ -72,7 +74,9 @@ def test_module_entry_point_serves_and_logs_json(
             )
             assert status == 200
             assert body["model"]["version"] == "20260101T000000Z"
-            status, body = _request(f"{base}/v1/predict", {"entity_id": "missing-entity"})
+            status, body = _request(
+                f"{base}/v1/predict", {"entity_id": "missing-entity"}, request_id="req-404"
+            )
             assert status == 404
         finally:
             process.send_signal(signal.SIGTERM)
@@ -86,7 +90,8 @@ def test_module_entry_point_serves_and_logs_json(
     assert any(
         r["message"] == "model loaded" and r["version"] == "20260101T000000Z" for r in records
     )
-    assert any(r["logger"] == "uvicorn.access" for r in records)
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any(r.get("request_id") == "req-404" and '" 404' in r["message"] for r in access)
     assert any(r["message"] == "Application shutdown complete." for r in records)
     assert not any("color_message" in r for r in records)
 
