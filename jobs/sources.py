@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Iterator
+from functools import reduce
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from jobs import storage
@@ -22,6 +25,7 @@ _SCHEMA_MISMATCH_MARKERS = (
     "FAILED_READ_FILE",
     "PARQUET_COLUMN_DATA_TYPE_MISMATCH",
     "Parquet column cannot be converted",
+    "USER_RAISED_EXCEPTION",
 )
 
 
@@ -41,10 +45,26 @@ def read_table(spark: SparkSession, path: str, fmt: str, schema: StructType) -> 
             .option("enforceSchema", False)
             .option("timestampFormat", CSV_TIMESTAMP_FORMAT)
         )
-        return reader.csv(path)
+        return require_complete_rows(reader.csv(path), schema)
     if fmt == "parquet":
-        return reader.parquet(path)
+        return require_complete_rows(reader.parquet(path), schema)
     raise JobError(f"unsupported input format {fmt!r}")
+
+
+def require_complete_rows(df: DataFrame, schema: StructType) -> DataFrame:
+    """Fail on a null in a non-nullable column instead of passing it on.
+
+    File sources read every column as nullable, and an empty CSV field is a
+    null even in FAILFAST mode. Referencing every such column also stops the
+    optimizer from pruning columns out of the scan, so FAILFAST parses (and
+    rejects) malformed values in columns the query itself does not use.
+    """
+    required = [field.name for field in schema.fields if not field.nullable]
+    if not required:
+        return df
+    any_null = reduce(operator.or_, (F.col(name).isNull() for name in required))
+    message = f"null in a non-nullable column (one of {', '.join(required)})"
+    return df.where(F.when(any_null, F.raise_error(F.lit(message))).isNull())
 
 
 def _first_line(text: str) -> str:

@@ -1,0 +1,132 @@
+"""Shared fixtures: one local SparkSession, a real Redis server, small datasets."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+from pyspark.sql import SparkSession
+
+from jobs import datagen
+from jobs.config import RedisSettings, Settings
+from jobs.registry import JOBS
+from jobs.session import build_session
+
+START = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    session = build_session(
+        "jobs-tests",
+        Settings(),
+        master="local[2]",
+        extra_conf={
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.driver.memory": "1g",
+        },
+    )
+    yield session
+    session.stop()
+
+
+def run_job(spark: SparkSession, name: str, argv: Sequence[str], settings: Settings | None = None) -> None:
+    """Run a job the way the CLI does, on the shared session."""
+    job = JOBS[name]
+    args: argparse.Namespace = job.parser().parse_args(list(argv))
+    job.run(spark, settings or Settings(), args)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    settings: RedisSettings
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            host=self.settings.host,
+            port=self.settings.port,
+            password=self.settings.password,
+            decode_responses=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
+    password = "test-password-" + str(free_port())
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", password,
+         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    server = RedisServer(RedisSettings(host="127.0.0.1", port=port, password=password))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                server.client().ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_flushed(redis_server: RedisServer) -> RedisServer:
+    redis_server.client().flushall()
+    return redis_server
+
+
+@dataclass(frozen=True)
+class Dataset:
+    events: str
+    labels: str
+    rows: int
+    entities: int
+
+
+@pytest.fixture(scope="session")
+def dataset(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """Synthetic events large enough to learn from, small enough to be quick."""
+    base: Path = tmp_path_factory.mktemp("dataset")
+    rows, entities = 60_000, 1_500
+    events, labels = str(base / "events"), str(base / "labels")
+    run_job(spark, "datagen", ["--rows", str(rows), "--entities", str(entities),
+                               "--start", START.isoformat(), "--days", "14", "--seed", "11",
+                               "--output", events, "--labels-output", labels])
+    return Dataset(events, labels, rows, entities)
+
+
+def generate(spark: SparkSession, rows: int, entities: int, seed: int = 3, partitions: int = 2) -> list[tuple]:
+    df = datagen.generate_events(spark, rows=rows, entities=entities, start=START, days=3, seed=seed,
+                                 partitions=partitions)
+    return sorted(tuple(r) for r in df.collect())
