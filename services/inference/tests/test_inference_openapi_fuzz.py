@@ -75,7 +75,7 @@ def test_no_request_gets_a_server_error(fuzz_schema: Any) -> None:
 
         @given(case=strategy)
         @settings(
-            max_examples=80,
+            max_examples=60,
             derandomize=True,
             deadline=None,
             database=None,
