@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Builds the Pulumi engine from Go modules into $DATAPLATFORM_CACHE/bin: the
+# CLI, the Python language host with the SDK's launcher scripts, and the
+# kubernetes resource provider. For machines that reach the Go module proxy
+# but not Pulumi's download hosts.
+#
+# Usage: scripts/toolchain/build.sh [--force]
+#
+# Each piece is rebuilt only when its pinned inputs (go.mod, go.sum, sources,
+# versions.env, Go version) change; a stamp per piece records what was built.
+set -euo pipefail
+
+toolchain_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=../lib.sh
+source "$toolchain_dir/../lib.sh"
+# shellcheck source=/dev/null
+source "$toolchain_dir/versions.env"
+
+force=false
+case "${1:-}" in
+  --force) force=true ;;
+  "") ;;
+  -h | --help)
+    sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    exit 0
+    ;;
+  *) die "unknown argument: $1" ;;
+esac
+
+command -v go >/dev/null || die "Go is required to build the Pulumi toolchain (https://go.dev/doc/install)"
+command -v python3 >/dev/null || die "python3 is required to prepare the provider schema"
+
+cache=$(dataplatform_cache)
+bin="$cache/bin"
+stamps="$cache/stamps"
+logs="$cache/logs"
+src="$cache/src"
+mkdir -p "$bin" "$stamps" "$logs" "$src"
+
+# go.sum pins every module, so the checksum database is never needed, and a
+# module missing from go.sum is an error rather than a silent download.
+export GOFLAGS="-mod=readonly -trimpath"
+go_version=$(go env GOVERSION)
+
+# module_version DIR MODULE: the version of MODULE selected by DIR's go.mod.
+module_version() { go -C "$1" list -m -f '{{.Version}}' "$2"; }
+
+# module_dir DIR MODULE: where MODULE's source sits in the module cache.
+module_dir() {
+  go -C "$1" mod download "$2"
+  go -C "$1" list -m -f '{{.Dir}}' "$2"
+}
+
+# fresh NAME KEY: true when NAME was built from inputs fingerprinted as KEY
+# and its outputs are still there.
+fresh() {
+  local name=$1 key=$2
+  shift 2
+  [[ $force == false && -f $stamps/$name && $(<"$stamps/$name") == "$key" ]] || return 1
+  local out
+  for out in "$@"; do [[ -x $out ]] || return 1; done
+}
+
+# run_logged NAME COMMAND...: runs a build with its output in a log file,
+# printing the log's tail if it fails.
+run_logged() {
+  local name=$1
+  shift
+  local log="$logs/$name.log" start
+  start=$(_dp_now)
+  if "$@" >"$log" 2>&1; then
+    info "$name built in $(_dp_elapsed "$start") (log: $log)"
+  else
+    local rc=$?
+    warn "$name failed after $(_dp_elapsed "$start"); last lines of $log:"
+    tail -n 30 "$log" >&2
+    return "$rc"
+  fi
+}
+
+build_cli() {
+  local dir="$toolchain_dir/pulumi" version key
+  version=$(module_version "$dir" github.com/pulumi/pulumi/pkg/v3)
+  key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$go_version")
+  if fresh pulumi "$key" "$bin/pulumi"; then
+    info "pulumi $version: up to date"
+    return
+  fi
+  info "pulumi $version: building (several minutes on a cold cache)"
+  run_logged pulumi go -C "$dir" build \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+    -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+  printf '%s\n' "$key" >"$stamps/pulumi"
+}
+
+build_language_host() {
+  local dir="$toolchain_dir/pulumi-language-python" sdk_version version key sdk_dir
+  sdk_version=$(module_version "$dir" github.com/pulumi/pulumi/sdk/v3)
+  version="${sdk_version#v}+dataplatform"
+  key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$dir/main.go" "$PULUMI_PYTHON_SDK_VERSION" "$go_version")
+  local outputs=("$bin/pulumi-language-python" "$bin/pulumi-language-python-exec" "$bin/pulumi-resource-pulumi-python")
+  if fresh pulumi-language-python "$key" "${outputs[@]}"; then
+    info "pulumi-language-python $version: up to date"
+    return
+  fi
+  info "pulumi-language-python $version: building"
+  run_logged pulumi-language-python go -C "$dir" build \
+    -ldflags "-s -w -X main.version=$version" -o "$bin/pulumi-language-python" .
+
+  # The launcher scripts ship in the SDK module of the Python SDK release the
+  # program uses, so they match the `pulumi` package in its virtualenv.
+  sdk_dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_PYTHON_SDK_VERSION" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin/"
+  install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$bin/"
+  printf '%s\n' "$key" >"$stamps/pulumi-language-python"
+}
+
+build_kubernetes() {
+  local wrapper="$toolchain_dir/pulumi-resource-kubernetes" work="$src/pulumi-resource-kubernetes"
+  local module=github.com/pulumi/pulumi-kubernetes/provider/v4 key module_src
+  key=$(fingerprint "$wrapper/go.mod" "$wrapper/go.sum" "$wrapper/main.go" "$KUBERNETES_PROVIDER_VERSION" "$go_version")
+  if fresh pulumi-resource-kubernetes "$key" "$bin/pulumi-resource-kubernetes"; then
+    info "pulumi-resource-kubernetes $KUBERNETES_PROVIDER_VERSION: up to date"
+    return
+  fi
+  info "pulumi-resource-kubernetes $KUBERNETES_PROVIDER_VERSION: building (several minutes on a cold cache)"
+
+  # The provider embeds generated copies of its schema, which the module zip
+  # does not carry; make them from the schema it does carry, stamped with the
+  # version the provider reports, in a build directory outside the work tree.
+  rm -rf "$work"
+  mkdir -p "$work"
+  cp "$wrapper/go.mod" "$wrapper/go.sum" "$wrapper/main.go" "$work/"
+  module_src=$(module_dir "$work" "$module")
+  python3 - "$module_src/cmd/pulumi-resource-kubernetes" "$work" "$KUBERNETES_PROVIDER_VERSION" <<'PY'
+import json
+import sys
+
+source, target, version = sys.argv[1:]
+with open(f"{source}/schema.json", encoding="utf-8") as f:
+    schema = json.load(f)
+schema["version"] = version
+with open(f"{target}/schema-embed.json", "w", encoding="utf-8") as f:
+    json.dump(schema, f, separators=(",", ":"))
+with open(f"{source}/terraform-mapping.json", encoding="utf-8") as f:
+    mapping = json.load(f)
+with open(f"{target}/terraform-mapping-embed.json", "w", encoding="utf-8") as f:
+    json.dump(mapping, f, separators=(",", ":"))
+PY
+  run_logged pulumi-resource-kubernetes go -C "$work" build \
+    -ldflags "-s -w -X $module/pkg/version.Version=$KUBERNETES_PROVIDER_VERSION" \
+    -o "$bin/pulumi-resource-kubernetes" .
+  printf '%s\n' "$key" >"$stamps/pulumi-resource-kubernetes"
+}
+
+# The CLI and the provider are the heavy builds; run them side by side (two
+# compilers keep two cores busy) and the small language host after.
+build_cli &
+cli_pid=$!
+build_kubernetes &
+kubernetes_pid=$!
+status=0
+wait "$cli_pid" || status=$?
+wait "$kubernetes_pid" || status=$?
+build_language_host &
+wait "$!" || status=$?
+((status == 0)) || die "the Pulumi toolchain build failed (logs in $logs)"
+
+info "installed in $bin: $(cd "$bin" && echo pulumi*)"
