@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
 import numpy as np
@@ -30,6 +30,7 @@ from inference.metrics import Metrics
 from inference.registry import LoadedModel, ModelManager, S3ModelRegistry
 from inference.request_id import RequestIdMiddleware
 from inference.schemas import (
+    REQUEST_KINDS,
     EntityBatchPredictRequest,
     EntityPredictRequest,
     ErrorBody,
@@ -43,6 +44,9 @@ from inference.schemas import (
     ReadyBody,
 )
 from inference.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
-def _s3_client(settings: Settings) -> Any:
+def _s3_client(settings: Settings) -> S3Client:
     access_key, secret_key = settings.s3_credentials()
     return boto3.client(
         "s3",
@@ -101,6 +105,23 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     )
 
 
+def _public_loc(loc: Sequence[int | str]) -> list[int | str]:
+    """Location of a validation error without the union tag pydantic inserts.
+
+    A tagged union reports ``("body", "features", "features", "x")``: the first
+    "features" is the tag, which repeats the key and would only confuse.
+    """
+    parts = list(loc)
+    if (
+        len(parts) >= 3
+        and parts[0] == "body"
+        and parts[1] in REQUEST_KINDS
+        and parts[1] == parts[2]
+    ):
+        del parts[1]
+    return parts
+
+
 def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
@@ -112,20 +133,25 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         metrics.errors.labels(kind="invalid_request").inc()
         details = [
             {
-                "loc": list(err.get("loc", ())),
+                "loc": _public_loc(err.get("loc", ())),
                 "msg": err.get("msg", ""),
                 "type": err.get("type", ""),
             }
             for err in exc.errors()
         ]
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(part) for part in first["loc"])
+        # "body" prefixes every location; the message reads better without it.
+        where = ".".join(str(part) for part in first["loc"][1:])
         message = f"{where}: {first['msg']}" if where else str(first["msg"])
         return _error(422, "invalid_request", message, details=details[:_MAX_REPORTED])
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        try:
+            phrase = HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            phrase = "http error"
+        code = phrase.lower().replace(" ", "_").replace("-", "_")
         metrics.errors.labels(kind=code).inc()
         response = _error(exc.status_code, code, str(exc.detail))
         if exc.headers:

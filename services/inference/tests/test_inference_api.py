@@ -196,7 +196,8 @@ def test_non_finite_numbers_are_422(client: TestClient, literal: str) -> None:
         "/v1/predict", content=raw.encode(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
-    assert response.json()["details"][0]["loc"][-1] == "events_7d"
+    assert response.json()["details"][0]["loc"] == ["body", "features", "events_7d"]
+    assert response.json()["message"].startswith("features.events_7d: ")
 
 
 def test_malformed_json_is_422(client: TestClient) -> None:
