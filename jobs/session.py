@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,10 +14,12 @@ from jobs.config import Settings, spark_conf
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 
-def _expose_package_to_python_workers() -> None:
+def _local_python_workers() -> None:
     # Functions shipped to executors (e.g. the Redis writer) are pickled by
-    # reference to their module, so Python workers must import ``jobs`` too.
-    # The Spark image puts it on PYTHONPATH; local masters inherit this one.
+    # reference to their module, so Python workers must import ``jobs`` and
+    # its dependencies too. The Spark image sets both up; a local master's
+    # workers use this interpreter and inherit PYTHONPATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     current = os.environ.get("PYTHONPATH", "")
     entries = [p for p in current.split(os.pathsep) if p]
     if PACKAGE_PARENT not in entries:
@@ -33,7 +36,7 @@ def build_session(
     """Create (or reuse) the session; ``master`` is None under spark-submit."""
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
-        _expose_package_to_python_workers()
+        _local_python_workers()
         builder = builder.master(master)
     for key, value in {**spark_conf(settings), **(extra_conf or {})}.items():
         builder = builder.config(key, value)

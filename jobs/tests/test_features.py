@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from jobs import features, online
+from jobs.config import RedisSettings, Settings
+from jobs.errors import JobError
+from jobs.schema import EVENT_SCHEMA, EVENT_TYPES, RATE_WINDOWS, feature_names
+from jobs.tests.conftest import Dataset, RedisServer, free_port, run_job
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+def reference_features(events: list[tuple[str, str, int]], ref_us: int) -> dict[str, dict[str, Any]]:
+    """Plain-Python features from (entity_id, event_type, event_time_us)."""
+    by_entity: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for entity, event_type, at in events:
+        if at <= ref_us:
+            by_entity[entity].append((event_type, at))
+    result: dict[str, dict[str, Any]] = {}
+    for entity, rows in by_entity.items():
+        total = len(rows)
+        values: dict[str, Any] = {"events_total": total}
+        for t in EVENT_TYPES:
+            values[f"count_{t}"] = sum(1 for et, _ in rows if et == t)
+        for t in EVENT_TYPES:
+            values[f"share_{t}"] = values[f"count_{t}"] / total
+        for suffix, seconds in RATE_WINDOWS:
+            in_window = sum(1 for _, at in rows if at > ref_us - seconds * 1_000_000)
+            values[f"rate_{suffix}"] = in_window / (seconds / 86_400)
+        values["recency_seconds"] = (ref_us - max(at for _, at in rows)) / 1_000_000
+        result[entity] = values
+    return result
+
+
+def as_dicts(rows: list[Any]) -> dict[str, dict[str, Any]]:
+    return {r["entity_id"]: {n: r[n] for n in feature_names()} for r in rows}
+
+
+def test_features_of_hand_made_events(spark: SparkSession) -> None:
+    ref = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+    raw = [
+        (1, "a", "login", ref - timedelta(days=9)),
+        (2, "a", "purchase", ref - timedelta(days=3)),
+        (3, "a", "purchase", ref - timedelta(hours=2, microseconds=250)),
+        (4, "b", "support_ticket", ref - timedelta(days=8)),
+        (5, "b", "page_view", ref),  # exactly at the reference: included
+        (6, "b", "page_view", ref + timedelta(seconds=1)),  # after it: ignored
+        (7, "c", "payment_failed", ref + timedelta(days=1)),  # entity with only future events
+    ]
+    events = spark.createDataFrame(raw, EVENT_SCHEMA)
+    got = as_dicts(features.compute_features(events, ref).collect())
+    expected = reference_features([(e, t, micros(at)) for _, e, t, at in raw], micros(ref))
+    assert got == expected
+    assert got["a"]["recency_seconds"] == 7200.00025
+    assert got["b"]["rate_7d"] == 1 / 7
+    assert set(got) == {"a", "b"}
+
+
+def test_features_of_generated_events_match_plain_python(spark: SparkSession, dataset: Dataset) -> None:
+    events = spark.read.parquet(dataset.events)
+    ref_us = events.agg(F.max(F.unix_micros("event_time"))).first()[0]  # type: ignore[index]
+    reference_time = EPOCH + timedelta(microseconds=ref_us)
+    assert features.latest_event_time(events) == reference_time
+    plain = [(r[0], r[1], r[2]) for r in
+             events.select("entity_id", "event_type", F.unix_micros("event_time")).collect()]
+    got = as_dicts(features.compute_features(events, reference_time).collect())
+    # Same IEEE operations in both: the values are equal, not just close.
+    assert got == reference_features(plain, ref_us)
+    assert len(got) == dataset.entities
+
+
+def redis_settings(server: RedisServer) -> Settings:
+    return Settings(redis=server.settings)
+
+
+def test_job_publishes_snapshot_and_online_copy(spark: SparkSession, dataset: Dataset, tmp_path: Path,
+                                                 redis_flushed: RedisServer) -> None:
+    root = tmp_path / "features"
+    client = redis_flushed.client()
+    stale = "features:u00000001"
+    client.hset(stale, mapping={"retired_feature": "1", "events_total": "-1"})
+    args = ["--input", dataset.events, "--output-root", str(root), "--version", "20250301T000000Z",
+            "--reference-time", "2025-03-10T00:00:00Z", "--ttl-seconds", "3600", "--batch-commands", "30"]
+    run_job(spark, "features", args, redis_settings(redis_flushed))
+
+    assert (root / "LATEST").read_text() == "20250301T000000Z"
+    snapshot = root / "snapshot=20250301T000000Z"
+    assert (snapshot / "_SUCCESS").exists()
+    published = as_dicts(spark.read.parquet(str(snapshot)).collect())
+    events = spark.read.parquet(dataset.events)
+    expected = features.compute_features(events, datetime(2025, 3, 10, tzinfo=UTC)).collect()
+    assert published == as_dicts(expected)
+
+    keys = sorted(client.scan_iter(match="features:*", count=1000))
+    assert keys == sorted(f"features:{e}" for e in published)
+    for entity, values in published.items():
+        stored = client.hgetall(f"features:{entity}")
+        assert stored == {name: online.format_value(v) for name, v in values.items()}
+        assert {float(v) for v in stored.values()} == {float(v) for v in values.values()}
+    assert "retired_feature" not in client.hgetall(stale)
+    assert 3500 < client.ttl(stale) <= 3600
+
+    # A re-run is idempotent online and publishes a new snapshot.
+    run_job(spark, "features", [*args[:4], "--version", "20250302T000000Z", *args[6:]],
+            redis_settings(redis_flushed))
+    assert (root / "LATEST").read_text() == "20250302T000000Z"
+    assert sorted(client.scan_iter(match="features:*", count=1000)) == keys
+    assert client.hgetall(stale) == {n: online.format_value(v) for n, v in published["u00000001"].items()}
+
+
+def test_old_snapshots_are_pruned(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
+    root = tmp_path / "features"
+    for version in ("20250101T000000Z", "20250102T000000Z", "20250103T000000Z"):
+        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(root), "--no-online",
+                                    "--version", version, "--keep", "2"])
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
+        "LATEST", "snapshot=20250102T000000Z", "snapshot=20250103T000000Z"]
+    with pytest.raises(JobError, match="already exists"):
+        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(root), "--no-online",
+                                    "--version", "20250103T000000Z"])
+
+
+def test_unreachable_redis_fails_before_any_output(spark: SparkSession, dataset: Dataset,
+                                                   tmp_path: Path) -> None:
+    settings = Settings(redis=RedisSettings(host="127.0.0.1", port=free_port(), password="x"))
+    started = time.monotonic()
+    with pytest.raises(JobError, match="Redis at 127.0.0.1:.* is unreachable"):
+        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(tmp_path / "f")],
+                settings)
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "f").exists()
+
+
+def test_wrong_redis_password(spark: SparkSession, dataset: Dataset, tmp_path: Path,
+                              redis_server: RedisServer) -> None:
+    wrong = RedisSettings(host="127.0.0.1", port=redis_server.settings.port, password="wrong")
+    with pytest.raises(JobError, match="rejected the credentials"):
+        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(tmp_path / "f")],
+                Settings(redis=wrong))
+
+
+def test_online_needs_redis_settings(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(JobError, match="DP_REDIS_HOST"):
+        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(tmp_path / "f")])
+
+
+def test_missing_input(spark: SparkSession, tmp_path: Path) -> None:
+    with pytest.raises(JobError, match="does not exist"):
+        run_job(spark, "features", ["--input", str(tmp_path / "none"), "--output-root", str(tmp_path),
+                                    "--no-online"])
+
+
+def test_redis_writer_batches(redis_flushed: RedisServer) -> None:
+    target = online.OnlineTarget.from_settings(redis_flushed.settings, ttl_seconds=60, batch_commands=7)
+    rows = [{"entity_id": f"e{i}", "x": i, "y": i / 3} for i in range(10)]
+    assert online.write_rows(iter(rows), target, ["x", "y"]) == 10  # type: ignore[arg-type]
+    client = redis_flushed.client()
+    assert client.hgetall("features:e9") == {"x": "9", "y": repr(3.0)}
+    assert client.hgetall("features:e1") == {"x": "1", "y": repr(1 / 3)}
+    assert len(list(client.scan_iter(match="features:*"))) == 10
