@@ -40,10 +40,10 @@ test-infra:
 	$(VENV)/python -m pytest tests
 
 test-jobs:
-	$(VENV)/python -m pytest jobs/tests
+	jobs/.venv/bin/python -m pytest jobs/tests
 
 test-inference:
-	cd services/inference && ../../$(VENV)/python -m pytest tests
+	cd services/inference && .venv/bin/python -m pytest tests
 
 test-gateway:
 	cd services/gateway && cargo clippy --locked --all-targets -- -D warnings && cargo test --locked

@@ -15,12 +15,24 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-stamp=.venv/.requirements.sha256
-want=$(cat requirements*.txt jobs/requirements*.txt services/inference/requirements*.txt | sha256sum | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> python: .venv from requirements-dev.txt"
-  python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -r requirements-dev.txt
-  echo "$want" > "$stamp"
-fi
+# venv DIR REQUIREMENTS...: (re)creates DIR when its requirements changed.
+venv() {
+  local dir=$1; shift
+  local stamp=$dir/.requirements.sha256 want
+  want=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> python: $dir"
+    python3.11 -m venv "$dir" 2>/dev/null || python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --upgrade pip
+    local args=() file
+    for file in "$@"; do args+=(-r "$file"); done
+    "$dir/bin/pip" install -q "${args[@]}"
+    echo "$want" > "$stamp"
+  fi
+}
+
+venv .venv requirements.txt requirements-dev.txt
+venv jobs/.venv jobs/requirements.txt jobs/requirements-test.txt
+# The services pin what goes into their images; each gets a virtualenv of
+# its own so those pins never fight the program's.
+venv services/inference/.venv services/inference/requirements.txt services/inference/requirements-test.txt
