@@ -10,6 +10,7 @@ import anyio
 import httpx2
 import numpy as np
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from onnx import TensorProto
 
@@ -19,6 +20,7 @@ from inference_testkit import FEATURES, Publish, Published, metric_value, onnx_m
 
 StartClient = Callable[[Settings], TestClient]
 MakeSettings = Callable[..., Settings]
+PutEntity = Callable[..., str]
 
 ROWS = [
     {"events_7d": 3.0, "spend_30d": 10.0, "tenure_days": 30.0},
@@ -203,3 +205,47 @@ def test_moving_latest_back_rolls_back(
     assert metric_value(text, "inference_model_reloads_total") == 3
     assert metric_value(text, "inference_model_info", {"version": "20260101T000000Z"}) == 1
     assert metric_value(text, "inference_model_info", {"version": "20260102T000000Z"}) == 0
+
+
+@pytest.mark.anyio
+async def test_request_in_flight_during_swap_finishes_on_its_version(
+    publish: Publish, make_settings: MakeSettings, features_db: redis.Redis, put_entity: PutEntity
+) -> None:
+    old = publish("20260101T000000Z", weights=(0.5, -0.25, 0.01), bias=-0.1)
+    entity = put_entity(ROWS[0])
+    app = create_app(make_settings(INFERENCE_REDIS_TIMEOUT_SECONDS="10"))
+
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://inference") as client:
+            responses: list[httpx2.Response] = []
+
+            async def in_flight() -> None:
+                responses.append(await client.post("/v1/predict", json={"entity_id": entity}))
+
+            async with anyio.create_task_group() as group:
+                # Redis holds the lookup, after the request has taken the live
+                # model, for three seconds; a pause cannot be lifted early from
+                # a client because the unpause would wait too.
+                features_db.client_pause(3000, all=True)
+                group.start_soon(in_flight)
+                await anyio.sleep(0.2)
+
+                def publish_new() -> Published:
+                    return publish("20260102T000000Z", weights=(-0.3, 0.02, 0.004), bias=0.2)
+
+                await anyio.to_thread.run_sync(publish_new)
+                with anyio.fail_after(10):
+                    while app.state.runtime.models.current.version != "20260102T000000Z":  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                # The swap really happened while the request was still running.
+                assert responses == []
+
+            (response,) = responses
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["model"]["version"] == old.version
+            assert body["predictions"][0]["score"] == pytest.approx(old.expected(MATRIX[:1])[0])
+
+            after = await client.post("/v1/predict", json={"entity_id": entity})
+            assert after.json()["model"]["version"] == "20260102T000000Z"
