@@ -94,7 +94,9 @@ write_rootfs_config() {
 
   # Container-oriented defaults, as in Debian's slim images: no docs, man
   # pages or translations (copyright files stay), no cached .debs, no
-  # translated package descriptions.
+  # translated package descriptions, and no binary package caches (apt
+  # rebuilds them in memory; on disk they would add ~70 MB to every layer
+  # that runs apt-get update).
   cat >"$root/etc/dpkg/dpkg.cfg.d/slim" <<'CFG'
 path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
@@ -107,6 +109,8 @@ path-exclude /usr/share/lintian/*
 CFG
   cat >"$root/etc/apt/apt.conf.d/slim" <<'CFG'
 APT::Keep-Downloaded-Packages "false";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
 Acquire::Languages "none";
 Acquire::GzipIndexes "true";
 Acquire::CompressionTypes::Order:: "gz";
