@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -78,8 +79,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", password,
-         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--requirepass",
+            password,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -120,13 +134,33 @@ def dataset(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Da
     base: Path = tmp_path_factory.mktemp("dataset")
     rows, entities = 60_000, 1_500
     events, labels = str(base / "events"), str(base / "labels")
-    run_job(spark, "datagen", ["--rows", str(rows), "--entities", str(entities),
-                               "--start", START.isoformat(), "--days", "14", "--seed", "11",
-                               "--output", events, "--labels-output", labels])
+    run_job(
+        spark,
+        "datagen",
+        [
+            "--rows",
+            str(rows),
+            "--entities",
+            str(entities),
+            "--start",
+            START.isoformat(),
+            "--days",
+            "14",
+            "--seed",
+            "11",
+            "--output",
+            events,
+            "--labels-output",
+            labels,
+        ],
+    )
     return Dataset(events, labels, rows, entities)
 
 
-def generate(spark: SparkSession, rows: int, entities: int, seed: int = 3, partitions: int = 2) -> list[tuple]:
-    df = datagen.generate_events(spark, rows=rows, entities=entities, start=START, days=3, seed=seed,
-                                 partitions=partitions)
+def generate(
+    spark: SparkSession, rows: int, entities: int, seed: int = 3, partitions: int = 2
+) -> list[tuple[Any, ...]]:
+    df = datagen.generate_events(
+        spark, rows=rows, entities=entities, start=START, days=3, seed=seed, partitions=partitions
+    )
     return sorted(tuple(r) for r in df.collect())

@@ -34,7 +34,7 @@ def test_events_are_well_formed(spark: SparkSession) -> None:
 
 def test_propensity_drives_event_mix_and_label(spark: SparkSession) -> None:
     events = datagen.generate_events(spark, rows=40_000, entities=400, start=START, days=10, seed=5)
-    labels = dict(datagen.generate_labels(spark, entities=400, seed=5).collect())
+    labels: dict[str, int] = dict(datagen.generate_labels(spark, entities=400, seed=5).collect())
     by_label: dict[int, Counter[str]] = {0: Counter(), 1: Counter()}
     for entity, event_type in events.select("entity_id", "event_type").collect():
         by_label[labels[entity]][event_type] += 1
@@ -48,9 +48,28 @@ def test_propensity_drives_event_mix_and_label(spark: SparkSession) -> None:
 
 def test_job_writes_events_and_labels(spark: SparkSession, tmp_path: Path) -> None:
     events, labels = str(tmp_path / "events"), str(tmp_path / "labels")
-    run_job(spark, "datagen", ["--rows", "3000", "--entities", "30", "--output", events,
-                               "--labels-output", labels, "--start", START.isoformat(), "--days", "3",
-                               "--seed", "3", "--partitions", "2"])
+    run_job(
+        spark,
+        "datagen",
+        [
+            "--rows",
+            "3000",
+            "--entities",
+            "30",
+            "--output",
+            events,
+            "--labels-output",
+            labels,
+            "--start",
+            START.isoformat(),
+            "--days",
+            "3",
+            "--seed",
+            "3",
+            "--partitions",
+            "2",
+        ],
+    )
     written = spark.read.schema(EVENT_SCHEMA).parquet(events)
     assert sorted(tuple(r) for r in written.collect()) == generate(spark, 3000, 30)
     label_rows = spark.read.schema(LABEL_SCHEMA).parquet(labels).collect()

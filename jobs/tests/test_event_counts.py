@@ -15,9 +15,26 @@ from jobs.tests.conftest import START, run_job
 @pytest.fixture(scope="module")
 def events_csv(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("csv")
-    run_job(spark, "datagen", ["--rows", "4000", "--entities", "40", "--format", "csv",
-                               "--start", START.isoformat(), "--days", "2",
-                               "--output", str(base / "events"), "--labels-output", str(base / "labels")])
+    run_job(
+        spark,
+        "datagen",
+        [
+            "--rows",
+            "4000",
+            "--entities",
+            "40",
+            "--format",
+            "csv",
+            "--start",
+            START.isoformat(),
+            "--days",
+            "2",
+            "--output",
+            str(base / "events"),
+            "--labels-output",
+            str(base / "labels"),
+        ],
+    )
     return base / "events"
 
 
@@ -30,8 +47,9 @@ def csv_rows(directory: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("column", ["event_type", "entity_id"])
-def test_counts_match_plain_python(spark: SparkSession, events_csv: Path, tmp_path: Path,
-                                   column: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_counts_match_plain_python(
+    spark: SparkSession, events_csv: Path, tmp_path: Path, column: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     expected = Counter(row[column] for row in csv_rows(events_csv))
     output = tmp_path / "counts"
     run_job(spark, "event_counts", [str(events_csv), "--column", column, "--output", str(output)])
@@ -80,8 +98,9 @@ def test_value_that_does_not_parse(spark: SparkSession, tmp_path: Path) -> None:
 
 def test_unknown_column(spark: SparkSession, events_csv: Path, tmp_path: Path) -> None:
     with pytest.raises(JobError, match="unknown column 'colour'"):
-        run_job(spark, "event_counts", [str(events_csv), "--column", "colour",
-                                        "--output", str(tmp_path / "out")])
+        run_job(
+            spark, "event_counts", [str(events_csv), "--column", "colour", "--output", str(tmp_path / "out")]
+        )
 
 
 def test_empty_required_field(spark: SparkSession, tmp_path: Path) -> None:

@@ -74,8 +74,10 @@ def test_features_of_generated_events_match_plain_python(spark: SparkSession, da
     ref_us = events.agg(F.max(F.unix_micros("event_time"))).first()[0]  # type: ignore[index]
     reference_time = EPOCH + timedelta(microseconds=ref_us)
     assert features.latest_event_time(events) == reference_time
-    plain = [(r[0], r[1], r[2]) for r in
-             events.select("entity_id", "event_type", F.unix_micros("event_time")).collect()]
+    plain = [
+        (r[0], r[1], r[2])
+        for r in events.select("entity_id", "event_type", F.unix_micros("event_time")).collect()
+    ]
     got = as_dicts(features.compute_features(events, reference_time).collect())
     # Same IEEE operations in both: the values are equal, not just close.
     assert got == reference_features(plain, ref_us)
@@ -86,14 +88,27 @@ def redis_settings(server: RedisServer) -> Settings:
     return Settings(redis=server.settings)
 
 
-def test_job_publishes_snapshot_and_online_copy(spark: SparkSession, dataset: Dataset, tmp_path: Path,
-                                                 redis_flushed: RedisServer) -> None:
+def test_job_publishes_snapshot_and_online_copy(
+    spark: SparkSession, dataset: Dataset, tmp_path: Path, redis_flushed: RedisServer
+) -> None:
     root = tmp_path / "features"
     client = redis_flushed.client()
     stale = "features:u00000001"
     client.hset(stale, mapping={"retired_feature": "1", "events_total": "-1"})
-    args = ["--input", dataset.events, "--output-root", str(root), "--version", "20250301T000000Z",
-            "--reference-time", "2025-03-10T00:00:00Z", "--ttl-seconds", "3600", "--batch-commands", "30"]
+    args = [
+        "--input",
+        dataset.events,
+        "--output-root",
+        str(root),
+        "--version",
+        "20250301T000000Z",
+        "--reference-time",
+        "2025-03-10T00:00:00Z",
+        "--ttl-seconds",
+        "3600",
+        "--batch-commands",
+        "30",
+    ]
     run_job(spark, "features", args, redis_settings(redis_flushed))
 
     assert (root / "LATEST").read_text() == "20250301T000000Z"
@@ -114,8 +129,12 @@ def test_job_publishes_snapshot_and_online_copy(spark: SparkSession, dataset: Da
     assert 3500 < client.ttl(stale) <= 3600
 
     # A re-run is idempotent online and publishes a new snapshot.
-    run_job(spark, "features", [*args[:4], "--version", "20250302T000000Z", *args[6:]],
-            redis_settings(redis_flushed))
+    run_job(
+        spark,
+        "features",
+        [*args[:4], "--version", "20250302T000000Z", *args[6:]],
+        redis_settings(redis_flushed),
+    )
     assert (root / "LATEST").read_text() == "20250302T000000Z"
     assert sorted(client.scan_iter(match="features:*", count=1000)) == keys
     assert client.hgetall(stale) == {n: online.format_value(v) for n, v in published["u00000001"].items()}
@@ -124,32 +143,66 @@ def test_job_publishes_snapshot_and_online_copy(spark: SparkSession, dataset: Da
 def test_old_snapshots_are_pruned(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
     root = tmp_path / "features"
     for version in ("20250101T000000Z", "20250102T000000Z", "20250103T000000Z"):
-        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(root), "--no-online",
-                                    "--version", version, "--keep", "2"])
+        run_job(
+            spark,
+            "features",
+            [
+                "--input",
+                dataset.events,
+                "--output-root",
+                str(root),
+                "--no-online",
+                "--version",
+                version,
+                "--keep",
+                "2",
+            ],
+        )
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
-        "LATEST", "snapshot=20250102T000000Z", "snapshot=20250103T000000Z"]
+        "LATEST",
+        "snapshot=20250102T000000Z",
+        "snapshot=20250103T000000Z",
+    ]
     with pytest.raises(JobError, match="already exists"):
-        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(root), "--no-online",
-                                    "--version", "20250103T000000Z"])
+        run_job(
+            spark,
+            "features",
+            [
+                "--input",
+                dataset.events,
+                "--output-root",
+                str(root),
+                "--no-online",
+                "--version",
+                "20250103T000000Z",
+            ],
+        )
 
 
-def test_unreachable_redis_fails_before_any_output(spark: SparkSession, dataset: Dataset,
-                                                   tmp_path: Path) -> None:
+def test_unreachable_redis_fails_before_any_output(
+    spark: SparkSession, dataset: Dataset, tmp_path: Path
+) -> None:
     settings = Settings(redis=RedisSettings(host="127.0.0.1", port=free_port(), password="x"))
     started = time.monotonic()
-    with pytest.raises(JobError, match="Redis at 127.0.0.1:.* is unreachable"):
-        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(tmp_path / "f")],
-                settings)
+    with pytest.raises(JobError, match=r"Redis at 127\.0\.0\.1:\d+ is unreachable"):
+        run_job(
+            spark, "features", ["--input", dataset.events, "--output-root", str(tmp_path / "f")], settings
+        )
     assert time.monotonic() - started < 10
     assert not (tmp_path / "f").exists()
 
 
-def test_wrong_redis_password(spark: SparkSession, dataset: Dataset, tmp_path: Path,
-                              redis_server: RedisServer) -> None:
+def test_wrong_redis_password(
+    spark: SparkSession, dataset: Dataset, tmp_path: Path, redis_server: RedisServer
+) -> None:
     wrong = RedisSettings(host="127.0.0.1", port=redis_server.settings.port, password="wrong")
     with pytest.raises(JobError, match="rejected the credentials"):
-        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(tmp_path / "f")],
-                Settings(redis=wrong))
+        run_job(
+            spark,
+            "features",
+            ["--input", dataset.events, "--output-root", str(tmp_path / "f")],
+            Settings(redis=wrong),
+        )
 
 
 def test_online_needs_redis_settings(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
@@ -159,8 +212,11 @@ def test_online_needs_redis_settings(spark: SparkSession, dataset: Dataset, tmp_
 
 def test_missing_input(spark: SparkSession, tmp_path: Path) -> None:
     with pytest.raises(JobError, match="does not exist"):
-        run_job(spark, "features", ["--input", str(tmp_path / "none"), "--output-root", str(tmp_path),
-                                    "--no-online"])
+        run_job(
+            spark,
+            "features",
+            ["--input", str(tmp_path / "none"), "--output-root", str(tmp_path), "--no-online"],
+        )
 
 
 def test_redis_writer_batches(redis_flushed: RedisServer) -> None:

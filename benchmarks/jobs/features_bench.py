@@ -1,0 +1,212 @@
+"""Throughput and driver memory of the ``features`` job on generated events.
+
+Not a test: run it by hand on a quiet machine and compare the figures.
+
+    python benchmarks/jobs/features_bench.py --sizes 1000000 10000000 [--redis]
+
+For each size it generates events with ``datagen`` (untimed), then times the
+``features`` job on ``local[2]`` and samples, every 100 ms, the driver JVM's
+resident set size (/proc via psutil) and its heap in use (JVM Runtime). With
+``--redis`` a throwaway loopback ``redis-server`` receives the online copy.
+In local mode the executors live in the driver JVM, so flat figures across
+sizes mean no per-row state reaches the driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from jobs.config import RedisSettings, Settings
+from jobs.registry import JOBS
+from jobs.session import build_session
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Result:
+    events: int
+    entities: int
+    redis: bool
+    seconds: float
+    events_per_second: float
+    driver_rss_peak_mib: float
+    driver_heap_used_peak_mib: float
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of the driver JVM and peak heap in use, sampled periodically."""
+
+    def __init__(self, jvm: Any, pid: int, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.runtime = jvm.java.lang.Runtime.getRuntime()
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.peak_rss = 0
+        self.peak_heap = 0
+
+    def sample(self) -> None:
+        self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+        self.peak_heap = max(self.peak_heap, self.runtime.totalMemory() - self.runtime.freeMemory())
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join()
+        self.sample()
+
+
+def driver_jvm_pid() -> int:
+    for child in psutil.Process().children(recursive=True):
+        if child.name() == "java":
+            return int(child.pid)
+    raise RuntimeError("no driver JVM below this process")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_job(spark: Any, name: str, argv: list[str], settings: Settings) -> None:
+    job = JOBS[name]
+    job.run(spark, settings, job.parser().parse_args(argv))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--events-per-entity", type=int, default=100)
+    parser.add_argument("--redis", action="store_true", help="also write the online copy to a local Redis")
+    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
+    options = parser.parse_args()
+
+    workdir = Path(options.workdir or tempfile.mkdtemp(prefix="features-bench-"))
+    redis_process: subprocess.Popen[bytes] | None = None
+    settings = Settings()
+    if options.redis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            parser.error("--redis needs redis-server on PATH")
+        port = free_port()
+        redis_process = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--requirepass",
+                "bench",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+        settings = Settings(redis=RedisSettings("127.0.0.1", port, "bench"))
+
+    spark = build_session(
+        "features-bench",
+        settings,
+        master="local[2]",
+        extra_conf={"spark.driver.memory": options.driver_memory, "spark.ui.showConsoleProgress": "false"},
+    )
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    results: list[Result] = []
+    try:
+        for size in options.sizes:
+            entities = max(1, size // options.events_per_entity)
+            events = workdir / f"events-{size}"
+            if not events.exists():
+                run_job(
+                    spark,
+                    "datagen",
+                    [
+                        "--rows",
+                        str(size),
+                        "--entities",
+                        str(entities),
+                        "--output",
+                        str(events),
+                        "--labels-output",
+                        str(workdir / f"labels-{size}"),
+                    ],
+                    settings,
+                )
+            jvm.java.lang.System.gc()
+            sampler = MemorySampler(jvm, driver_jvm_pid())
+            sampler.start()
+            started = time.perf_counter()
+            run_job(
+                spark,
+                "features",
+                [
+                    "--input",
+                    str(events),
+                    "--output-root",
+                    str(workdir / f"features-{size}"),
+                    "--online" if options.redis else "--no-online",
+                ],
+                settings,
+            )
+            seconds = time.perf_counter() - started
+            sampler.stop()
+            results.append(
+                Result(
+                    size,
+                    entities,
+                    options.redis,
+                    round(seconds, 2),
+                    round(size / seconds),
+                    round(sampler.peak_rss / MIB, 1),
+                    round(sampler.peak_heap / MIB, 1),
+                )
+            )
+            print(json.dumps(asdict(results[-1])), flush=True)
+    finally:
+        spark.stop()
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait()
+        if options.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\n{'events':>12} {'redis':>5} {'seconds':>8} {'events/s':>10} {'RSS MiB':>8} {'heap MiB':>9}")
+    for r in results:
+        print(
+            f"{r.events:>12,} {'yes' if r.redis else 'no':>5} {r.seconds:>8.1f} {r.events_per_second:>10,} "
+            f"{r.driver_rss_peak_mib:>8.0f} {r.driver_heap_used_peak_mib:>9.0f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
