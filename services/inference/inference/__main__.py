@@ -15,7 +15,7 @@ from inference.settings import Settings
 
 def main() -> None:
     try:
-        settings = Settings()  # type: ignore[call-arg]  # fields come from the environment
+        settings = Settings()
     except ValidationError as exc:
         logging.config.dictConfig(logging_config("info"))
         logging.getLogger("inference").critical(

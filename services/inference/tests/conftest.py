@@ -142,7 +142,7 @@ def make_settings(
     def _make(**overrides: str) -> Settings:
         for key, value in {**service_env, **overrides}.items():
             monkeypatch.setenv(key, value)
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
 
     return _make
 

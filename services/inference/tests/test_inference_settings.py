@@ -40,7 +40,7 @@ def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INFERENCE_S3_ENDPOINT", "http://minio:9000")
     monkeypatch.setenv("INFERENCE_S3_ACCESS_KEY_FILE", "/run/secrets/a")
     monkeypatch.setenv("INFERENCE_S3_SECRET_KEY_FILE", "/run/secrets/b")
-    settings = Settings()  # type: ignore[call-arg]
+    settings = Settings()
     assert settings.port == 3000
     assert settings.models_bucket == "models"
     assert settings.model_name == "churn"
