@@ -1,0 +1,276 @@
+//! Per-key rate limiting in Redis with the generic cell rate algorithm (GCRA),
+//! a token bucket that stores one timestamp per key.
+//!
+//! `GATEWAY_RATE_LIMIT` requests per `GATEWAY_RATE_WINDOW_SECONDS` become a
+//! bucket of that many tokens refilled evenly over the window: a client may
+//! burst the whole quota, then gets one request per `window / limit`. The
+//! check-and-update runs as one Lua script, so concurrent gateway replicas
+//! never race, and it reads Redis' clock, so their clocks need not agree.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::Response,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use redis::{
+    Client, IntoConnectionInfo, RedisError, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+use crate::{
+    auth::KeyId,
+    config::{Config, FailMode},
+    errors::ApiError,
+    metrics::Metrics,
+};
+
+pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+pub const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+pub const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+const KEY_PREFIX: &str = "gateway:ratelimit:";
+
+/// KEYS[1]: bucket key. ARGV[1]: limit (bucket size). ARGV[2]: microseconds
+/// per token. Returns {allowed, remaining, reset_us, retry_after_us}: reset is
+/// when the bucket is full again, retry-after when the next request may pass.
+/// All values are whole microseconds (below 2^53, exact in Lua's doubles).
+const GCRA: &str = r"
+local limit = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then
+  tat = now
+end
+local new_tat = tat + interval
+local allow_at = new_tat - interval * limit
+if now < allow_at then
+  return {0, 0, tat - now, allow_at - now}
+end
+local ttl_ms = math.ceil((new_tat - now) / 1000)
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
+return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
+";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Until the whole quota is available again.
+    pub reset: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed(Quota),
+    Limited {
+        quota: Quota,
+        retry_after: Duration,
+    },
+    /// Redis failed and the fail mode is `open`.
+    Bypassed,
+    /// Redis failed and the fail mode is `closed`.
+    Unavailable,
+}
+
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: ConnectionManager,
+    script: Script,
+    limit: u64,
+    interval_us: u64,
+    fail_mode: FailMode,
+    timeout: Duration,
+    metrics: Metrics,
+    /// Whether the last call to Redis worked; lets failures be logged once
+    /// per outage instead of once per request.
+    healthy: AtomicBool,
+}
+
+/// Connects lazily: the gateway starts (and, failing open, serves) while
+/// Redis is still down, and the connection manager reconnects on its own.
+pub fn redis_connection(config: &Config) -> Result<ConnectionManager, RedisError> {
+    let mut info = config.redis_url.as_str().into_connection_info()?;
+    if let Some(password) = &config.redis_password {
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_password(password.expose());
+        info = info.set_redis_settings(settings);
+    }
+    let client = Client::open(info)?;
+    // No retries inside a call: a request waits at most `redis_timeout`, and
+    // the next call after a failure starts a fresh connection attempt.
+    let manager_config = ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_connection_timeout(Some(config.redis_timeout))
+        .set_response_timeout(Some(config.redis_timeout));
+    ConnectionManager::new_lazy_with_config(client, manager_config)
+}
+
+impl RateLimiter {
+    pub fn new(redis: ConnectionManager, config: &Config, metrics: Metrics) -> Self {
+        let window_us = u64::try_from(config.rate_window.as_micros()).unwrap_or(u64::MAX);
+        Self {
+            inner: Arc::new(Inner {
+                redis,
+                script: Script::new(GCRA),
+                limit: config.rate_limit,
+                // Limits above one request per microsecond are not limits.
+                interval_us: (window_us / config.rate_limit).max(1),
+                fail_mode: config.fail_mode,
+                timeout: config.redis_timeout,
+                metrics,
+                healthy: AtomicBool::new(true),
+            }),
+        }
+    }
+
+    pub async fn check(&self, key: &KeyId) -> Decision {
+        let inner = &self.inner;
+        let mut conn = inner.redis.clone();
+        let mut invocation = inner.script.key(format!("{KEY_PREFIX}{}", key.as_str()));
+        invocation.arg(inner.limit).arg(inner.interval_us);
+        let call = invocation.invoke_async::<(u8, u64, u64, u64)>(&mut conn);
+        let result = match tokio::time::timeout(inner.timeout, call).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", inner.timeout)),
+        };
+        match result {
+            Ok((allowed, remaining, reset_us, retry_us)) => {
+                if !inner.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!("rate-limit backend recovered");
+                }
+                let quota = Quota {
+                    limit: inner.limit,
+                    remaining,
+                    reset: Duration::from_micros(reset_us),
+                };
+                if allowed == 1 {
+                    Decision::Allowed(quota)
+                } else {
+                    Decision::Limited {
+                        quota,
+                        retry_after: Duration::from_micros(retry_us),
+                    }
+                }
+            }
+            Err(error) => {
+                inner.metrics.ratelimit_backend_errors.inc();
+                if inner.healthy.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(%error, fail_mode = %inner.fail_mode, "rate-limit backend failed");
+                }
+                match inner.fail_mode {
+                    FailMode::Open => {
+                        inner.metrics.ratelimit_bypassed.inc();
+                        Decision::Bypassed
+                    }
+                    FailMode::Closed => Decision::Unavailable,
+                }
+            }
+        }
+    }
+
+    /// Round trip to Redis for readiness.
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.inner.redis.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(self.inner.timeout, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.inner.timeout)),
+        }
+    }
+}
+
+/// Whole seconds, rounded up: a client told `0` would retry at once.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_micros()
+        .div_ceil(1_000_000)
+        .try_into()
+        .unwrap_or(u64::MAX)
+}
+
+fn quota_headers(quota: &Quota) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(3);
+    headers.insert(LIMIT_HEADER, HeaderValue::from(quota.limit));
+    headers.insert(REMAINING_HEADER, HeaderValue::from(quota.remaining));
+    headers.insert(RESET_HEADER, HeaderValue::from(ceil_secs(quota.reset)));
+    headers
+}
+
+/// Applies the limit to an authenticated request (after [`crate::auth`]).
+pub async fn enforce(
+    State(limiter): State<RateLimiter>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let key = request
+        .extensions()
+        .get::<KeyId>()
+        .cloned()
+        .expect("rate limiting runs after authentication");
+    match limiter.check(&key).await {
+        Decision::Allowed(quota) => {
+            let mut response = next.run(request).await;
+            response.headers_mut().extend(quota_headers(&quota));
+            Ok(response)
+        }
+        Decision::Bypassed => Ok(next.run(request).await),
+        Decision::Limited { quota, retry_after } => {
+            limiter.inner.metrics.ratelimit_rejected.inc();
+            let retry = ceil_secs(retry_after).max(1);
+            Err(
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded")
+                    .with_headers(quota_headers(&quota))
+                    .with_header(header::RETRY_AFTER, HeaderValue::from(retry)),
+            )
+        }
+        Decision::Unavailable => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate limiting unavailable",
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from(1u64))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_seconds_up() {
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+        assert_eq!(ceil_secs(Duration::from_micros(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+        assert_eq!(ceil_secs(Duration::from_millis(2001)), 3);
+    }
+
+    #[test]
+    fn headers_carry_the_quota() {
+        let headers = quota_headers(&Quota {
+            limit: 10,
+            remaining: 3,
+            reset: Duration::from_millis(1500),
+        });
+        assert_eq!(headers[LIMIT_HEADER], "10");
+        assert_eq!(headers[REMAINING_HEADER], "3");
+        assert_eq!(headers[RESET_HEADER], "2");
+    }
+}
