@@ -137,7 +137,10 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
 
     events = read_table(spark, input_path, args.input_format, EVENT_SCHEMA)
     with input_errors(input_path, EVENT_SCHEMA):
-        reference = args.reference_time or latest_event_time(events)
+        # Only event_time is scanned here; the full pass below validates rows.
+        reference = args.reference_time or latest_event_time(
+            read_table(spark, input_path, args.input_format, EVENT_SCHEMA, complete_rows=False)
+        )
     version = args.version or version_now()
     snapshot = storage.join(root, SNAPSHOT_PREFIX + version)
     if storage.exists(spark, snapshot):

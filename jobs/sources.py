@@ -29,12 +29,16 @@ _SCHEMA_MISMATCH_MARKERS = (
 )
 
 
-def read_table(spark: SparkSession, path: str, fmt: str, schema: StructType) -> DataFrame:
+def read_table(
+    spark: SparkSession, path: str, fmt: str, schema: StructType, *, complete_rows: bool = True
+) -> DataFrame:
     """Read ``path`` as ``fmt`` with ``schema``; the path must exist.
 
     CSV is parsed in FAILFAST mode and its header must name the schema's
     columns in order (``enforceSchema=false``), so a file with other columns or
-    unparsable values fails the job instead of turning into nulls.
+    unparsable values fails the job instead of turning into nulls. With
+    ``complete_rows=False`` the null check (see require_complete_rows) is left
+    out, for a query that must read only the columns it uses.
     """
     storage.require_input(spark, path)
     reader = spark.read.schema(schema)
@@ -45,10 +49,12 @@ def read_table(spark: SparkSession, path: str, fmt: str, schema: StructType) -> 
             .option("enforceSchema", False)
             .option("timestampFormat", CSV_TIMESTAMP_FORMAT)
         )
-        return require_complete_rows(reader.csv(path), schema)
-    if fmt == "parquet":
-        return require_complete_rows(reader.parquet(path), schema)
-    raise JobError(f"unsupported input format {fmt!r}")
+        df = reader.csv(path)
+    elif fmt == "parquet":
+        df = reader.parquet(path)
+    else:
+        raise JobError(f"unsupported input format {fmt!r}")
+    return require_complete_rows(df, schema) if complete_rows else df
 
 
 def require_complete_rows(df: DataFrame, schema: StructType) -> DataFrame:
