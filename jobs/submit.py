@@ -134,6 +134,7 @@ def docker_command(
     secrets_dir: str,
     container_name: str,
     driver_memory: str = "1g",
+    executor_memory: str = "2g",
     group_add: int | None = None,
 ) -> list[str]:
     """``docker run`` for a one-shot driver container on the dev network."""
@@ -176,6 +177,8 @@ def docker_command(
         f"dataplatform-{job}",
         "--driver-memory",
         driver_memory,
+        "--executor-memory",
+        executor_memory,
         # Executors on the workers connect back to this container by name.
         "--conf",
         f"spark.driver.host={container_name}",
@@ -243,6 +246,7 @@ def run_dev(job: str, job_args: Sequence[str], target: StackTarget, options: Sub
             secrets_dir=secrets_dir,
             container_name=container,
             driver_memory=options.driver_memory,
+            executor_memory=options.executor_memory,
             group_add=group,
         )
         code = stream(command, tail)

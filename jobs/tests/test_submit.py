@@ -57,6 +57,7 @@ def test_docker_command() -> None:
         "-e DP_S3_SECRET_KEY_FILE=/run/secrets/s3_secret_key",
         "-e DP_REDIS_PASSWORD_FILE=/run/secrets/redis_password",
         "--conf spark.driver.host=dp-job-features-1",
+        "--executor-memory 2g",
     ):
         assert fragment in joined
     image_at = command.index("dataplatform/spark:0.1.0")

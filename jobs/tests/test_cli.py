@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import cli
+from jobs.tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_the_jobs() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "jobs", "--help"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0
+    for name in ("event_counts", "datagen", "features", "train", "submit"):
+        assert name in completed.stdout
+
+
+def test_unreachable_object_store_stops_the_job_before_spark_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("ak", "sk"):
+        (tmp_path / name).write_text("value\n")
+    monkeypatch.setenv("DP_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("DP_S3_ACCESS_KEY_FILE", str(tmp_path / "ak"))
+    monkeypatch.setenv("DP_S3_SECRET_KEY_FILE", str(tmp_path / "sk"))
+    started = time.monotonic()
+    assert cli.execute("datagen", ["--rows", "10"], master="local[1]") == 2
+    assert time.monotonic() - started < 5
+    assert "error: datagen: object store" in capsys.readouterr().err
+
+
+def test_bad_secret_file_is_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DP_REDIS_HOST", "127.0.0.1")
+    monkeypatch.setenv("DP_REDIS_PASSWORD_FILE", "/nonexistent/redis_password")
+    assert cli.execute("features", ["--no-online"], master="local[1]") == 2
+    assert "DP_REDIS_PASSWORD_FILE=/nonexistent/redis_password" in capsys.readouterr().err
