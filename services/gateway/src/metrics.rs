@@ -189,14 +189,25 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     let elapsed = started.elapsed();
     let status = response.status();
     metrics.observe(&route, &method, status, elapsed.as_secs_f64());
-    tracing::info!(
-        request_id = request_id.as_ref().map(RequestId::as_str),
-        method = %method,
-        path = %path,
-        route = %route,
-        status = status.as_u16(),
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+    macro_rules! access_log {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                request_id = request_id.as_ref().map(RequestId::as_str),
+                method = %method,
+                path = %path,
+                route = %route,
+                status = status.as_u16(),
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            )
+        };
+    }
+    // Probes and scrapes arrive every few seconds and say nothing new.
+    if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") && status.is_success() {
+        access_log!(tracing::Level::DEBUG);
+    } else {
+        access_log!(tracing::Level::INFO);
+    }
     response
 }

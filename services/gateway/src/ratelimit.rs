@@ -8,9 +8,10 @@
 //! never race, and it reads Redis' clock, so their clocks need not agree.
 
 use std::{
+    future::Future,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -22,9 +23,11 @@ use axum::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use redis::{
-    Client, IntoConnectionInfo, RedisError, Script,
+    Client, IntoConnectionInfo, RedisError, RedisResult, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+
+use tokio::time::{Instant, timeout_at};
 
 use crate::{
     auth::KeyId,
@@ -38,6 +41,11 @@ pub const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-re
 pub const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 const KEY_PREFIX: &str = "gateway:ratelimit:";
+
+/// After Redis fails, requests skip it for this long: with Redis unreachable
+/// (rather than refusing connections) every check would otherwise wait the
+/// full Redis timeout.
+const BACKOFF: Duration = Duration::from_millis(500);
 
 /// KEYS[1]: bucket key. ARGV[1]: limit (bucket size). ARGV[2]: microseconds
 /// per token. Returns {allowed, remaining, reset_us, retry_after_us}: reset is
@@ -99,6 +107,10 @@ struct Inner {
     /// Whether the last call to Redis worked; lets failures be logged once
     /// per outage instead of once per request.
     healthy: AtomicBool,
+    /// Reference point for `skip_until_ms`.
+    started: Instant,
+    /// Milliseconds after `started` before which Redis is not asked.
+    skip_until_ms: AtomicU64,
 }
 
 /// Connects lazily: the gateway starts (and, failing open, serves) while
@@ -136,21 +148,28 @@ impl RateLimiter {
                 timeout: config.redis_timeout,
                 metrics,
                 healthy: AtomicBool::new(true),
+                started: Instant::now(),
+                skip_until_ms: AtomicU64::new(0),
             }),
         }
     }
 
     pub async fn check(&self, key: &KeyId) -> Decision {
         let inner = &self.inner;
-        let mut conn = inner.redis.clone();
+        let now_ms = inner.elapsed_ms();
+        if now_ms < inner.skip_until_ms.load(Ordering::Relaxed) {
+            return inner.backend_failed(None);
+        }
         let mut invocation = inner.script.key(format!("{KEY_PREFIX}{}", key.as_str()));
         invocation.arg(inner.limit).arg(inner.interval_us);
-        let call = invocation.invoke_async::<(u8, u64, u64, u64)>(&mut conn);
-        let result = match tokio::time::timeout(inner.timeout, call).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", inner.timeout)),
-        };
+        let invocation = &invocation;
+        let result = inner
+            .call(|mut conn| async move {
+                invocation
+                    .invoke_async::<(u8, u64, u64, u64)>(&mut conn)
+                    .await
+            })
+            .await;
         match result {
             Ok((allowed, remaining, reset_us, retry_us)) => {
                 if !inner.healthy.swap(true, Ordering::Relaxed) {
@@ -171,30 +190,69 @@ impl RateLimiter {
                 }
             }
             Err(error) => {
-                inner.metrics.ratelimit_backend_errors.inc();
-                if inner.healthy.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(%error, fail_mode = %inner.fail_mode, "rate-limit backend failed");
-                }
-                match inner.fail_mode {
-                    FailMode::Open => {
-                        inner.metrics.ratelimit_bypassed.inc();
-                        Decision::Bypassed
-                    }
-                    FailMode::Closed => Decision::Unavailable,
-                }
+                let backoff_ms = u64::try_from(BACKOFF.as_millis()).unwrap_or(u64::MAX);
+                inner
+                    .skip_until_ms
+                    .store(inner.elapsed_ms() + backoff_ms, Ordering::Relaxed);
+                inner.backend_failed(Some(error))
             }
         }
     }
 
     /// Round trip to Redis for readiness.
     pub async fn ping(&self) -> Result<(), String> {
-        let mut conn = self.inner.redis.clone();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        match tokio::time::timeout(self.inner.timeout, ping).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.inner.timeout)),
+        let ping = &redis::cmd("PING");
+        self.inner
+            .call(|mut conn| async move { ping.query_async::<String>(&mut conn).await })
+            .await
+            .map(drop)
+    }
+}
+
+impl Inner {
+    /// Runs `command` within the Redis timeout. A command that fails on a
+    /// refused or broken connection is sent once more: the manager reports
+    /// the failure of its last connection attempt to the first caller after
+    /// an outage and reconnects only then, so without the second try every
+    /// recovery would cost one more failed request (and back-off period).
+    async fn call<T, F, Fut>(&self, command: F) -> Result<T, String>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let timed_out = || format!("no answer within {:?}", self.timeout);
+        match timeout_at(deadline, command(self.redis.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) if error.is_io_error() || error.is_unrecoverable_error() => {
+                match timeout_at(deadline, command(self.redis.clone())).await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err(timed_out()),
+                }
+            }
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(timed_out()),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The decision when Redis failed (`error`) or is being skipped (`None`).
+    fn backend_failed(&self, error: Option<String>) -> Decision {
+        self.metrics.ratelimit_backend_errors.inc();
+        if let Some(error) = error
+            && self.healthy.swap(false, Ordering::Relaxed)
+        {
+            tracing::warn!(%error, fail_mode = %self.fail_mode, "rate-limit backend failed");
+        }
+        match self.fail_mode {
+            FailMode::Open => {
+                self.metrics.ratelimit_bypassed.inc();
+                Decision::Bypassed
+            }
+            FailMode::Closed => Decision::Unavailable,
         }
     }
 }

@@ -239,6 +239,26 @@ async fn fail_closed_refuses_requests_when_redis_is_down() {
 }
 
 #[tokio::test]
+async fn rate_limiting_resumes_when_redis_comes_back() {
+    let upstream = Upstream::start(Duration::ZERO).await;
+    let port = free_port();
+    let gateway = Gateway::start(
+        Settings::new(upstream.url(), format!("redis://127.0.0.1:{port}/1"))
+            .set("GATEWAY_RATE_LIMIT_FAIL_MODE", "closed"),
+    )
+    .await;
+    let down = predict(&gateway, &[("x-api-key", KEY)], BODY).await;
+    down.assert_error(StatusCode::SERVICE_UNAVAILABLE);
+
+    let _redis = RedisServer::start_on(port);
+    // Past the back-off after the failure, the next check reconnects.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let up = predict(&gateway, &[("x-api-key", KEY)], BODY).await;
+    assert_eq!(up.status, StatusCode::OK, "{}", up.text());
+    assert_eq!(up.header("x-ratelimit-remaining"), Some("999"));
+}
+
+#[tokio::test]
 async fn a_wrong_redis_password_counts_as_backend_failure() {
     let redis = RedisServer::start();
     let upstream = Upstream::start(Duration::ZERO).await;

@@ -42,6 +42,10 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
         let binary = which("redis-server").unwrap_or_else(|| {
             panic!(
                 "redis-server not found on PATH: the gateway tests need a real Redis \
@@ -49,7 +53,6 @@ impl RedisServer {
             )
         });
         let dir = tempfile::tempdir().expect("temp dir for redis");
-        let port = free_port();
         let child = Command::new(binary)
             .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
