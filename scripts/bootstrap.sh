@@ -25,7 +25,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 source "$repo/scripts/lib.sh"
-# shellcheck source=toolchain/versions.env
+# shellcheck source=/dev/null
 source "$repo/scripts/toolchain/versions.env"
 
 toolchain_only=false
@@ -104,6 +104,24 @@ setup_pulumi() {
   [[ $force_toolchain == true ]] && args+=(--force)
   "$repo/scripts/toolchain/build.sh" "${args[@]}"
   "$cache/bin/pulumi" version >/dev/null || die "the built pulumi CLI does not run"
+  check_plugin_pins
+}
+
+# Providers pinned in requirements.txt that the offline build does not match:
+# the engine cannot fetch them here, so say so now rather than at `pulumi up`.
+check_plugin_pins() {
+  local requirements="$repo/requirements.txt" line name pinned
+  [[ -f $requirements ]] || return 0
+  while IFS= read -r line; do
+    [[ $line =~ ^pulumi-([a-z0-9-]+)==([^[:space:]#]+) ]] || continue
+    name=${BASH_REMATCH[1]}
+    pinned=${BASH_REMATCH[2]}
+    if [[ ! -x $cache/bin/pulumi-resource-$name ]]; then
+      warn "requirements.txt pins pulumi-$name $pinned, but no pulumi-resource-$name could be built here (see scripts/toolchain/README.md)"
+    elif [[ $name == kubernetes ]] && ! version_at_least "$KUBERNETES_PROVIDER_VERSION" "$pinned"; then
+      warn "requirements.txt pins pulumi-kubernetes $pinned, newer than the built provider ($KUBERNETES_PROVIDER_VERSION); the engine will warn"
+    fi
+  done <"$requirements"
 }
 
 # The env file's expansions must happen when it is sourced, not now.
