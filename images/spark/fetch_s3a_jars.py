@@ -12,7 +12,10 @@ Central's published SHA-1 before use.
 The SDK ships as a single shaded "bundle" of every AWS service (over 500 MB).
 S3A only loads S3 and the credential services (STS for assumed roles and web
 identity, SSO/SSO-OIDC for profiles), so the bundle is rewritten without the
-other service packages; the shaded shared runtime is kept whole.
+other service packages; the shared runtime is kept whole. The bundle also
+carries an unshaded SLF4J 1.x API; where it comes first on a classpath it
+shadows Spark's SLF4J 2 and that JVM logs nothing, so it is left out too (the
+SDK's SLF4J calls work against Spark's API).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ MAVEN = "https://repo1.maven.org/maven2"
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 SERVICES_PREFIX = "software/amazon/awssdk/services/"
 KEPT_SERVICES = frozenset({"s3", "sts", "sso", "ssooidc"})
+DROPPED_PREFIXES = ("org/slf4j/",)
 
 
 def artifact_url(group: str, artifact: str, version: str, ext: str) -> str:
@@ -76,6 +80,8 @@ def sdk_version(hadoop: str, workdir: Path) -> str:
 
 
 def keep_entry(name: str) -> bool:
+    if name.startswith(DROPPED_PREFIXES):
+        return False
     if not name.startswith(SERVICES_PREFIX):
         return True
     service = name[len(SERVICES_PREFIX) :].split("/", 1)[0]
