@@ -4,8 +4,9 @@ Not a test: run it by hand on a quiet machine and compare the figures.
 
     python benchmarks/jobs/features_bench.py --sizes 1000000 10000000 [--redis]
 
-For each size it generates events with ``datagen`` (untimed), then times the
-``features`` job on ``local[2]`` and samples, every 100 ms, the driver JVM's
+After an untimed warm-up run, for each size it generates events with
+``datagen`` (untimed), then times the ``features`` job on ``local[2]`` and
+samples, every 100 ms, the driver JVM's
 resident set size (/proc via psutil) and its heap in use (JVM Runtime). With
 ``--redis`` a throwaway loopback ``redis-server`` receives the online copy.
 In local mode the executors live in the driver JVM, so flat figures across
@@ -118,6 +119,7 @@ def main() -> int:
     parser.add_argument("--events-per-entity", type=int, default=100)
     parser.add_argument("--redis", action="store_true", help="also write the online copy to a local Redis")
     parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--warmup-size", type=int, default=100_000, help="events of the untimed first run")
     parser.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
     options = parser.parse_args()
 
@@ -158,7 +160,9 @@ def main() -> int:
     assert jvm is not None
     results: list[Result] = []
     try:
-        for size in options.sizes:
+        # One untimed run first, so class loading and JIT warm-up are not
+        # charged to the smallest size.
+        for index, size in enumerate([options.warmup_size, *options.sizes]):
             entities = max(1, size // options.events_per_entity)
             events = workdir / f"events-{size}"
             if not events.exists():
@@ -195,6 +199,8 @@ def main() -> int:
             )
             seconds = time.perf_counter() - started
             sampler.stop()
+            if index == 0:
+                continue
             results.append(
                 Result(
                     size,
