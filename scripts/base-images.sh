@@ -15,7 +15,7 @@
 # The debootstrap result is cached as a tarball so later runs take seconds.
 #
 # Usage: base-images.sh [--refresh] [IMAGE...]   (default: all of the above)
-#   --refresh   rebuild the cached Debian root filesystem
+#   --refresh   make (or pull) the images again, debootstrap included
 #
 # Environment:
 #   DATAPLATFORM_CACHE        cache dir (default ~/.cache/dataplatform)
@@ -206,9 +206,12 @@ make_rust() {
     | build_from_stream "$RUST_IMAGE" --build-arg "RUST_VERSION=$RUST_VERSION"
 }
 
+declare -A handled=()
 ensure() {
   local image=$1 maker=$2 start=$SECONDS
-  if have_image "$image"; then
+  [[ -n ${handled[$image]:-} ]] && return 0
+  handled[$image]=1
+  if ((!refresh)) && have_image "$image"; then
     log "$image present"
     return 0
   fi
