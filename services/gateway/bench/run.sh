@@ -8,6 +8,7 @@
 #
 # Settings (environment):
 #   BENCH_UPSTREAM_URL   inference base URL (default: start the stub upstream)
+#   BENCH_STUB_DELAY_MS  the stub's time per prediction (default 0: no work at all)
 #   BENCH_CONCURRENCY    connections per run (default "1 8 32")
 #   BENCH_DURATION       seconds measured per run (default 10)
 #   BENCH_WARMUP         seconds of warm-up per run (default 2)
@@ -59,7 +60,8 @@ wait_http() {
 upstream=${BENCH_UPSTREAM_URL:-}
 if [[ -z "$upstream" ]]; then
   port=$(free_port)
-  "$target_dir/release/examples/stub_upstream" "127.0.0.1:$port" 2>"$work/stub.log" &
+  "$target_dir/release/examples/stub_upstream" "127.0.0.1:$port" "${BENCH_STUB_DELAY_MS:-0}" \
+    2>"$work/stub.log" &
   pids+=($!)
   upstream="http://127.0.0.1:$port"
 fi
@@ -100,6 +102,9 @@ measure() {
   if ! grep -q '^non_2xx_responses 0$' <<<"$out" || grep -q 'Socket errors' <<<"$out"; then
     echo "bench: failed requests against $url" >&2
     echo "$out" >&2
+    echo "bench: gateway answers by status:" >&2
+    grep -o '"status":[0-9]*' "$work/gateway.log" | sort | uniq -c >&2 || true
+    grep -v '"message":"request"' "$work/gateway.log" | tail -5 >&2 || true
     exit 1
   fi
   awk '
