@@ -167,6 +167,34 @@ async fn a_burst_over_the_limit_gets_429_with_headers() {
 }
 
 #[tokio::test]
+async fn tokens_come_back_evenly_over_the_window() {
+    // 4 per second: a burst of 4, then one token every 250 ms.
+    let s = stack(|c| {
+        c.set("GATEWAY_RATE_LIMIT", 4)
+            .set("GATEWAY_RATE_WINDOW_SECONDS", 1)
+    })
+    .await;
+    let key = [("x-api-key", KEY)];
+    for _ in 0..4 {
+        assert_eq!(predict(&s.gateway, &key, BODY).await.status, StatusCode::OK);
+    }
+    let limited = predict(&s.gateway, &key, BODY).await;
+    limited.assert_error(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        limited.header("retry-after"),
+        Some("1"),
+        "at least a second, rounded up"
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refilled = predict(&s.gateway, &key, BODY).await;
+    assert_eq!(refilled.status, StatusCode::OK);
+    assert_eq!(refilled.header("x-ratelimit-remaining"), Some("0"));
+    let again = predict(&s.gateway, &key, BODY).await;
+    again.assert_error(StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn fail_open_lets_requests_through_when_redis_is_down() {
     let upstream = Upstream::start(Duration::ZERO).await;
     let closed_port = format!("redis://127.0.0.1:{}/1", free_port());
