@@ -26,7 +26,7 @@ use crate::{auth::API_KEY_HEADER, config::Config, errors::ApiError, metrics::Met
 
 /// Attempts for an idempotent call whose connection failed.
 const MAX_ATTEMPTS: u32 = 3;
-const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+const RETRY_BACKOFF: Duration = Duration::from_millis(25);
 
 /// Headers that describe one hop, not the message (RFC 9110 section 7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
