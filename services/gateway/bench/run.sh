@@ -14,6 +14,7 @@
 #   BENCH_WARMUP         seconds of warm-up per run (default 2)
 #   BENCH_GATEWAY_LOG    gateway log filter (default "info": one access line per request)
 #   BENCH_SKIP_BUILD     set to skip `cargo build --release`
+#   BENCH_GATEWAY_BIN    gateway binary to run (default: the release build)
 # Needs: wrk, redis-server, cargo (Debian: apt-get install -y wrk redis-server).
 set -euo pipefail
 
@@ -86,7 +87,7 @@ GATEWAY_RATE_LIMIT=1000000000 \
 GATEWAY_RATE_WINDOW_SECONDS=1 \
 GATEWAY_RATE_LIMIT_FAIL_MODE=closed \
 GATEWAY_LOG="${BENCH_GATEWAY_LOG:-info}" \
-  "$target_dir/release/gateway" >"$work/gateway.log" 2>&1 &
+  "${BENCH_GATEWAY_BIN:-$target_dir/release/gateway}" >"$work/gateway.log" 2>&1 &
 pids+=($!)
 gateway="http://127.0.0.1:$gateway_port"
 wait_http "$gateway/readyz"
