@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Pulumi engine from Go modules into $DATAPLATFORM_CACHE/bin: the
 # CLI, the Python language host with the SDK's launcher scripts, and the
-# kubernetes resource provider. For machines that reach the Go module proxy
-# but not Pulumi's download hosts.
+# kubernetes resource provider; and the docker and random providers from
+# local-providers/ (Python), whose Go modules no proxy here serves. For
+# machines that reach the Go module proxy but not Pulumi's download hosts.
 #
 # Usage: scripts/toolchain/build.sh [--force]
 #
@@ -155,6 +156,25 @@ PY
   printf '%s\n' "$key" >"$stamps/pulumi-resource-kubernetes"
 }
 
+# The docker and random providers: the Python package in local-providers/,
+# in a virtualenv of its own, its entry points linked into bin.
+install_local_providers() {
+  local dir="$toolchain_dir/local-providers" venv="$cache/local-providers" key name
+  key=$(fingerprint "$dir/pyproject.toml" "$dir/requirements.txt" "$dir"/local_providers/*.py "$(python3.11 --version)")
+  if fresh local-providers "$key" "$venv/bin/pulumi-resource-docker" "$venv/bin/pulumi-resource-random"; then
+    info "local docker and random providers: up to date"
+  else
+    info "local docker and random providers: installing"
+    rm -rf "$venv"
+    python3.11 -m venv "$venv"
+    run_logged local-providers bash -c '"$1/bin/pip" install --quiet -r "$2/requirements.txt" && "$1/bin/pip" install --quiet --no-deps "$2"' _ "$venv" "$dir"
+    printf '%s\n' "$key" >"$stamps/local-providers"
+  fi
+  for name in docker random; do
+    ln -sf "$venv/bin/pulumi-resource-$name" "$bin/pulumi-resource-$name"
+  done
+}
+
 # The CLI and the provider are the heavy builds; run them side by side (two
 # compilers keep two cores busy) and the small language host after.
 build_cli &
@@ -166,6 +186,7 @@ wait "$cli_pid" || status=$?
 wait "$kubernetes_pid" || status=$?
 build_language_host &
 wait "$!" || status=$?
+install_local_providers || status=$?
 ((status == 0)) || die "the Pulumi toolchain build failed (logs in $logs)"
 
 info "installed in $bin: $(cd "$bin" && echo pulumi*)"
