@@ -17,9 +17,10 @@ pulumi.export("minio_endpoint", target.published_url(platform.minio.server, "s3"
 pulumi.export("minio_console_url", target.published_url(platform.minio.server, "console"))
 pulumi.export("buckets", settings.buckets.model_dump())
 pulumi.export("prometheus_url", platform.prometheus.url)
-pulumi.export("grafana_url", platform.grafana.url)
 pulumi.export("spark_submit", platform.spark_submit)
 pulumi.export("platform_credentials", platform.credentials)
-pulumi.export("grafana_admin_password", platform.grafana.admin_password)
+if platform.grafana is not None:
+    pulumi.export("grafana_url", platform.grafana.url)
+    pulumi.export("grafana_admin_password", platform.grafana.admin_password)
 pulumi.export("minio_root_user", platform.minio.root_user)
 pulumi.export("minio_root_password", platform.minio.root_password)

@@ -127,11 +127,15 @@ class Platform(pulumi.ComponentResource):
             self.gateway.workload,
         ]
         self.prometheus = Prometheus("prometheus", PrometheusArgs(settings, scraped), target, child)
-        self.grafana = Grafana(
-            "grafana",
-            GrafanaArgs(settings, prometheus_url="http://prometheus:9090"),
-            target,
-            child,
+        self.grafana = (
+            Grafana(
+                "grafana",
+                GrafanaArgs(settings, prometheus_url="http://prometheus:9090"),
+                target,
+                child,
+            )
+            if settings.grafana.enabled
+            else None
         )
         target.finalize()
 

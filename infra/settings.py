@@ -263,6 +263,10 @@ class InferenceSettings(_Model):
         return self
 
 
+class GrafanaSettings(_Model):
+    enabled: bool = True
+
+
 class Buckets(_Model):
     raw: str = "raw"
     lake: str = "lake"
@@ -338,6 +342,7 @@ class Settings(_Model):
     spark_jobs: list[SparkJobSettings] = []
     gateway: GatewaySettings = GatewaySettings()
     inference: InferenceSettings = InferenceSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
     buckets: Buckets = Buckets()
     storage: StorageSettings = StorageSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()

@@ -262,3 +262,13 @@ def test_workers_scale_with_config() -> None:
     recorder, _ = run_stack("dev", {"spark": {"workers": 4}})
     names = {r.name for r in recorder.of_type(CONTAINER)}
     assert {f"spark-worker-{i}" for i in range(1, 5)} <= names
+
+
+def test_grafana_can_be_left_out() -> None:
+    recorder, platform = run_stack("dev", {"grafana": {"enabled": False}})
+    names = set(containers(recorder))
+    assert names == set(USERS) - {"grafana"}
+    assert platform.grafana is None
+    volumes = {r.inputs["name"] for r in recorder.of_type("docker:index/volume:Volume")}
+    assert "dataplatform-dev-grafana-data" not in volumes
+    assert not [r for r in recorder.of_type("random:index/randomPassword:RandomPassword") if "grafana" in r.name]
