@@ -33,7 +33,7 @@ test: ## Run every test suite (installs what the tests need first)
 	$(MAKE) lint test-infra test-jobs test-inference test-gateway
 
 lint:
-	$(VENV)/ruff check infra tests __main__.py
+	$(VENV)/ruff check infra tests __main__.py policy
 	$(VENV)/mypy
 
 test-infra:
