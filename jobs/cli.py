@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Arguments not listed here are passed to the job.",
     )
     submit.add_argument("job", choices=sorted(JOBS))
-    submit.add_argument("--stack", required=True, choices=("dev", "prod"), help="Pulumi stack")
+    submit.add_argument(
+        "--stack", required=True, help="Pulumi stack (dev, prod or another stack of the project)"
+    )
     submit.add_argument(
         "--project-dir", default=None, help="directory of Pulumi.yaml (default: the current directory)"
     )

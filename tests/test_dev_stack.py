@@ -271,4 +271,5 @@ def test_grafana_can_be_left_out() -> None:
     assert platform.grafana is None
     volumes = {r.inputs["name"] for r in recorder.of_type("docker:index/volume:Volume")}
     assert "dataplatform-dev-grafana-data" not in volumes
-    assert not [r for r in recorder.of_type("random:index/randomPassword:RandomPassword") if "grafana" in r.name]
+    passwords = recorder.of_type("random:index/randomPassword:RandomPassword")
+    assert not [r for r in passwords if "grafana" in r.name]

@@ -1,0 +1,597 @@
+"""The dev stack deployed for real on the local Docker engine, end to end.
+
+Run with ``make e2e`` (or ``python -m tests.e2e`` with the toolchain's
+env.sh sourced). On an ephemeral stack that takes ``Pulumi.dev.yaml`` plus
+what this machine needs (free host ports; stand-ins for Redis and
+Prometheus and no Grafana when those official images cannot be had), it:
+
+1. builds the project's images and brings the stack up; every container
+   must report healthy;
+2. submits ``datagen`` -> ``features`` -> ``train`` through the jobs CLI to
+   the stack's Spark cluster (S3A to MinIO); features must be in Redis and
+   the model and ``LATEST`` in MinIO;
+3. calls the gateway: a known entity scores with the new model's version,
+   no key is 401, a malformed body 4xx, a burst over the limit 429;
+4. asks Prometheus for its targets (all up) and, if deployed, Grafana for
+   the provisioned dashboard;
+5. runs ``up`` again: zero changes;
+6. kills the inference process: the gateway answers 5xx quickly, the
+   container is restarted, predictions resume; replaces the Redis and MinIO
+   containers: their data is still there;
+7. destroys the stack: no container or network left, data volumes kept
+   (then removed by the test, which made them).
+
+A summary table of timings ends the run; the exit status is non-zero on
+any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import docker
+import redis
+import yaml
+from botocore.config import Config as BotoConfig
+from pulumi import automation as auto
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = "dataplatform"
+MODEL = "churn"
+STANDINS = {
+    "redis": "dataplatform/redis-standin:7.0",
+    "prometheus": "dataplatform/prometheus-standin:2.42",
+}
+PORT_KEYS = (
+    "gateway",
+    "inference",
+    "sparkMaster",
+    "sparkUi",
+    "redis",
+    "minioApi",
+    "minioConsole",
+    "prometheus",
+    "grafana",
+)
+
+
+class Failure(Exception):
+    pass
+
+
+@dataclass
+class Report:
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    def add(self, what: str, value: str) -> None:
+        self.rows.append((what, value))
+        log(f"{what}: {value}")
+
+    def ok(self, what: str) -> None:
+        self.checks.append(what)
+        log(f"ok: {what}")
+
+    def print(self) -> None:
+        width = max(len(k) for k, _ in self.rows) if self.rows else 10
+        print("\n" + "=" * (width + 30))
+        print("end-to-end summary")
+        print("=" * (width + 30))
+        for key, value in self.rows:
+            print(f"{key:<{width}}  {value}")
+        print(f"\n{len(self.checks)} checks passed")
+
+
+def log(message: str) -> None:
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise Failure(message)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.monotonic()
+    result = fn()
+    return result, time.monotonic() - start
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except Exception as exc:
+            last = exc
+        time.sleep(interval)
+    raise Failure(f"{what}: not within {timeout:.0f}s (last: {last!r})")
+
+
+def free_ports(count: int) -> list[int]:
+    sockets, ports = [], []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports.append(s.getsockname()[1])
+    for s in sockets:
+        s.close()
+    return ports
+
+
+# -- HTTP ---------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Response:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return Response(reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read())
+    except urllib.error.HTTPError as error:
+        return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# -- the machine ----------------------------------------------------------
+
+
+def image_available(engine: docker.DockerClient, reference: str) -> bool:
+    try:
+        engine.images.get(reference)
+        return True
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        engine.images.pull(reference)
+        return True
+    except docker.errors.APIError:
+        return False
+
+
+def machine_overrides(engine: docker.DockerClient) -> tuple[dict[str, Any], list[str]]:
+    """Config this machine needs on top of Pulumi.dev.yaml, and why."""
+    from infra.settings import Images
+
+    defaults = Images()
+    images: dict[str, str] = {}
+    notes = []
+    for name, standin in STANDINS.items():
+        official = getattr(defaults, name)
+        if not image_available(engine, official):
+            images[name] = standin
+            notes.append(f"{official} cannot be pulled here: using {standin}")
+    overrides: dict[str, Any] = {}
+    if images:
+        overrides["images"] = images
+    if not image_available(engine, defaults.grafana):
+        overrides["grafana"] = {"enabled": False}
+        notes.append(f"{defaults.grafana} cannot be pulled or built here: Grafana left out")
+    overrides["hostPorts"] = dict(zip(PORT_KEYS, free_ports(len(PORT_KEYS)), strict=True))
+    # High enough for the latency run, low enough for a burst to cross it.
+    overrides["gateway"] = {"replicas": 1, "maxReplicas": 1, "rateLimit": 1500, "rateWindowSeconds": 60}
+    return overrides, notes
+
+
+def stack_config(overrides: dict[str, Any]) -> dict[str, auto.ConfigValue]:
+    data = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    config = {k.split(":", 1)[1]: v for k, v in data.items()}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return {
+        f"{PROJECT}:{k}": auto.ConfigValue(v if isinstance(v, str) else json.dumps(v))
+        for k, v in config.items()
+    }
+
+
+def build_images() -> float:
+    start = time.monotonic()
+    subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), "--standins"], check=True)
+    return time.monotonic() - start
+
+
+# -- the run --------------------------------------------------------------
+
+
+class EndToEnd:
+    def __init__(self, name: str, rows: int, purge: bool) -> None:
+        self.name = name
+        self.rows = rows
+        self.purge = purge
+        self.engine = docker.from_env(timeout=120)
+        self.report = Report()
+        self.log_file = open(ROOT / f".e2e-{name}.log", "w")  # noqa: SIM115 - closed in run()
+        self.stack: auto.Stack | None = None
+        self.outputs: dict[str, Any] = {}
+        self.prefix = f"dataplatform-{name}"
+
+    # -- pulumi -------------------------------------------------------
+
+    def _out(self, line: str) -> None:
+        self.log_file.write(line + "\n")
+        self.log_file.flush()
+
+    def up(self, what: str, **kwargs: Any) -> tuple[auto.UpResult, float]:
+        assert self.stack is not None
+        log(f"pulumi up ({what}); engine output in {self.log_file.name}")
+        try:
+            return timed(lambda: self.stack.up(on_output=self._out, color="never", **kwargs))  # type: ignore[union-attr]
+        except auto.CommandError as exc:
+            raise Failure(f"pulumi up ({what}) failed:\n{str(exc)[-3000:]}") from None
+
+    def refresh_outputs(self) -> None:
+        assert self.stack is not None
+        self.outputs = {k: v.value for k, v in self.stack.outputs().items()}
+
+    # -- containers ---------------------------------------------------
+
+    def containers(self) -> list[Any]:
+        return [
+            c
+            for c in self.engine.containers.list(all=True, filters={"label": "dataplatform.workload"})
+            if c.name.startswith(self.prefix + "-")
+        ]
+
+    def container(self, workload: str) -> Any:
+        return self.engine.containers.get(f"{self.prefix}-{workload}")
+
+    def health(self, container: Any) -> str:
+        container.reload()
+        state = container.attrs["State"]
+        return (state.get("Health") or {}).get("Status") or state.get("Status")
+
+    # -- steps ---------------------------------------------------------
+
+    def deploy(self, overrides: dict[str, Any]) -> None:
+        self.stack = auto.create_or_select_stack(stack_name=self.name, work_dir=str(ROOT))
+        self.stack.set_all_config(stack_config(overrides))
+        result, seconds = self.up("first")
+        changes = result.summary.resource_changes or {}
+        self.report.add("resources created", str(changes.get("create", 0)))
+        self.report.add("up to healthy (images cached)", f"{seconds:.1f} s")
+        self.refresh_outputs()
+        long_running = [
+            c for c in self.containers() if c.attrs["HostConfig"]["RestartPolicy"]["Name"] != "no"
+        ]
+        check(bool(long_running), "no platform container is running")
+        unhealthy = {c.name: self.health(c) for c in long_running if self.health(c) != "healthy"}
+        check(not unhealthy, f"containers not healthy after up: {unhealthy}")
+        self.report.ok(f"{len(long_running)} long-running containers healthy")
+        for c in long_running:
+            for binding in (c.attrs["HostConfig"].get("PortBindings") or {}).values():
+                for b in binding or []:
+                    check(b["HostIp"] == "127.0.0.1", f"{c.name} publishes on {b['HostIp']}")
+        self.report.ok("every published port bound to 127.0.0.1")
+
+    def submit(self, job: str, *args: str) -> float:
+        command = [
+            str(ROOT / "jobs" / ".venv" / "bin" / "python"),
+            "-m",
+            "jobs",
+            "submit",
+            "--stack",
+            self.name,
+            "--project-dir",
+            str(ROOT),
+            "--driver-memory",
+            "768m",
+            "--executor-memory",
+            "768m",
+            job,
+            *args,
+        ]
+        log(f"submitting {job}")
+        start = time.monotonic()
+        completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - start
+        self._out(completed.stdout + completed.stderr)
+        check(
+            completed.returncode == 0,
+            f"job {job} failed ({completed.returncode}):\n{(completed.stdout + completed.stderr)[-3000:]}",
+        )
+        self.report.add(f"job {job}", f"{seconds:.1f} s")
+        return seconds
+
+    def credentials(self) -> dict[str, str]:
+        return dict(self.outputs["platform_credentials"])
+
+    def redis_client(self) -> redis.Redis:
+        port = self.stack_config_ports()["redis"]
+        return redis.Redis(
+            host="127.0.0.1", port=port, password=self.credentials()["redis_password"], socket_timeout=5
+        )
+
+    def s3(self) -> Any:
+        creds = self.credentials()
+        return boto3.client(
+            "s3",
+            endpoint_url=self.outputs["minio_endpoint"],
+            aws_access_key_id=creds["s3_access_key"],
+            aws_secret_access_key=creds["s3_secret_key"],
+            region_name="us-east-1",
+            config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
+    def stack_config_ports(self) -> dict[str, int]:
+        assert self.stack is not None
+        return dict(json.loads(self.stack.get_config(f"{PROJECT}:hostPorts").value))
+
+    def pipeline(self) -> str:
+        version = time.strftime("e2e%Y%m%dT%H%M%SZ", time.gmtime())
+        self.submit("datagen", "--rows", str(self.rows), "--entities", "2000", "--overwrite")
+        self.submit("features")
+        self.submit("train", "--version", version)
+        client = self.redis_client()
+        entity = "u00000001"
+        features = client.hgetall(f"features:{entity}")
+        check(bool(features), f"no online features for {entity} in Redis")
+        keys = sum(1 for _ in client.scan_iter(match="features:*", count=1000))
+        self.report.add("entities in Redis", str(keys))
+        buckets = self.outputs["buckets"]
+        s3 = self.s3()
+        latest = (
+            s3.get_object(Bucket=buckets["models"], Key=f"{MODEL}/LATEST")["Body"].read().decode().strip()
+        )
+        check(latest == version, f"LATEST names {latest!r}, expected {version!r}")
+        s3.head_object(Bucket=buckets["models"], Key=f"{MODEL}/{version}/model.onnx")
+        meta = json.loads(
+            s3.get_object(Bucket=buckets["models"], Key=f"{MODEL}/{version}/metadata.json")["Body"].read()
+        )
+        self.report.add("model AUC (held out)", str(meta.get("metrics", {}).get("auc")))
+        self.report.ok("features in Redis, model and LATEST in MinIO")
+        return version
+
+    def gateway(self, version: str) -> None:
+        url = self.outputs["gateway_url"].rstrip("/")
+        key = self.credentials()["gateway_api_key"]
+        auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        body = json.dumps({"entity_id": "u00000001"}).encode()
+
+        def served() -> bool:
+            reply = http("POST", f"{url}/v1/predict", body, auth)
+            return reply.status == 200 and reply.json()["model"]["version"] == version
+
+        wait_for("the gateway serving the new model", served, timeout=120)
+        reply = http("POST", f"{url}/v1/predict", body, auth)
+        score = reply.json()["predictions"][0]["score"]
+        check(0.0 <= score <= 1.0, f"score out of range: {score}")
+        self.report.ok(f"prediction through the gateway with model {version}")
+        check(
+            http("POST", f"{url}/v1/predict", body, {"Content-Type": "application/json"}).status == 401,
+            "no key",
+        )
+        self.report.ok("no API key: 401")
+        bad = http("POST", f"{url}/v1/predict", b'{"entity_id": ', auth)
+        check(
+            400 <= bad.status < 500 and "json" in bad.headers.get("content-type", ""),
+            f"malformed: {bad.status}",
+        )
+        self.report.ok(f"malformed body: {bad.status} with a JSON error")
+        unknown = http("POST", f"{url}/v1/predict", json.dumps({"entity_id": "nobody"}).encode(), auth)
+        check(400 <= unknown.status < 500, f"unknown entity: {unknown.status}")
+        self.report.ok(f"unknown entity: {unknown.status}")
+
+        latencies = []
+        for i in range(1000):
+            entity = json.dumps({"entity_id": f"u{(i % 2000):08d}"}).encode()
+            start = time.perf_counter()
+            reply = http("POST", f"{url}/v1/predict", entity, auth)
+            latencies.append((time.perf_counter() - start) * 1000)
+            check(reply.status == 200, f"prediction {i}: {reply.status} {reply.body[:200]!r}")
+        self.report.add(
+            "gateway /v1/predict, 1,000 sequential",
+            f"p50 {statistics.median(latencies):.2f} ms, p99 {percentile(latencies, 99):.2f} ms",
+        )
+
+        def one(_: int) -> Response:
+            return http("POST", f"{url}/v1/predict", body, auth)
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            replies = list(pool.map(one, range(700)))
+        limited = [r for r in replies if r.status == 429]
+        check(bool(limited), f"no 429 in a burst over the limit: {sorted({r.status for r in replies})}")
+        check(
+            "x-ratelimit-limit" in limited[0].headers,
+            f"429 without X-RateLimit headers: {limited[0].headers}",
+        )
+        self.report.ok(f"burst over the limit: {len(limited)} of {len(replies)} answered 429")
+
+    def monitoring(self) -> None:
+        url = self.outputs["prometheus_url"].rstrip("/")
+
+        def all_up() -> list[dict[str, Any]] | None:
+            targets = http("GET", f"{url}/api/v1/targets").json()["data"]["activeTargets"]
+            return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+        targets = wait_for("every Prometheus target up", all_up, timeout=90, interval=3)
+        jobs = sorted({t["labels"]["job"] for t in targets})
+        self.report.ok(f"Prometheus: {len(targets)} targets up ({', '.join(jobs)})")
+        if "grafana_url" in self.outputs:
+            token = base64.b64encode(f"admin:{self.outputs['grafana_admin_password']}".encode()).decode()
+            found = http(
+                "GET",
+                f"{self.outputs['grafana_url']}/api/search",
+                headers={"Authorization": f"Basic {token}"},
+            )
+            check(found.status == 200 and found.json(), f"Grafana dashboards: {found.status}")
+            self.report.ok("Grafana lists the provisioned dashboard")
+
+    def no_op(self) -> None:
+        result, seconds = self.up("no-op")
+        changes = {k: v for k, v in (result.summary.resource_changes or {}).items() if k != "same"}
+        check(not changes, f"second up changed resources: {changes}")
+        self.report.add("no-op up", f"{seconds:.1f} s, 0 changes")
+
+    def resilience(self, version: str) -> None:
+        url = self.outputs["gateway_url"].rstrip("/")
+        auth = {
+            "Authorization": f"Bearer {self.credentials()['gateway_api_key']}",
+            "Content-Type": "application/json",
+        }
+        body = json.dumps({"entity_id": "u00000002"}).encode()
+        inference = self.container("inference")
+        restarts = inference.attrs["RestartCount"]
+        # A crash: the service's processes die; the restart policy brings it back.
+        inference.exec_run(["sh", "-c", "kill -KILL -1"], user=inference.attrs["Config"]["User"])
+        start = time.monotonic()
+        reply = wait_for(
+            "the gateway answering 5xx while inference is down",
+            lambda: (r := http("POST", f"{url}/v1/predict", body, auth, timeout=5)).status >= 500 and r,
+            timeout=10,
+            interval=0.05,
+        )
+        started = time.monotonic()
+        http("POST", f"{url}/v1/predict", body, auth, timeout=5)
+        self.report.add(
+            "gateway with inference down", f"{reply.status} in {(time.monotonic() - started) * 1000:.0f} ms"
+        )
+
+        def back() -> bool:
+            r = http("POST", f"{url}/v1/predict", body, auth, timeout=5)
+            return r.status == 200 and r.json()["model"]["version"] == version
+
+        wait_for("predictions resuming after the crash", back, timeout=120, interval=1)
+        inference.reload()
+        check(inference.attrs["RestartCount"] > restarts, "inference was not restarted by its policy")
+        self.report.add("inference crash to serving again", f"{time.monotonic() - start:.1f} s")
+
+        assert self.stack is not None
+        urns = [
+            r["urn"]
+            for r in self.stack.export_stack().deployment["resources"]
+            if r["type"] == "docker:index/container:Container" and r["urn"].endswith(("::redis", "::minio"))
+        ]
+        check(len(urns) == 2, f"redis and minio containers not found in the state: {urns}")
+        self.up("replace redis and minio", replace=urns)
+        self.refresh_outputs()
+        check(
+            bool(self.redis_client().hgetall("features:u00000001")), "features lost with the Redis container"
+        )
+        buckets = self.outputs["buckets"]
+        latest = self.s3().get_object(Bucket=buckets["models"], Key=f"{MODEL}/LATEST")["Body"].read().decode()
+        check(latest.strip() == version, "the model registry lost with the MinIO container")
+        self.report.ok("Redis and MinIO data kept across container replacement")
+
+    def destroy(self) -> None:
+        assert self.stack is not None
+        volumes_before = {
+            v.name for v in self.engine.volumes.list(filters={"label": "dataplatform.data=true"})
+        }
+        mine = {v for v in volumes_before if v.startswith(self.prefix + "-")}
+        _, seconds = timed(lambda: self.stack.destroy(on_output=self._out, color="never"))  # type: ignore[union-attr]
+        self.report.add("destroy", f"{seconds:.1f} s")
+        left = [c.name for c in self.containers()]
+        check(not left, f"containers left after destroy: {left}")
+        check(not self.engine.networks.list(names=[self.prefix]), "network left after destroy")
+        kept = {v.name for v in self.engine.volumes.list()} & mine
+        if self.purge:
+            check(not kept, f"volumes left despite purgeOnDestroy: {kept}")
+        else:
+            check(kept == mine and bool(mine), f"data volumes not kept: had {mine}, kept {kept}")
+            self.report.ok(f"destroy kept {len(kept)} data volumes")
+            for name in kept:
+                self.engine.volumes.get(name).remove()
+
+    def cleanup(self) -> None:
+        """After a failure: leave nothing of this run behind."""
+        if self.stack is None:
+            return
+        try:
+            self.stack.destroy(on_output=self._out, color="never")
+        except auto.CommandError as exc:
+            log(f"cleanup: destroy failed: {str(exc)[-500:]}")
+        for volume in self.engine.volumes.list(filters={"label": "dataplatform.data=true"}):
+            if volume.name.startswith(self.prefix + "-"):
+                volume.remove(force=True)
+
+    def run(self, build: bool) -> int:
+        try:
+            overrides, notes = machine_overrides(self.engine)
+            if self.purge:
+                overrides["purgeOnDestroy"] = True
+            for note in notes:
+                self.report.add("machine", note)
+            if build:
+                self.report.add("images built (build-images.sh)", f"{build_images():.0f} s")
+            self.deploy(overrides)
+            version = self.pipeline()
+            self.gateway(version)
+            self.monitoring()
+            self.no_op()
+            self.resilience(version)
+            self.destroy()
+            self.stack = None
+            self.report.print()
+            return 0
+        except (Failure, subprocess.CalledProcessError) as exc:
+            self.report.print()
+            log(f"FAILED: {exc}")
+            self.cleanup()
+            return 1
+        finally:
+            with contextlib.suppress(auto.CommandError):
+                auto.LocalWorkspace(work_dir=str(ROOT)).remove_stack(self.name)
+            (ROOT / f"Pulumi.{self.name}.yaml").unlink(missing_ok=True)
+            self.log_file.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.e2e", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default=f"e2e-{os.getpid()}", help="ephemeral stack name")
+    parser.add_argument("--rows", type=int, default=200_000, help="events datagen writes")
+    parser.add_argument("--no-build", action="store_true", help="skip scripts/build-images.sh")
+    parser.add_argument("--purge", action="store_true", help="destroy with purgeOnDestroy")
+    args = parser.parse_args(argv)
+    if shutil.which("pulumi") is None:
+        print("pulumi is not on PATH: run scripts/bootstrap.sh and source its env.sh", file=sys.stderr)
+        return 2
+    run = EndToEnd(args.stack, args.rows, args.purge)
+    return run.run(build=not args.no_build)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
