@@ -8,7 +8,7 @@ VENV := .venv/bin
 PULUMI_ENV := if [ -f $(CACHE)/env.sh ]; then source $(CACHE)/env.sh; fi;
 
 .PHONY: help bootstrap up preview-dev preview-prod destroy test test-infra test-jobs \
-        test-inference test-gateway lint images e2e
+        test-inference test-gateway test-providers lint images e2e
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,14 +30,17 @@ destroy: ## Destroy the dev stack; data volumes are kept unless purgeOnDestroy i
 
 test: ## Run every test suite (installs what the tests need first)
 	bash scripts/test-deps.sh
-	$(MAKE) lint test-infra test-jobs test-inference test-gateway
+	$(MAKE) lint test-infra test-providers test-jobs test-inference test-gateway
 
 lint:
-	$(VENV)/ruff check infra tests __main__.py policy
+	$(VENV)/ruff check infra tests __main__.py scripts/toolchain/local-providers policy
 	$(VENV)/mypy
 
 test-infra:
 	$(VENV)/python -m pytest tests
+
+test-providers:
+	$(VENV)/python -m pytest scripts/toolchain/local-providers/tests
 
 test-jobs:
 	jobs/.venv/bin/python -m pytest jobs/tests
