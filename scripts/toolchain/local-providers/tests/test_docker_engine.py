@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-
 from local_providers.docker_provider import Container, Network, RemoteImage, Volume
 from local_providers.server import ProviderError
 
@@ -21,7 +20,7 @@ def engine() -> Iterator[docker.DockerClient]:
         client = docker.from_env()
         client.ping()
         client.images.get(BASE)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"needs a Docker engine with {BASE} (scripts/bootstrap.sh): {exc}")
     yield client
 
