@@ -492,7 +492,13 @@ def raw_project_config() -> dict[str, Any]:
     merged: dict[str, Any] = dict(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
     prefix = f"{PROJECT}:"
-    return {k[len(prefix) :]: _decode(v) for k, v in merged.items() if k.startswith(prefix)}
+    # Pulumi.yaml declares a default for every key (the engine requires a
+    # value otherwise); an empty string there means "not set".
+    return {
+        k[len(prefix) :]: _decode(v)
+        for k, v in merged.items()
+        if k.startswith(prefix) and v != ""
+    }
 
 
 # The CA bundle a TLS-inspecting proxy needs belongs to the machine, not the

@@ -172,3 +172,46 @@ def test_config_strings_are_decoded_like_the_cli_sends_them() -> None:
     _recorder, platform = run_stack("dev", {"spark": '{"workers": 3}', "purgeOnDestroy": "true"})
     assert platform.settings.spark.workers == 3
     assert platform.settings.purge_on_destroy is True
+
+
+def _project_config() -> dict[str, Any]:
+    import yaml
+
+    from tests.harness import ROOT
+
+    return dict(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"])
+
+
+def test_project_file_declares_every_key_with_a_default() -> None:
+    # The engine refuses to run a stack that lacks a value for a declared
+    # key without a default, so every key needs one.
+    from infra.settings import Settings
+
+    declared = _project_config()
+    assert not [key for key, spec in declared.items() if "default" not in spec]
+    fields = {f.alias or name for name, f in Settings.model_fields.items()}
+    assert set(declared) == fields
+
+
+def test_project_defaults_as_the_engine_passes_them_are_valid() -> None:
+    import json
+    from unittest import mock
+
+    from pulumi.runtime import config as runtime_config
+
+    from infra.settings import raw_project_config
+
+    as_text = {
+        f"dataplatform:{k}": v if isinstance(v, str) else json.dumps(v)
+        for k, v in ((k, spec["default"]) for k, spec in _project_config().items())
+    }
+    no_stack_config = mock.Mock(get=mock.Mock(return_value={}))
+    with (
+        mock.patch.object(runtime_config, "get_config_env", return_value=as_text),
+        mock.patch.object(runtime_config, "CONFIG", no_stack_config),
+    ):
+        raw = raw_project_config()
+    assert "imageRegistry" not in raw and "buildCaFile" not in raw, "empty strings mean unset"
+    settings = parse_settings(raw)
+    assert settings.image_registry is None
+    assert settings.host_ports.gateway == 8080
