@@ -25,6 +25,10 @@ preview-dev: ## Preview the dev stack
 preview-prod: ## Preview the prod stack (renders manifests when no cluster is configured)
 	$(PULUMI_ENV) pulumi preview --stack prod
 
+.PHONY: render-prod
+render-prod: ## Render the prod stack with the real engine to a temp dir and validate the manifests offline
+	$(PULUMI_ENV) $(VENV)/python -m tests.render
+
 destroy: ## Destroy the dev stack; data volumes are kept unless purgeOnDestroy is set
 	$(PULUMI_ENV) pulumi destroy --stack dev --yes
 
