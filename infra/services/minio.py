@@ -158,7 +158,7 @@ class Minio(pulumi.ComponentResource):
             one_shot=True,
             depends_on=(NAME,),
             talks_to=(NAME,),
-            resources=resources(settings, NAME, defaults("50m", "64Mi", "128Mi")),
+            resources=resources(settings, NAME, defaults("50m", "64Mi", "256Mi")),
         )
         self.init = target.deploy(init, self)
         self.register_outputs({"endpoint": self.endpoint})
