@@ -377,7 +377,7 @@ class EndToEnd:
         return dict(json.loads(self.stack.get_config(f"{PROJECT}:hostPorts").value))
 
     def pipeline(self) -> str:
-        version = time.strftime("e2e%Y%m%dT%H%M%SZ", time.gmtime())
+        version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.submit("datagen", "--rows", str(self.rows), "--entities", "2000", "--overwrite")
         self.submit("features")
         self.submit("train", "--version", version)
