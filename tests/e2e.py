@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -286,11 +287,17 @@ class EndToEnd:
     # -- containers ---------------------------------------------------
 
     def containers(self) -> list[Any]:
-        return [
-            c
-            for c in self.engine.containers.list(all=True, filters={"label": "dataplatform.workload"})
-            if c.name.startswith(self.prefix + "-")
-        ]
+        found = []
+        listed = self.engine.api.containers(
+            all=True, filters={"label": "dataplatform.workload", "name": self.prefix + "-"}
+        )
+        for summary in listed:
+            if not any(n.lstrip("/").startswith(self.prefix + "-") for n in summary["Names"]):
+                continue
+            # Containers of other projects may go away while we look.
+            with contextlib.suppress(docker.errors.NotFound):
+                found.append(self.engine.containers.get(summary["Id"]))
+        return found
 
     def container(self, workload: str) -> Any:
         return self.engine.containers.get(f"{self.prefix}-{workload}")
@@ -587,6 +594,11 @@ class EndToEnd:
         except (Failure, subprocess.CalledProcessError) as exc:
             self.report.print()
             log(f"FAILED: {exc}")
+            self.cleanup()
+            return 1
+        except Exception:
+            self.report.print()
+            log(f"FAILED unexpectedly:\n{traceback.format_exc()}")
             self.cleanup()
             return 1
         finally:
