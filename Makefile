@@ -60,3 +60,8 @@ images: ## Build every image of the project and print their sizes
 
 e2e: bootstrap ## Deploy the dev stack for real on an ephemeral stack and test it end to end
 	$(PULUMI_ENV) $(VENV)/python -m tests.e2e
+
+.PHONY: compose-bench
+compose-bench: ## Time docker compose up --wait on the same images
+	bash benchmarks/compose/install-compose.sh
+	bash benchmarks/compose/compare.sh
