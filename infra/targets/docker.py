@@ -222,7 +222,9 @@ class DockerTarget:
                     docker.ContainerLabelArgs(label="dataplatform.workload", value=workload.name),
                 ],
                 destroy_grace_seconds=30,
-                opts=pulumi.ResourceOptions(parent=parent, depends_on=depends),
+                # The name is fixed, so the old container must go before its
+                # replacement can be created, whatever triggered the replace.
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=depends, delete_before_replace=True),
             )
             containers.append(container)
         self._containers[workload.name] = containers
