@@ -59,6 +59,7 @@ images: ## Build every image of the project and print their sizes
 	bash scripts/build-images.sh
 
 e2e: bootstrap ## Deploy the dev stack for real on an ephemeral stack and test it end to end
+	bash scripts/test-deps.sh
 	$(PULUMI_ENV) $(VENV)/python -m tests.e2e
 
 .PHONY: compose-bench
