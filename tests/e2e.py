@@ -255,8 +255,10 @@ def build_images() -> float:
 
 
 class EndToEnd:
-    def __init__(self, name: str, rows: int, purge: bool) -> None:
+    def __init__(self, name: str, rows: int, purge: bool, keep: bool = False) -> None:
         self.name = name
+        self.keep = keep
+        self.kept = False
         self.rows = rows
         self.purge = purge
         self.engine = docker.from_env(timeout=120)
@@ -587,6 +589,11 @@ class EndToEnd:
             self.monitoring()
             self.no_op()
             self.resilience(version)
+            if self.keep:
+                self.report.print()
+                log(f"kept: pulumi destroy --stack {self.name} --yes && pulumi stack rm {self.name} --yes")
+                self.kept = True
+                return 0
             self.destroy()
             self.stack = None
             self.report.print()
@@ -602,10 +609,14 @@ class EndToEnd:
             self.cleanup()
             return 1
         finally:
-            with contextlib.suppress(auto.CommandError):
-                auto.LocalWorkspace(work_dir=str(ROOT)).remove_stack(self.name)
-            (ROOT / f"Pulumi.{self.name}.yaml").unlink(missing_ok=True)
+            if not self.kept:
+                self._forget_stack()
             self.log_file.close()
+
+    def _forget_stack(self) -> None:
+        with contextlib.suppress(auto.CommandError):
+            auto.LocalWorkspace(work_dir=str(ROOT)).remove_stack(self.name)
+        (ROOT / f"Pulumi.{self.name}.yaml").unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -614,11 +625,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="events datagen writes")
     parser.add_argument("--no-build", action="store_true", help="skip scripts/build-images.sh")
     parser.add_argument("--purge", action="store_true", help="destroy with purgeOnDestroy")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the stack up after the checks (benchmarks)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("pulumi") is None:
         print("pulumi is not on PATH: run scripts/bootstrap.sh and source its env.sh", file=sys.stderr)
         return 2
-    run = EndToEnd(args.stack, args.rows, args.purge)
+    run = EndToEnd(args.stack, args.rows, args.purge, keep=args.keep)
     return run.run(build=not args.no_build)
 
 
