@@ -540,14 +540,14 @@ BAD: list[tuple[str, str, Callable[[], dict[str, Any]], Mutation, str]] = [
         lambda p: p.update(imageName="dataplatform/gateway:latest"),
         "image dataplatform/gateway:latest uses the latest tag",
     ),
-    (
-        "docker-image-pinned",
-        CONTAINER,
-        good_docker_container,
-        lambda p: p.update(image="grafana/grafana:latest"),
-        "image grafana/grafana:latest uses the latest tag",
-    ),
 ]
+
+
+def test_image_pins_are_checked_where_images_are_named_not_on_containers() -> None:
+    # A container's image is the ID its RemoteImage resolved, unknown in a
+    # preview; reading it would make the engine skip the policy noisily.
+    container = {**good_docker_container(), "image": "grafana/grafana:latest"}
+    assert messages("docker-image-pinned", CONTAINER, container) == []
 
 
 def _case_id(case: tuple[str, str, Any, Any, str]) -> str:

@@ -169,7 +169,10 @@ def check_literal_secrets(_: str, props: Props, config: Config) -> list[str]:
 
 
 def check_image_pinned(resource_type: str, props: Props, config: Config) -> list[str]:
-    key = {CONTAINER: "image", REMOTE_IMAGE: "name", IMAGE: "imageName"}[resource_type]
+    # Checked where images are named. A Container's ``image`` is the ID the
+    # RemoteImage resolved, unknown during a preview, so reading it there
+    # would only turn the policy into "can't run during preview" notices.
+    key = {REMOTE_IMAGE: "name", IMAGE: "imageName"}[resource_type]
     problem = image_pin_problem(props.get(key))
     return [problem] if problem else []
 
@@ -275,7 +278,7 @@ RESOURCE_RULES: list[ResourceRule] = [
         "docker-image-pinned",
         "Images are pinned to a version tag, a digest or an image ID: no latest, no untagged image.",
         Enforcement.MANDATORY,
-        type_is(CONTAINER, REMOTE_IMAGE, IMAGE),
+        type_is(REMOTE_IMAGE, IMAGE),
         check_image_pinned,
     ),
 ]
