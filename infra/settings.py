@@ -494,11 +494,7 @@ def raw_project_config() -> dict[str, Any]:
     prefix = f"{PROJECT}:"
     # Pulumi.yaml declares a default for every key (the engine requires a
     # value otherwise); an empty string there means "not set".
-    return {
-        k[len(prefix) :]: _decode(v)
-        for k, v in merged.items()
-        if k.startswith(prefix) and v != ""
-    }
+    return {k[len(prefix) :]: _decode(v) for k, v in merged.items() if k.startswith(prefix) and v != ""}
 
 
 # The CA bundle a TLS-inspecting proxy needs belongs to the machine, not the

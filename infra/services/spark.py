@@ -49,6 +49,21 @@ def _mi(n: int) -> str:
     return f"{n // (1024 * 1024)}Mi"
 
 
+def operator_pod_values() -> dict[str, object]:
+    """Chart values putting one of the Spark Operator's pods (controller or
+    webhook) under the Pod Security "restricted" profile, with requests and
+    a memory limit."""
+    return {
+        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    }
+
+
 @dataclass(frozen=True)
 class SparkEnvironment:
     """What every driver needs to reach the platform's data."""
@@ -347,7 +362,10 @@ class Spark(pulumi.ComponentResource):
                                     "serviceAccount": {"create": False},
                                     "rbac": {"create": False},
                                 },
-                                "webhook": {"enable": True},
+                                # The operator's own pods under the same
+                                # "restricted" profile as the platform's.
+                                "controller": operator_pod_values(),
+                                "webhook": {"enable": True, **operator_pod_values()},
                                 "prometheus": {"metrics": {"enable": True}},
                             },
                         ),
