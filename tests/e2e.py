@@ -54,6 +54,8 @@ import yaml
 from botocore.config import Config as BotoConfig
 from pulumi import automation as auto
 
+from infra.settings import HostPorts
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "dataplatform"
 MODEL = "churn"
@@ -61,17 +63,8 @@ STANDINS = {
     "redis": "dataplatform/redis-standin:7.0",
     "prometheus": "dataplatform/prometheus-standin:2.42",
 }
-PORT_KEYS = (
-    "gateway",
-    "inference",
-    "sparkMaster",
-    "sparkUi",
-    "redis",
-    "minioApi",
-    "minioConsole",
-    "prometheus",
-    "grafana",
-)
+# Every host port the dev tier publishes, as config keys.
+PORT_KEYS = tuple(field.alias or name for name, field in HostPorts.model_fields.items())
 
 
 class Failure(Exception):

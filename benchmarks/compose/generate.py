@@ -37,7 +37,6 @@ import argparse
 import hashlib
 import json
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +48,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e import PORT_KEYS, STANDINS, free_ports  # noqa: E402
 from tests.harness import Recorder, run_stack, unwrap  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -58,22 +58,6 @@ CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 VOLUME = "docker:index/volume:Volume"
 NETWORK = "docker:index/network:Network"
-# The e2e's stand-ins where the official images cannot be pulled.
-STANDINS = {
-    "redis": "dataplatform/redis-standin:7.0",
-    "prometheus": "dataplatform/prometheus-standin:2.42",
-}
-PORT_KEYS = (
-    "gateway",
-    "inference",
-    "sparkMaster",
-    "sparkUi",
-    "redis",
-    "minioApi",
-    "minioConsole",
-    "prometheus",
-    "grafana",
-)
 # Mode of uploaded files with the Pulumi docker provider (root-owned, 0644).
 UPLOAD_MODE = 0o644
 
@@ -325,18 +309,6 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.chmod(path, 0o600)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets, ports = [], []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports.append(s.getsockname()[1])
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
