@@ -89,9 +89,9 @@ class Platform(pulumi.ComponentResource):
         )
         self.spark = Spark(
             "spark",
-            SparkArgs(settings, self.spark_env),
+            SparkArgs(settings, self.spark_env, jobs_depend_on=(self.minio,)),
             target,
-            pulumi.ResourceOptions(parent=self, depends_on=[self.minio]),
+            child,
         )
         inference_creds = self.minio.credentials[INFERENCE_USER]
         self.inference = Inference(

@@ -77,6 +77,9 @@ class SparkEnvironment:
 class SparkArgs:
     settings: Settings
     environment: SparkEnvironment
+    # What jobs need ready before they run (the buckets). The cluster itself
+    # does not wait for them, so it starts alongside storage.
+    jobs_depend_on: tuple[pulumi.Resource, ...] = ()
 
 
 def image(settings: Settings) -> ProjectImage:
@@ -412,7 +415,7 @@ class Spark(pulumi.ComponentResource):
                 target,
                 depends_on=runtime,
                 secret_name=secret_name,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.jobs_depend_on)),
             )
             for job in settings.spark_jobs
         ]
