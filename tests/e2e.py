@@ -448,8 +448,11 @@ class EndToEnd:
         def one(_: int) -> Response:
             return http("POST", f"{url}/v1/predict", body, auth)
 
+        # Whatever the key has left, plus a margin the refill during the
+        # burst cannot cover: however slow the machine, the burst crosses it.
+        remaining = int(one(0).headers.get("x-ratelimit-remaining", "0"))
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            replies = list(pool.map(one, range(700)))
+            replies = list(pool.map(one, range(remaining + 300)))
         limited = [r for r in replies if r.status == 429]
         check(bool(limited), f"no 429 in a burst over the limit: {sorted({r.status for r in replies})}")
         check(
@@ -547,7 +550,8 @@ class EndToEnd:
         check(not self.engine.networks.list(names=[self.prefix]), "network left after destroy")
         kept = {v.name for v in self.engine.volumes.list()} & mine
         if self.purge:
-            check(not kept, f"volumes left despite purgeOnDestroy: {kept}")
+            check(bool(mine) and not kept, f"volumes left despite purgeOnDestroy: {kept}")
+            self.report.ok(f"destroy with purgeOnDestroy removed {len(mine)} data volumes")
         else:
             check(kept == mine and bool(mine), f"data volumes not kept: had {mine}, kept {kept}")
             self.report.ok(f"destroy kept {len(kept)} data volumes")
