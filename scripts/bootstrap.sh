@@ -146,6 +146,14 @@ write_env_file() {
       printf 'export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n'
     fi
     printf 'export PULUMI_SKIP_UPDATE_CHECK=true\n'
+    # The stack's image builds trust the machine's extra CAs (a TLS-inspecting
+    # proxy) exactly as scripts/build-images.sh passes them: `$(cat ...)`,
+    # trailing newlines dropped, so both share the engine's layer cache.
+    local extra=(/usr/local/share/ca-certificates/*.crt)
+    if [[ -e ${extra[0]} ]]; then
+      printf '%s' "$(cat "${extra[@]}")" >"$cache/build-ca.pem"
+      printf 'export DATAPLATFORM_BUILD_CA_FILE="${DATAPLATFORM_BUILD_CA_FILE:-%s}"\n' "$cache/build-ca.pem"
+    fi
     printf 'export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-%s}"\n' "file://$cache/state"
     # The passphrase file keeps the secret out of the work tree; an explicit
     # passphrase (CI, a team secret) wins.

@@ -222,22 +222,6 @@ def stack_config(overrides: dict[str, Any]) -> dict[str, auto.ConfigValue]:
     }
 
 
-def share_build_ca() -> None:
-    """Give the stack's image builds the CA bundle build-images.sh uses (the
-    host's extra CAs), byte for byte, so they reuse its layer cache."""
-    if os.environ.get("DATAPLATFORM_BUILD_CA_FILE"):
-        return
-    certs = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-    if not certs:
-        return
-    cache = Path(os.environ.get("DATAPLATFORM_CACHE", Path.home() / ".cache" / "dataplatform"))
-    path = cache / "build-ca.pem"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # build-images.sh passes `$(cat *.crt)`: the shell drops trailing newlines.
-    path.write_text("".join(p.read_text() for p in certs).rstrip("\n"))
-    os.environ["DATAPLATFORM_BUILD_CA_FILE"] = str(path)
-
-
 def build_images() -> float:
     start = time.monotonic()
     subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), "--standins"], check=True)
@@ -577,7 +561,6 @@ class EndToEnd:
                 overrides["purgeOnDestroy"] = True
             for note in notes:
                 self.report.add("machine", note)
-            share_build_ca()
             if build:
                 self.report.add("images built (build-images.sh)", f"{build_images():.0f} s")
             self.deploy(overrides)
