@@ -495,7 +495,9 @@ class Container(ResourceKind):
         except docker_errors.APIError:
             pass
         with contextlib.suppress(docker_errors.NotFound):
-            api.remove_container(id_, force=True, v=bool(state.get("removeVolumes")))
+            # As upstream: anonymous volumes (an image's VOLUME the container
+            # did not mount a named volume on) go with it unless told otherwise.
+            api.remove_container(id_, force=True, v=state.get("removeVolumes") is not False)
 
 
 KINDS: list[ResourceKind] = [Network(), Volume(), RemoteImage(), Image(), Container()]

@@ -99,3 +99,20 @@ def test_a_failing_one_shot_container_reports_its_logs_and_is_removed(engine: do
 def test_a_missing_image_fails_with_a_clear_message(engine: docker.DockerClient) -> None:
     with pytest.raises(ProviderError, match="not on this Docker engine"):
         RemoteImage().create({"name": "dataplatform/nothing-here:0.0.0", "keepLocally": True}, 30)
+
+
+def test_anonymous_volumes_go_with_the_container(engine: docker.DockerClient) -> None:
+    import io
+
+    image, _ = engine.images.build(
+        fileobj=io.BytesIO(f"FROM {BASE}\nVOLUME /scratch\n".encode()), tag="lp-test-volume:1", rm=True
+    )
+    name = f"lp-test-{uuid.uuid4().hex[:8]}"
+    inputs = {"name": name, "image": image.id, "command": ["sleep", "300"], "mustRun": True}
+    id_, _ = Container().create(inputs, 60)
+    mounts = engine.api.inspect_container(id_)["Mounts"]
+    anonymous = [m["Name"] for m in mounts if m["Type"] == "volume"]
+    assert len(anonymous) == 1
+    Container().delete(id_, inputs, 10)
+    assert anonymous[0] not in {v.name for v in engine.volumes.list()}
+    engine.images.remove("lp-test-volume:1")
