@@ -85,10 +85,9 @@ class Network(ResourceKind):
     def create(self, inputs: Props, timeout: float) -> tuple[str, Props]:
         api = client()
         name = inputs["name"]
-        if api.networks(names=[name]):
-            existing = [n for n in api.networks(names=[name]) if n["Name"] == name]
-            if existing:
-                raise ProviderError(f"network {name} already exists; remove it or pick another stack name")
+        # The engine's name filter matches substrings; only an exact match clashes.
+        if any(n["Name"] == name for n in api.networks(names=[name])):
+            raise ProviderError(f"network {name} already exists; remove it or pick another stack name")
         created = api.create_network(
             name,
             driver=inputs.get("driver") or "bridge",
@@ -206,8 +205,8 @@ class Image(ResourceKind):
         failures = _unknown_keys("Image", news, self.known - {"contextDigest"})
         build = news.get("build") or {}
         failures += [
-            (f"build.{k}", f"Image: {k} is not supported")
-            for k, f in _unknown_keys("Image.build", build, self.known_build)
+            (f"build.{key}", message)
+            for key, message in _unknown_keys("Image.build", build, self.known_build)
         ]
         if news.get("skipPush") is not True:
             failures.append(("skipPush", "the local docker provider builds only; set skipPush"))
