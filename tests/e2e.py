@@ -50,11 +50,11 @@ from typing import Any
 import boto3
 import docker
 import redis
-import yaml
 from botocore.config import Config as BotoConfig
 from pulumi import automation as auto
 
 from infra.settings import HostPorts
+from tests.harness import merge_config, stack_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "dataplatform"
@@ -208,14 +208,9 @@ def machine_overrides(engine: docker.DockerClient) -> tuple[dict[str, Any], list
     return overrides, notes
 
 
-def stack_config(overrides: dict[str, Any]) -> dict[str, auto.ConfigValue]:
-    data = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    config = {k.split(":", 1)[1]: v for k, v in data.items()}
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = {**config[key], **value}
-        else:
-            config[key] = value
+def engine_config(overrides: dict[str, Any]) -> dict[str, auto.ConfigValue]:
+    """Pulumi.dev.yaml's config with ``overrides``, as the Automation API takes it."""
+    config = merge_config(stack_config("dev"), overrides)
     return {
         f"{PROJECT}:{k}": auto.ConfigValue(v if isinstance(v, str) else json.dumps(v))
         for k, v in config.items()
@@ -290,7 +285,7 @@ class EndToEnd:
 
     def deploy(self, overrides: dict[str, Any]) -> None:
         self.stack = auto.create_or_select_stack(stack_name=self.name, work_dir=str(ROOT))
-        self.stack.set_all_config(stack_config(overrides))
+        self.stack.set_all_config(engine_config(overrides))
         result, seconds = self.up("first")
         changes = result.summary.resource_changes or {}
         self.report.add("resources created", str(changes.get("create", 0)))

@@ -68,6 +68,18 @@ def stack_config(stack: str) -> dict[str, Any]:
     return {k.split(":", 1)[1]: v for k, v in (data.get("config") or {}).items()}
 
 
+def merge_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied; objects are merged key by key, so
+    an override of ``gateway.rateLimit`` keeps the rest of ``gateway``."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def run_stack(
     stack: str,
     overrides: dict[str, Any] | None = None,

@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 import typing
@@ -47,6 +48,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.harness import merge_config
+from tests.harness import stack_config as harness_stack_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "dataplatform"
@@ -170,15 +174,11 @@ class Rendered:
 
 def stack_config(render_dir: Path, install_operator: bool) -> dict[str, Any]:
     """Pulumi.prod.yaml's config, rendering to ``render_dir``."""
-    config = dict((yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text()) or {}).get("config") or {})
-    kube = dict(config.get(f"{PROJECT}:kubernetes") or {})
-    kube["renderDir"] = str(render_dir)
-    config[f"{PROJECT}:kubernetes"] = kube
+    overrides: dict[str, Any] = {"kubernetes": {"renderDir": str(render_dir)}}
     if not install_operator:
-        operator = dict(config.get(f"{PROJECT}:sparkOperator") or {})
-        operator["install"] = False
-        config[f"{PROJECT}:sparkOperator"] = operator
-    return config
+        overrides["sparkOperator"] = {"install": False}
+    config = merge_config(harness_stack_config("prod"), overrides)
+    return {f"{PROJECT}:{key}": value for key, value in config.items()}
 
 
 def load_manifests(directory: Path) -> list[Manifest]:
@@ -188,6 +188,63 @@ def load_manifests(directory: Path) -> list[Manifest]:
             if obj:
                 manifests.append(Manifest(path, obj))
     return manifests
+
+
+Runner = Callable[..., tuple[int, list[str]]]
+
+
+@contextlib.contextmanager
+def ephemeral_stack(stack: str, config: dict[str, Any]) -> Iterator[Runner]:
+    """A stack of this project in a throwaway local backend with a throwaway
+    passphrase, configured with ``config`` (prefixed keys). Yields
+    ``run(*pulumi_args, on_output=None, timeout=None)``, which returns the
+    exit code and the output lines. The stack, its ``Pulumi.<stack>.yaml``
+    and the backend are gone afterwards."""
+    stack_file = ROOT / f"Pulumi.{stack}.yaml"
+    if stack_file.exists():
+        raise FileExistsError(f"{stack_file} exists: another run may be using stack {stack}")
+    state = Path(tempfile.mkdtemp(prefix="dataplatform-stack-state-"))
+    env = dict(toolchain_env())
+    env.update(PULUMI_BACKEND_URL=f"file://{state}", PULUMI_CONFIG_PASSPHRASE=secrets.token_urlsafe(24))
+    # KUBECONFIG becomes the provider's kubeconfig argument, which render
+    # mode refuses ("not compatible with renderYamlToDirectory").
+    for name in ("PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_ACCESS_TOKEN", "PULUMI_STACK", "KUBECONFIG"):
+        env.pop(name, None)
+
+    def run(
+        *args: str, on_output: Callable[[str], None] | None = None, timeout: float | None = None
+    ) -> tuple[int, list[str]]:
+        command = ["pulumi", *args, "--stack", stack, "--non-interactive", "--color", "never"]
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        watchdog = threading.Timer(timeout, proc.kill) if timeout else None
+        if watchdog:
+            watchdog.start()
+        assert proc.stdout is not None
+        lines = []
+        try:
+            for line in proc.stdout:
+                lines.append(line.rstrip())
+                if on_output:
+                    on_output(line.rstrip())
+            return proc.wait(), lines
+        finally:
+            if watchdog:
+                watchdog.cancel()
+
+    try:
+        code, lines = run("stack", "init", "--secrets-provider", "passphrase")
+        if code != 0:
+            raise RuntimeError(f"pulumi stack init failed ({code}):\n" + "\n".join(lines[-40:]))
+        settings = yaml.safe_load(stack_file.read_text()) or {}
+        settings["config"] = config
+        stack_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+        yield run
+    finally:
+        run("stack", "rm", "--yes", "--force")
+        stack_file.unlink(missing_ok=True)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def render(
@@ -206,47 +263,15 @@ def render(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty; the render would mix with what is there")
     stack = stack or f"render-{os.getpid()}"
-    stack_file = ROOT / f"Pulumi.{stack}.yaml"
-    if stack_file.exists():
-        raise FileExistsError(f"{stack_file} exists: another render may be using stack {stack}")
     config = stack_config(out_dir, install_operator)
     version = str((config.get(f"{PROJECT}:kubernetes") or {}).get("version", "1.33"))
-    state = Path(tempfile.mkdtemp(prefix="dataplatform-render-state-"))
-    env = dict(toolchain_env())
-    env.update(PULUMI_BACKEND_URL=f"file://{state}", PULUMI_CONFIG_PASSPHRASE=secrets.token_urlsafe(24))
-    # KUBECONFIG becomes the provider's kubeconfig argument, which render
-    # mode refuses ("not compatible with renderYamlToDirectory").
-    for name in ("PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_ACCESS_TOKEN", "PULUMI_STACK", "KUBECONFIG"):
-        env.pop(name, None)
-
-    def pulumi(*args: str) -> None:
-        command = ["pulumi", *args, "--stack", stack, "--non-interactive", "--color", "never"]
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-            on_output(line.rstrip())
-        if proc.wait() != 0:
-            tail = "\n".join(lines[-40:])
-            raise RuntimeError(f"pulumi {args[0]} failed ({proc.returncode}):\n{tail}")
-
     start = time.monotonic()
-    try:
-        pulumi("stack", "init", "--secrets-provider", "passphrase")
-        settings = yaml.safe_load(stack_file.read_text()) or {}
-        settings["config"] = config
-        stack_file.write_text(yaml.safe_dump(settings, sort_keys=False))
-        pulumi("up", "--yes", "--skip-preview", "--suppress-progress")
+    with ephemeral_stack(stack, config) as run:
+        code, lines = run("up", "--yes", "--skip-preview", "--suppress-progress", on_output=on_output)
+        if code != 0:
+            raise RuntimeError(f"pulumi up failed ({code}):\n" + "\n".join(lines[-40:]))
         seconds = time.monotonic() - start
         manifests = load_manifests(out_dir)
-    finally:
-        with contextlib.suppress(RuntimeError):
-            pulumi("stack", "rm", "--yes", "--force")
-        stack_file.unlink(missing_ok=True)
-        shutil.rmtree(state, ignore_errors=True)
     return Rendered(stack, out_dir, manifests, seconds, version, install_operator)
 
 

@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e import PORT_KEYS, STANDINS, free_ports  # noqa: E402
-from tests.harness import Recorder, run_stack, unwrap  # noqa: E402
+from tests.harness import Recorder, merge_config, run_stack, stack_config, unwrap  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "out" / "compose.yaml"
@@ -311,16 +311,6 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Generate a Docker Compose file from the platform's Pulumi declarations.",
@@ -386,17 +376,14 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     if ports:
         overrides["hostPorts"] = ports
     if args.config:
-        overrides = merge(overrides, json.loads(args.config))
+        overrides = merge_config(overrides, json.loads(args.config))
     return overrides
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = overrides_from(args)
-    # Stack config objects are merged key by key, as the e2e does.
-    from tests.harness import stack_config
-
-    config = merge(stack_config(args.stack), overrides)
+    config = merge_config(stack_config(args.stack), overrides)
     recorder, waits = declare(args.stack, config)
     compose, notes = translate(recorder, waits, args.project)
     header = (
