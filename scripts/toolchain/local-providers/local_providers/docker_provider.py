@@ -9,7 +9,12 @@ Behaviour kept from upstream: a Container's configuration changes replace
 it (deleted first, its name being fixed), uploads are copied in before the
 container starts, ``wait`` returns only once the health check passes,
 ``attach`` waits for the container to exit; volumes are created if missing
-and reused if they exist; images are kept on delete when ``keepLocally``.
+and reused if they exist; images are kept on delete when ``keepLocally``; a
+refresh drops a container that was removed outside Pulumi, and removes and
+drops one that should run (``mustRun``) but has stopped, so the next update
+creates it again.
+Where this provider departs from upstream on purpose: a volume's labels
+change in place, because replacing a volume deletes its data.
 Where this provider is stricter: a one-shot (``attach``) container that
 exits non-zero fails the update with its last log lines, and a container
 that does not become healthy is removed so the next update starts clean.
@@ -111,8 +116,15 @@ class Network(ResourceKind):
 
 
 class Volume(ResourceKind):
+    """A named volume. Its labels are applied in place: the engine cannot
+    relabel a volume, and replacing one (its name being fixed, delete
+    first) would delete the data it holds whenever it is not retained.
+    The state records the declared labels; the volume keeps those it was
+    created with."""
+
     token = "docker:index/volume:Volume"
     known = {"name", "driver", "driverOpts", "labels"}
+    updatable = frozenset({"labels"})
 
     def check(self, olds: Props, news: Props) -> tuple[Props, list[tuple[str, str]]]:
         return news, _unknown_keys("Volume", news, self.known)
@@ -134,6 +146,9 @@ class Volume(ResourceKind):
         except docker_errors.NotFound:
             return None
         return id_, state
+
+    def update(self, id_: str, olds: Props, news: Props, timeout: float) -> Props:
+        return {**olds, **news}
 
     def delete(self, id_: str, state: Props, timeout: float) -> None:
         with contextlib.suppress(docker_errors.NotFound):
@@ -475,11 +490,22 @@ class Container(ResourceKind):
             time.sleep(0.5)
 
     def read(self, id_: str, state: Props, inputs: Props) -> tuple[str, Props] | None:
+        """As upstream: a container removed outside Pulumi is gone from the
+        state, and one that should run (``mustRun``) but does not is removed
+        and gone too, so the next update creates it again."""
+        api = client()
         try:
-            client().inspect_container(id_)
+            status = api.inspect_container(id_)["State"]
         except docker_errors.NotFound:
             return None
-        return id_, state
+        must_run = (inputs or state).get("mustRun", True) is not False
+        if must_run and not status.get("Running"):
+            self.delete(id_, state, 30.0)
+            return None
+        outputs = dict(state)
+        if not status.get("Running"):
+            outputs["exitCode"] = int(status.get("ExitCode", 0))
+        return id_, outputs
 
     def update(self, id_: str, olds: Props, news: Props, timeout: float) -> Props:
         return {**olds, **{k: v for k, v in news.items() if v is not UNKNOWN}}

@@ -203,8 +203,17 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
     @_guarded
     def Diff(self, request: Any, context: Any) -> Any:
         kind = self._kind(request.urn)
-        olds = _props(request.old_inputs) or _props(request.olds)
-        result = kind.diff(request.id, olds, _props(request.news, True))
+        news = _props(request.news, True)
+        olds = _props(request.old_inputs)
+        if not olds:
+            # A state without inputs (an import, an older engine): compare what
+            # the program sets with the recorded outputs, key by key, as the
+            # upstream bridge compares configuration with state. Computed
+            # outputs (a password's result, a volume's mountpoint) are never
+            # inputs, so they cannot turn into changes that replace.
+            outputs = _props(request.olds)
+            olds = {key: outputs[key] for key in user_keys(news) if key in outputs}
+        result = kind.diff(request.id, olds, news)
         return proto.DiffResponse(
             changes=proto.DiffResponse.DIFF_SOME if result.changed else proto.DiffResponse.DIFF_NONE,
             diffs=result.changed,

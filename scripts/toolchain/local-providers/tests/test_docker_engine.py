@@ -116,3 +116,68 @@ def test_anonymous_volumes_go_with_the_container(engine: docker.DockerClient) ->
     Container().delete(id_, inputs, 10)
     assert anonymous[0] not in {v.name for v in engine.volumes.list()}
     engine.images.remove("lp-test-volume:1")
+
+
+def _sleeper(name: str, **extra: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "image": BASE,
+        "command": ["sleep", "300"],
+        "restart": "no",
+        "mustRun": True,
+        "destroyGraceSeconds": 1,
+        **extra,
+    }
+
+
+def test_a_container_removed_outside_pulumi_is_gone_from_the_state(engine: docker.DockerClient) -> None:
+    inputs = _sleeper(f"lp-test-{uuid.uuid4().hex[:8]}")
+    id_, outputs = Container().create(inputs, 60)
+    assert Container().read(id_, outputs, inputs) == (id_, outputs)
+    engine.api.remove_container(id_, force=True)
+    assert Container().read(id_, outputs, inputs) is None
+
+
+def test_a_container_that_must_run_but_died_is_removed_and_gone(engine: docker.DockerClient) -> None:
+    inputs = _sleeper(f"lp-test-{uuid.uuid4().hex[:8]}")
+    id_, outputs = Container().create(inputs, 60)
+    engine.api.kill(id_)
+    engine.api.wait(id_, timeout=30)
+    assert Container().read(id_, outputs, inputs) is None
+    # As upstream, the dead container is removed, so a new one can take its name.
+    assert not engine.containers.list(all=True, filters={"id": id_})
+
+
+def test_a_stopped_container_that_need_not_run_stays(engine: docker.DockerClient) -> None:
+    inputs = _sleeper(f"lp-test-{uuid.uuid4().hex[:8]}", mustRun=False)
+    id_, outputs = Container().create(inputs, 60)
+    try:
+        engine.api.kill(id_)
+        engine.api.wait(id_, timeout=30)
+        found = Container().read(id_, outputs, inputs)
+        assert found is not None and found[1]["exitCode"] == 137
+    finally:
+        Container().delete(id_, inputs, 10)
+
+
+def test_a_label_change_keeps_a_purgeable_volumes_data(engine: docker.DockerClient) -> None:
+    """With purgeOnDestroy the volume is not retained, so a replacement would
+    delete it; a label change is an update that leaves the data alone."""
+    from local_providers.docker_provider import Volume
+
+    name = f"lp-test-{uuid.uuid4().hex[:8]}"
+    old = {"name": name, "labels": [{"label": "dataplatform.data", "value": "true"}]}
+    vol_id, state = Volume().create(old, 60)
+    try:
+        engine.containers.run(
+            BASE, ["sh", "-c", "echo kept > /data/file"], volumes={name: {"bind": "/data"}}, remove=True
+        )
+        new = {**old, "labels": [*old["labels"], {"label": "dataplatform.stack", "value": "t"}]}
+        diff = Volume().diff(vol_id, old, new)
+        assert not diff.replaces
+        updated = Volume().update(vol_id, state, new, 60)
+        assert updated["labels"] == new["labels"]
+        mount = {name: {"bind": "/data"}}
+        assert engine.containers.run(BASE, ["cat", "/data/file"], volumes=mount, remove=True) == b"kept\n"
+    finally:
+        Volume().delete(vol_id, state, 60)

@@ -136,3 +136,32 @@ def test_engine_protocol_round_trip(random_plugin: provider_pb2_grpc.ResourcePro
     other = URN.replace("random:index/randomPassword:RandomPassword", "random:index/randomUuid:RandomUuid")
     with pytest.raises(grpc.RpcError, match="not implemented by this provider"):
         stub.Check(proto.CheckRequest(urn=other, news=inputs))
+
+
+def test_diff_without_old_inputs_compares_only_what_the_program_sets(
+    random_plugin: provider_pb2_grpc.ResourceProviderStub,
+) -> None:
+    """A state recorded without inputs must not turn computed outputs (the
+    password itself) into changes that replace the resource."""
+    import asyncio
+
+    stub = random_plugin
+    inputs = asyncio.run(_struct({"length": 24, "special": False}))
+    created = stub.Create(proto.CreateRequest(urn=URN, properties=inputs))
+    unchanged = stub.Diff(proto.DiffRequest(urn=URN, id=created.id, olds=created.properties, news=inputs))
+    assert unchanged.changes == proto.DiffResponse.DIFF_NONE, list(unchanged.diffs)
+    longer = asyncio.run(_struct({"length": 30, "special": False}))
+    changed = stub.Diff(proto.DiffRequest(urn=URN, id=created.id, olds=created.properties, news=longer))
+    assert list(changed.replaces) == ["length"]
+
+
+def test_volume_labels_change_in_place_never_by_replacement() -> None:
+    from local_providers.docker_provider import Volume
+
+    old = {"name": "dp-data", "labels": [{"label": "dataplatform.data", "value": "true"}]}
+    new = {**old, "labels": [*old["labels"], {"label": "dataplatform.stack", "value": "dev"}]}
+    result = Volume().diff("dp-data", old, new)
+    assert result.changed == ["labels"]
+    assert not result.replaces and not result.delete_before_replace
+    # What still needs a new volume does replace it.
+    assert Volume().diff("dp-data", old, {**old, "driver": "other"}).replaces == ["driver"]
