@@ -60,6 +60,8 @@ class RedisSettings:
     host: str
     port: int = 6379
     password: str | None = field(default=None, repr=False)
+    # The Redis ACL user (DP_REDIS_USERNAME); None authenticates as "default".
+    username: str | None = None
     db: int = 0
 
 
@@ -104,6 +106,7 @@ class Settings:
             redis_settings = RedisSettings(
                 host=host,
                 port=port,
+                username=env.get("DP_REDIS_USERNAME", "").strip() or None,
                 password=read_secret_file(password_file, "DP_REDIS_PASSWORD_FILE") if password_file else None,
             )
         buckets = Buckets(
@@ -186,6 +189,7 @@ def check_s3(settings: S3Settings) -> None:
 def redis_client(settings: RedisSettings, timeout: float = 30.0) -> redis.Redis:
     return redis.Redis(
         host=settings.host,
+        username=settings.username,
         port=settings.port,
         password=settings.password,
         db=settings.db,

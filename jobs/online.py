@@ -34,6 +34,7 @@ class OnlineTarget:
     db: int
     ttl_seconds: int
     batch_commands: int = 500
+    username: str | None = None
 
     @classmethod
     def from_settings(
@@ -41,7 +42,15 @@ class OnlineTarget:
     ) -> OnlineTarget:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
-        return cls(settings.host, settings.port, settings.password, settings.db, ttl_seconds, batch_commands)
+        return cls(
+            settings.host,
+            settings.port,
+            settings.password,
+            settings.db,
+            ttl_seconds,
+            batch_commands,
+            settings.username,
+        )
 
 
 def format_value(value: object) -> str:
@@ -60,6 +69,7 @@ def write_rows(rows: Iterable[Row], target: OnlineTarget, feature_names: Sequenc
     client = redis.Redis(
         host=target.host,
         port=target.port,
+        username=target.username,
         password=target.password,
         db=target.db,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
