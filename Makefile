@@ -37,7 +37,7 @@ test: ## Run every test suite (installs what the tests need first)
 	$(MAKE) lint test-infra test-providers test-jobs test-inference test-gateway
 
 lint:
-	$(VENV)/ruff check infra tests __main__.py scripts/toolchain/local-providers policy
+	$(VENV)/ruff check infra monitoring tests __main__.py scripts/toolchain/local-providers policy
 	$(VENV)/mypy
 
 test-infra:

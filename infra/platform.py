@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from infra.services.alertmanager import Alertmanager, AlertmanagerArgs
 from infra.services.common import secret_path
 from infra.services.gateway import Gateway, GatewayArgs
 from infra.services.grafana import Grafana, GrafanaArgs
@@ -67,6 +68,7 @@ class Platform(pulumi.ComponentResource):
             child,
         )
         spark_creds = self.minio.credentials[SPARK_USER]
+        spark_redis = self.redis.credentials["spark"]
         self.spark_env = SparkEnvironment(
             env={
                 "DP_S3_ENDPOINT": self.minio.endpoint,
@@ -74,6 +76,7 @@ class Platform(pulumi.ComponentResource):
                 "DP_S3_SECRET_KEY_FILE": secret_path("s3-secret-key"),
                 "DP_REDIS_HOST": self.redis.host,
                 "DP_REDIS_PORT": str(self.redis.port),
+                "DP_REDIS_USERNAME": spark_redis.username,
                 "DP_REDIS_PASSWORD_FILE": secret_path("redis-password"),
                 "DP_RAW_BUCKET": buckets.raw,
                 "DP_LAKE_BUCKET": buckets.lake,
@@ -83,7 +86,7 @@ class Platform(pulumi.ComponentResource):
             files=(
                 File(secret_path("s3-access-key"), spark_creds.access_key, secret=True),
                 File(secret_path("s3-secret-key"), spark_creds.secret_key, secret=True),
-                File(secret_path("redis-password"), self.redis.password, secret=True),
+                File(secret_path("redis-password"), spark_redis.password, secret=True),
             ),
             talks_to=("minio", "redis"),
         )
@@ -100,7 +103,7 @@ class Platform(pulumi.ComponentResource):
                 settings,
                 redis_host=self.redis.host,
                 redis_port=self.redis.port,
-                redis_password=self.redis.password,
+                redis=self.redis.credentials["inference"],
                 s3_endpoint=self.minio.endpoint,
                 s3_access_key=inference_creds.access_key,
                 s3_secret_key=inference_creds.secret_key,
@@ -115,18 +118,25 @@ class Platform(pulumi.ComponentResource):
                 upstream_url=self.inference.url,
                 redis_host=self.redis.host,
                 redis_port=self.redis.port,
-                redis_password=self.redis.password,
+                redis=self.redis.credentials["gateway"],
             ),
             target,
             child,
         )
+        self.alertmanager = Alertmanager("alertmanager", AlertmanagerArgs(settings), target, child)
         scraped = [
             self.minio.server,
             *self.spark.workloads,
             self.inference.workload,
             self.gateway.workload,
+            self.alertmanager.workload,
         ]
-        self.prometheus = Prometheus("prometheus", PrometheusArgs(settings, scraped), target, child)
+        self.prometheus = Prometheus(
+            "prometheus",
+            PrometheusArgs(settings, scraped, alertmanager=self.alertmanager.workload),
+            target,
+            child,
+        )
         self.grafana = (
             Grafana(
                 "grafana",
@@ -157,7 +167,8 @@ class Platform(pulumi.ComponentResource):
             {
                 "s3_access_key": spark_creds.access_key,
                 "s3_secret_key": spark_creds.secret_key,
-                "redis_password": self.redis.password,
+                "redis_username": spark_redis.username,
+                "redis_password": spark_redis.password,
                 "gateway_api_key": self.gateway.api_key,
             }
         )

@@ -33,6 +33,8 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # Standard five-field cron, or the @-macros the Spark Operator accepts.
 CRON_RE = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly|every \S+)|(\S+\s+){4}\S+)$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A Prometheus duration such as 30s, 5m or 1h30m.
+PROM_DURATION_RE = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 
 _MEMORY_FACTORS = {
     "": 1,
@@ -139,6 +141,7 @@ class HostPorts(_Model):
     minio_console: int = Field(9001, ge=1, le=65535)
     prometheus: int = Field(9090, ge=1, le=65535)
     grafana: int = Field(3001, ge=1, le=65535)
+    alertmanager: int = Field(9093, ge=1, le=65535)
 
     @model_validator(mode="after")
     def _no_collision(self) -> HostPorts:
@@ -161,6 +164,7 @@ class Images(_Model):
     redis: str = "redis:7.4.5-bookworm"
     prometheus: str = "prom/prometheus:v3.5.0"
     grafana: str = "grafana/grafana:12.2.0"
+    alertmanager: str = "prom/alertmanager:v0.28.1"
     spark: str | None = None
     minio: str | None = None
     gateway: str | None = None
@@ -267,6 +271,46 @@ class GrafanaSettings(_Model):
     enabled: bool = True
 
 
+def _check_duration(value: str) -> str:
+    if not value or not PROM_DURATION_RE.match(value):
+        raise ValueError("must be a Prometheus duration such as 30s, 5m or 1h")
+    return value
+
+
+class MonitoringSettings(_Model):
+    """How often Prometheus scrapes and evaluates, and per-alert ``for``
+    overrides (alert name -> duration), e.g. short ones for a test stack."""
+
+    scrape_interval: str = "15s"
+    evaluation_interval: str = "15s"
+    alert_for: dict[str, str] = {}
+
+    _durations = field_validator("scrape_interval", "evaluation_interval")(_check_duration)
+
+    @field_validator("alert_for")
+    @classmethod
+    def _known_alerts(cls, value: dict[str, str]) -> dict[str, str]:
+        from monitoring.rules import ALERT_NAMES
+
+        unknown = sorted(set(value) - set(ALERT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown alert {', '.join(unknown)}; allowed: {', '.join(ALERT_NAMES)}")
+        for duration in value.values():
+            _check_duration(duration)
+        return value
+
+
+class RedisSettings(_Model):
+    """``maxmemoryRatio``: the share of the container's memory limit Redis may
+    fill; the rest is headroom for the copy-on-write of an AOF rewrite and
+    client buffers. ``maxmemoryPolicy``: what Redis evicts once full."""
+
+    maxmemory_ratio: float = Field(0.45, gt=0.05, le=0.6)
+    maxmemory_policy: Literal[
+        "noeviction", "volatile-lru", "volatile-lfu", "volatile-ttl", "allkeys-lru", "allkeys-lfu"
+    ] = "volatile-lru"
+
+
 class Buckets(_Model):
     raw: str = "raw"
     lake: str = "lake"
@@ -295,9 +339,10 @@ class StorageSettings(_Model):
     redis: str = "2Gi"
     prometheus: str = "10Gi"
     grafana: str = "1Gi"
+    alertmanager: str = "1Gi"
     storage_class: str | None = None
 
-    _memory = field_validator("minio", "redis", "prometheus", "grafana")(_check_memory)
+    _memory = field_validator("minio", "redis", "prometheus", "grafana", "alertmanager")(_check_memory)
 
 
 class KubernetesSettings(_Model):
@@ -343,6 +388,8 @@ class Settings(_Model):
     gateway: GatewaySettings = GatewaySettings()
     inference: InferenceSettings = InferenceSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    redis: RedisSettings = RedisSettings()
     buckets: Buckets = Buckets()
     storage: StorageSettings = StorageSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
@@ -419,6 +466,7 @@ WORKLOAD_NAMES = (
     "inference",
     "prometheus",
     "grafana",
+    "alertmanager",
 )
 
 

@@ -60,9 +60,9 @@ class RedisSettings:
     host: str
     port: int = 6379
     password: str | None = field(default=None, repr=False)
+    db: int = 0
     # The Redis ACL user (DP_REDIS_USERNAME); None authenticates as "default".
     username: str | None = None
-    db: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,8 @@ class Settings:
             redis_settings = RedisSettings(
                 host=host,
                 port=port,
-                username=env.get("DP_REDIS_USERNAME", "").strip() or None,
                 password=read_secret_file(password_file, "DP_REDIS_PASSWORD_FILE") if password_file else None,
+                username=env.get("DP_REDIS_USERNAME", "").strip() or None,
             )
         buckets = Buckets(
             raw=env.get("DP_RAW_BUCKET", "raw"),
@@ -189,8 +189,8 @@ def check_s3(settings: S3Settings) -> None:
 def redis_client(settings: RedisSettings, timeout: float = 30.0) -> redis.Redis:
     return redis.Redis(
         host=settings.host,
-        username=settings.username,
         port=settings.port,
+        username=settings.username,
         password=settings.password,
         db=settings.db,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,

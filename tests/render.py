@@ -16,8 +16,10 @@ Run with ``make render-prod`` (or ``python -m tests.render``). It:
    unknown fields fail), and the Spark Operator's custom resources against
    the operator's v1beta2 API models (PyPI ``kubeflow-spark-api``, generated
    from the operator's OpenAPI spec: unknown fields, types, required fields);
-4. runs ``promtool check config`` and ``promtool check rules`` on the
-   Prometheus configuration and rules found in the rendered ConfigMap;
+4. runs ``promtool check config``, ``promtool check rules`` and ``promtool
+   test rules`` (the alert unit tests of ``monitoring/prometheus``) on the
+   Prometheus configuration and rules found in the rendered ConfigMap, and
+   ``amtool check-config`` on Alertmanager's;
 5. removes the stack, its ``Pulumi.<stack>.yaml``, the state and the
    manifests (Secrets are written there in plain text).
 
@@ -61,6 +63,9 @@ SPARK_API = ("kubeflow-spark-api", "2.4.0")
 SPARK_GROUP = "sparkoperator.k8s.io"
 # Where Prometheus reads its files in the pod (infra/services/prometheus.py).
 PROMETHEUS_FILES = ("prometheus.yml", "rules.yml")
+ALERTMANAGER_FILE = "alertmanager.yml"
+# promtool unit tests of the alert rules; they name the rule file rules.yml.
+RULE_TESTS = ROOT / "monitoring" / "prometheus" / "rules_test.yml"
 PLUGINS = ("pulumi-language-python", "pulumi-resource-kubernetes", "pulumi-resource-random")
 
 
@@ -440,29 +445,42 @@ def _apt_get(*args: str, cwd: Path) -> bool:
     return ok
 
 
-def promtool() -> Path:
-    """``$PROMTOOL``, a promtool on PATH, or Debian's prometheus package's,
+def debian_tool(name: str, package: str) -> Path:
+    """``$<NAME>``, ``name`` on PATH, or the binary from Debian's ``package``,
     extracted into the cache (``apt-get download`` + ``dpkg -x``: the
     package's service is never installed)."""
-    if os.environ.get("PROMTOOL"):
-        return Path(os.environ["PROMTOOL"])
-    if found := shutil.which("promtool"):
+    variable = name.upper()
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
+    if found := shutil.which(name):
         return Path(found)
-    cached = TOOLS / "promtool"
+    cached = TOOLS / name
     if cached.is_file():
         return cached
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        raise FileNotFoundError("promtool: not on PATH and no apt-get/dpkg to fetch Debian's prometheus")
-    with tempfile.TemporaryDirectory(prefix="promtool-") as tmp:
+        raise FileNotFoundError(f"{name}: not on PATH and no apt-get/dpkg to fetch Debian's {package}")
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
         work = Path(tmp)
-        log("fetching promtool from the prometheus package")
-        if not _apt_get("download", "prometheus", cwd=work):
-            raise FileNotFoundError("promtool: apt-get download prometheus failed")
-        deb = next(work.glob("prometheus_*.deb"))
+        log(f"fetching {name} from the {package} package")
+        if not _apt_get("download", package, cwd=work):
+            raise FileNotFoundError(f"{name}: apt-get download {package} failed")
+        deb = next(work.glob(f"{package}_*.deb"))
         subprocess.run(["dpkg", "-x", str(deb), str(work / "root")], check=True)
         TOOLS.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(work / "root" / "usr" / "bin" / "promtool", cached)
+        staged = TOOLS / f".{name}.{os.getpid()}"
+        shutil.copy2(work / "root" / "usr" / "bin" / name, staged)
+        staged.rename(cached)
     return cached
+
+
+def promtool() -> Path:
+    """promtool of Debian's prometheus package (2.42), unless given."""
+    return debian_tool("promtool", "prometheus")
+
+
+def amtool() -> Path:
+    """amtool of Debian's prometheus-alertmanager package (0.25), unless given."""
+    return debian_tool("amtool", "prometheus-alertmanager")
 
 
 @dataclass(frozen=True)
@@ -481,9 +499,36 @@ def prometheus_files(manifests: list[Manifest]) -> dict[str, str]:
     raise LookupError("no ConfigMap carries prometheus.yml and rules.yml")
 
 
+def alertmanager_config(manifests: list[Manifest]) -> str:
+    for m in manifests:
+        data = m.obj.get("data") or {}
+        if m.kind == "ConfigMap" and ALERTMANAGER_FILE in data:
+            return str(data[ALERTMANAGER_FILE])
+    raise LookupError(f"no ConfigMap carries {ALERTMANAGER_FILE}")
+
+
+def run_rule_tests(rules_text: str, workdir: Path) -> ToolRun:
+    """``promtool test rules``: the alert unit tests against ``rules_text``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "rules.yml").write_text(rules_text)
+    shutil.copy(RULE_TESTS, workdir / RULE_TESTS.name)
+    proc = subprocess.run(
+        [str(promtool()), "test", "rules", RULE_TESTS.name], cwd=workdir, capture_output=True, text=True
+    )
+    return ToolRun("promtool test rules", proc.returncode == 0, (proc.stdout + proc.stderr).strip())
+
+
+def check_alertmanager(config_text: str, workdir: Path) -> ToolRun:
+    path = workdir / ALERTMANAGER_FILE
+    path.write_text(config_text)
+    proc = subprocess.run([str(amtool()), "check-config", str(path)], capture_output=True, text=True)
+    return ToolRun("amtool check-config", proc.returncode == 0, (proc.stdout + proc.stderr).strip())
+
+
 def check_prometheus(manifests: list[Manifest], workdir: Path) -> list[ToolRun]:
-    """``promtool check config`` (which also loads the rule files it names)
-    and ``promtool check rules`` on the rendered files."""
+    """``promtool check config`` (which also loads the rule files it names),
+    ``promtool check rules`` and ``promtool test rules`` on the rendered
+    files, and ``amtool check-config`` on Alertmanager's."""
     files = prometheus_files(manifests)
     rules = workdir / "rules.yml"
     rules.write_text(files["rules.yml"])
@@ -499,6 +544,8 @@ def check_prometheus(manifests: list[Manifest], workdir: Path) -> list[ToolRun]:
     for what, args in (("check config", [str(prom)]), ("check rules", [str(rules)])):
         proc = subprocess.run([tool, *what.split(), *args], capture_output=True, text=True)
         runs.append(ToolRun(f"promtool {what}", proc.returncode == 0, (proc.stdout + proc.stderr).strip()))
+    runs.append(run_rule_tests(files["rules.yml"], workdir / "rule-tests"))
+    runs.append(check_alertmanager(alertmanager_config(manifests), workdir))
     return runs
 
 
@@ -545,7 +592,8 @@ class Report:
         for error in self.spark.errors:
             print(f"  FAIL {error}")
         for run in self.prometheus:
-            print(f"{run.what} ({promtool_version()}): {'ok' if run.ok else 'FAILED'}")
+            tool = promtool_version() if run.what.startswith("promtool") else "amtool 0.25"
+            print(f"{run.what} ({tool}): {'ok' if run.ok else 'FAILED'}")
             if not run.ok:
                 print("  " + run.output.replace("\n", "\n  "))
         validated = len(self.schemas.checked) + len(self.spark.checked)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi_docker
 import pytest
 
 from infra.platform import Platform
+from monitoring import dashboard
 from tests.harness import Recorder, generated_secrets, is_secret, run_stack, unwrap
 
 CONTAINER = "docker:index/container:Container"
@@ -31,11 +33,33 @@ USERS = {
     "gateway": "10001:10001",
     "prometheus": "65534:65534",
     "grafana": "472:472",
+    "alertmanager": "65534:65534",
 }
+# Workloads that receive files, each through a carrier container.
+WITH_FILES = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
+
+
+def all_containers(recorder: Recorder) -> dict[str, dict[str, Any]]:
+    return {r.name: unwrap(r.inputs) for r in recorder.of_type(CONTAINER)}
 
 
 def containers(recorder: Recorder) -> dict[str, dict[str, Any]]:
-    return {r.name: unwrap(r.inputs) for r in recorder.of_type(CONTAINER)}
+    """The containers that run, by name (carriers are created, never started)."""
+    return {n: c for n, c in all_containers(recorder).items() if c.get("start") is not False}
+
+
+def carriers(recorder: Recorder) -> dict[str, dict[str, Any]]:
+    """Carrier containers by the workload they fill."""
+    return {
+        n.removesuffix("-files"): c for n, c in all_containers(recorder).items() if c.get("start") is False
+    }
+
+
+def files(recorder: Recorder) -> dict[str, dict[str, str]]:
+    """Each workload's files: path -> content."""
+    return {
+        n: {u["file"]: u["content"] for u in c.get("uploads") or []} for n, c in carriers(recorder).items()
+    }
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
@@ -47,12 +71,17 @@ def test_inventory(dev: tuple[Recorder, Platform]) -> None:
     assert set(containers(recorder)) == set(USERS)
     assert len(recorder.of_type("docker:index/network:Network")) == 1
     volumes = {r.inputs["name"] for r in recorder.of_type("docker:index/volume:Volume")}
-    assert volumes == {
+    data = {v for v in volumes if v.endswith("-data")}
+    assert data == {
         "dataplatform-dev-redis-data",
         "dataplatform-dev-minio-data",
         "dataplatform-dev-prometheus-data",
         "dataplatform-dev-grafana-data",
+        "dataplatform-dev-alertmanager-data",
     }
+    # One volume per directory of files: grafana has four, minio-init two.
+    assert len(volumes - data) == len(WITH_FILES) + 3 + 1
+    assert set(carriers(recorder)) == WITH_FILES
     built = {r.inputs["imageName"] for r in recorder.of_type("docker:index/image:Image")}
     assert built == {
         "dataplatform/spark:0.1.0",
@@ -60,7 +89,9 @@ def test_inventory(dev: tuple[Recorder, Platform]) -> None:
         "dataplatform/gateway:0.1.0",
         "dataplatform/inference:0.1.0",
     }
-    assert len(recorder.of_type("random:index/randomPassword:RandomPassword")) == 9
+    # Five Redis users, two MinIO root and four MinIO user credentials, the
+    # gateway key, Grafana's admin password.
+    assert len(recorder.of_type("random:index/randomPassword:RandomPassword")) == 13
     components = {r.typ for r in recorder.resources if not r.custom}
     assert {
         "dataplatform:index:Platform",
@@ -71,6 +102,7 @@ def test_inventory(dev: tuple[Recorder, Platform]) -> None:
         "dataplatform:index:Gateway",
         "dataplatform:index:Prometheus",
         "dataplatform:index:Grafana",
+        "dataplatform:index:Alertmanager",
     } <= components
 
 
@@ -105,8 +137,30 @@ def test_container_hardening(dev: tuple[Recorder, Platform]) -> None:
         assert c["image"].startswith("sha256:"), name
         assert c["logOpts"]["max-size"] == "10m"
         assert "/tmp" in c["tmpfs"]
-        # Writable root only where the engine must copy files in first.
-        assert c["readOnly"] == (not c.get("uploads")), name
+        # Files arrive on volumes mounted read-only, never into the root.
+        assert c["readOnly"] is True and not c.get("uploads"), name
+
+
+def test_files_arrive_through_never_started_carriers(dev: tuple[Recorder, Platform]) -> None:
+    recorder, _ = dev
+    running = containers(recorder)
+    for workload, carrier in carriers(recorder).items():
+        assert carrier["mustRun"] is False and carrier["restart"] == "no", workload
+        assert carrier["user"] == USERS[workload] and carrier["capabilities"] == {"drops": ["ALL"]}
+        uid, gid = USERS[workload].split(":")
+        for upload in carrier["uploads"]:
+            assert (upload["owner"], upload["group"]) == (uid, gid), (workload, upload["file"])
+            secret = upload["file"].startswith("/run/secrets/")
+            assert upload["permissions"] == ("0400" if secret else "0444"), (workload, upload["file"])
+        filled = {v["volumeName"]: v["containerPath"] for v in carrier["volumes"]}
+        service = running[workload]
+        mounted = {v["volumeName"]: v for v in service["volumes"] if v["volumeName"] in filled}
+        assert set(mounted) == set(filled), workload
+        assert all(v["readOnly"] is True for v in mounted.values()), workload
+        assert {v["volumeName"]: v["containerPath"] for v in mounted.values()} == filled
+        # A changed file changes this label, which replaces the container.
+        labels = {label["label"]: label["value"] for label in service["labels"]}
+        assert len(labels["dataplatform.files-digest"]) == 64
 
 
 def test_long_running_containers_are_health_checked_and_restarted_boundedly(
@@ -146,6 +200,8 @@ def test_secrets_are_files_never_env(dev: tuple[Recorder, Platform]) -> None:
             assert not any(s in entry for s in secrets), (r.name, entry)
         for arg in (c.get("command") or []) + (c.get("entrypoints") or []):
             assert not any(s in arg for s in secrets), (r.name, arg)
+        for label in c.get("labels") or []:
+            assert not any(s in label["value"] for s in secrets), (r.name, label)
         # Upload contents that hold a credential stay Pulumi secrets.
         uploads = c.get("uploads") or []
         if any(any(s in u["content"] for s in secrets) for u in uploads):
@@ -154,29 +210,44 @@ def test_secrets_are_files_never_env(dev: tuple[Recorder, Platform]) -> None:
 
 def test_least_privilege_credentials(dev: tuple[Recorder, Platform]) -> None:
     recorder, _ = dev
-    cs = containers(recorder)
-    files = {n: {u["file"]: u["content"] for u in c.get("uploads") or []} for n, c in cs.items()}
+    files_of = files(recorder)
     # Only MinIO and its init task know the root credentials.
-    root = files["minio"]["/run/secrets/root-password"]
-    holders = {n for n, f in files.items() if root in f.values()}
+    root = files_of["minio"]["/run/secrets/root-password"]
+    holders = {n for n, f in files_of.items() if root in f.values()}
     assert holders == {"minio", "minio-init"}
     # Inference's MinIO user may only read the models bucket.
-    policy = files["minio-init"]["/etc/minio-init/inference.json"]
+    policy = files_of["minio-init"]["/etc/minio-init/inference.json"]
     assert '"arn:aws:s3:::models"' in policy and "s3:PutObject" not in policy
     assert "raw" not in policy
-    spark_policy = files["minio-init"]["/etc/minio-init/spark.json"]
+    spark_policy = files_of["minio-init"]["/etc/minio-init/spark.json"]
     assert "s3:PutObject" in spark_policy
-    assert "minioadmin" not in str(files)
+    assert "minioadmin" not in str(files_of)
     # The gateway holds no S3 credential at all.
-    assert not any("s3" in path for path in files["gateway"])
+    assert not any("s3" in path for path in files_of["gateway"])
+    # Each Redis client holds its own user's password and no other.
+    redis_passwords = {
+        name: files_of[name]["/run/secrets/redis-password"] for name in ("gateway", "inference")
+    }
+    assert len(set(redis_passwords.values())) == 2
+    assert env_of(containers(recorder)["gateway"])["GATEWAY_REDIS_USERNAME"] == "gateway"
+    assert env_of(containers(recorder)["inference"])["INFERENCE_REDIS_USERNAME"] == "inference"
 
 
-def test_redis_requires_a_password_and_persists(dev: tuple[Recorder, Platform]) -> None:
+def test_redis_has_one_user_per_client_and_persists(dev: tuple[Recorder, Platform]) -> None:
     recorder, _ = dev
     c = containers(recorder)["redis"]
-    conf = next(u["content"] for u in c["uploads"] if u["file"].endswith("redis.conf"))
-    assert "requirepass" in conf and "appendonly yes" in conf
-    assert c["volumes"] == [{"volumeName": "dataplatform-dev-redis-data", "containerPath": "/data"}]
+    conf = files(recorder)["redis"]["/run/secrets/redis.conf"]
+    assert "appendonly yes" in conf and "requirepass" not in conf
+    assert "user default off" in conf
+    for user in ("gateway", "inference", "spark", "health", "admin"):
+        assert f"\nuser {user} on #" in conf, user
+    # Password digests only: no generated password appears in clear.
+    assert not any(s in conf for s in generated_secrets(recorder))
+    # 45% of the 512Mi limit: room for an AOF rewrite's copy-on-write.
+    assert f"maxmemory {int(512 * 1024 * 1024 * 0.45)}" in conf
+    assert "maxmemory-policy volatile-lru" in conf
+    data = [v for v in c["volumes"] if not v.get("readOnly")]
+    assert data == [{"volumeName": "dataplatform-dev-redis-data", "containerPath": "/data"}]
 
 
 def test_minio_creates_the_platform_buckets(dev: tuple[Recorder, Platform]) -> None:
@@ -192,7 +263,16 @@ def test_prometheus_scrapes_every_declared_metrics_endpoint(dev: tuple[Recorder,
 
     config = yaml.safe_load(platform.prometheus.config)
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
-    assert set(jobs) == {"prometheus", "minio", "spark-master", "spark-worker", "inference", "gateway"}
+    assert set(jobs) == {
+        "prometheus",
+        "minio",
+        "spark-master",
+        "spark-worker",
+        "inference",
+        "gateway",
+        "alertmanager",
+    }
+    assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}
     assert jobs["gateway"]["dns_sd_configs"][0] == {
         "names": ["gateway"],
         "type": "A",
@@ -205,9 +285,9 @@ def test_prometheus_scrapes_every_declared_metrics_endpoint(dev: tuple[Recorder,
 def test_grafana_is_provisioned_from_repo_files(dev: tuple[Recorder, Platform]) -> None:
     recorder, _ = dev
     c = containers(recorder)["grafana"]
-    paths = {u["file"] for u in c["uploads"]}
-    assert "/etc/grafana/dashboards/platform.json" in paths
-    datasource = next(u["content"] for u in c["uploads"] if u["file"].endswith("prometheus.yaml"))
+    grafana_files = files(recorder)["grafana"]
+    assert json.loads(grafana_files["/etc/grafana/dashboards/platform.json"]) == dashboard.as_dict()
+    datasource = grafana_files["/etc/grafana/provisioning/datasources/prometheus.yaml"]
     assert "url: http://prometheus:9090" in datasource
     assert env_of(c)["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/admin-password"
 
@@ -216,7 +296,7 @@ def test_dependencies_order_startup(dev: tuple[Recorder, Platform]) -> None:
     # Containers wait for health, so declaration order is start order; the
     # gateway is declared after inference and Redis.
     recorder, _ = dev
-    order = [r.name for r in recorder.of_type(CONTAINER)]
+    order = [r.name for r in recorder.of_type(CONTAINER) if not r.name.endswith("-files")]
     assert order.index("redis") < order.index("inference") < order.index("gateway")
     assert order.index("minio") < order.index("minio-init") < order.index("inference")
 
@@ -228,12 +308,15 @@ def test_volumes_survive_destroy_unless_purged(monkeypatch: pytest.MonkeyPatch, 
 
     def capture(self: Any, resource_name: str, *args: Any, **kwargs: Any) -> None:
         opts = kwargs.get("opts")
-        seen.append(opts.retain_on_delete if opts else None)
+        seen.append((resource_name, opts.retain_on_delete if opts else None))
         original(self, resource_name, *args, **kwargs)
 
     monkeypatch.setattr(pulumi_docker.Volume, "__init__", capture)
     run_stack("dev", {"purgeOnDestroy": purge})
-    assert seen and all(value is (not purge) for value in seen)
+    data = [retain for name, retain in seen if name.endswith("-data")]
+    assert len(data) == 5 and all(retain is (not purge) for retain in data)
+    # Volumes of generated files go with the stack.
+    assert all(not retain for name, retain in seen if "-files-" in name)
 
 
 def test_spark_job_in_dev_is_a_one_shot_submit() -> None:
@@ -251,7 +334,7 @@ def test_spark_job_in_dev_is_a_one_shot_submit() -> None:
     ]
     assert "spark.dynamicAllocation.shuffleTracking.enabled=true" in job["entrypoints"]
     assert job["mustRun"] is False
-    assert {u["file"] for u in job["uploads"]} == {
+    assert set(files(recorder)["job-counts"]) == {
         "/run/secrets/s3-access-key",
         "/run/secrets/s3-secret-key",
         "/run/secrets/redis-password",
@@ -270,6 +353,6 @@ def test_grafana_can_be_left_out() -> None:
     assert names == set(USERS) - {"grafana"}
     assert platform.grafana is None
     volumes = {r.inputs["name"] for r in recorder.of_type("docker:index/volume:Volume")}
-    assert "dataplatform-dev-grafana-data" not in volumes
+    assert not any("grafana" in v for v in volumes)
     passwords = recorder.of_type("random:index/randomPassword:RandomPassword")
     assert not [r for r in passwords if "grafana" in r.name]

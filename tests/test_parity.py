@@ -10,14 +10,17 @@ from tests.harness import Recorder, unwrap
 
 def dev_services(recorder: Recorder) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for r in recorder.of_type("docker:index/container:Container"):
-        c = unwrap(r.inputs)
+    containers = {r.name: unwrap(r.inputs) for r in recorder.of_type("docker:index/container:Container")}
+    for c in containers.values():
+        if c.get("start") is False:
+            continue  # a carrier: it fills the workload's file volumes
         name = c["networksAdvanced"][0]["aliases"][0]
+        carrier = containers.get(f"{name}-files", {})
         out.setdefault(
             name,
             {
                 "env": dict(e.split("=", 1) for e in c.get("envs", [])),
-                "files": sorted(u["file"] for u in c.get("uploads") or []),
+                "files": sorted(u["file"] for u in carrier.get("uploads") or []),
                 "ports": sorted(int(p["internal"]) for p in c.get("ports") or []),
                 "user": c["user"],
             },
@@ -48,7 +51,7 @@ def prod_services(recorder: Recorder) -> dict[str, dict[str, Any]]:
     return out
 
 
-SHARED = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", "grafana"}
+SHARED = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
 
 
 def test_same_services_ports_users_env_and_files(

@@ -11,7 +11,7 @@ from infra.platform import Platform
 from tests.harness import Recorder, generated_secrets, is_secret, run_stack, unwrap
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-WORKLOADS = {"redis", "minio", "inference", "gateway", "prometheus", "grafana"}
+WORKLOADS = {"redis", "minio", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
 
 
 def deployments(recorder: Recorder) -> dict[str, dict[str, Any]]:
@@ -34,6 +34,7 @@ def test_inventory(prod: tuple[Recorder, Platform]) -> None:
         "minio-data",
         "prometheus-data",
         "grafana-data",
+        "alertmanager-data",
     }
     assert {r.name for r in recorder.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")} == {
         "gateway",
@@ -162,7 +163,7 @@ def test_claims_survive_destroy_unless_purged(monkeypatch: pytest.MonkeyPatch, p
 
     monkeypatch.setattr(cls, "__init__", capture)
     run_stack("prod", {"purgeOnDestroy": purge})
-    assert len(seen) == 4 and all(value is (not purge) for value in seen)
+    assert len(seen) == 5 and all(value is (not purge) for value in seen)
 
 
 def test_autoscaling_and_disruption_budgets(prod: tuple[Recorder, Platform]) -> None:

@@ -1,7 +1,8 @@
 """The prod stack rendered by the real engine (pulumi-kubernetes render
 mode, ``tests/render.py``) and checked offline: the same objects as the
 program declares, strict Kubernetes schemas, the Spark Operator's API, and
-promtool on Prometheus' configuration and rules.
+promtool on Prometheus' configuration and rules (their unit tests included),
+amtool on Alertmanager's configuration.
 
 The render runs once for the module (seconds with a warm toolchain; the
 Spark Operator's chart is left out, see ``tests/render.py``). Without the
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from monitoring.rules import alert_rules, rules_yaml
 from tests import render
 from tests.harness import ROOT, run_stack, unwrap
 
@@ -111,18 +113,26 @@ def test_spark_resources_match_the_operator_api(rendered: render.Rendered) -> No
     assert len(found.checked) == sum(1 for m in rendered.manifests if m.is_spark) > 0
 
 
-def test_promtool_check_config_and_rules(rendered: render.Rendered, tmp_path: Path) -> None:
+def test_promtool_and_amtool_checks(rendered: render.Rendered, tmp_path: Path) -> None:
     runs = render.check_prometheus(rendered.manifests, tmp_path)
-    assert [r.what for r in runs] == ["promtool check config", "promtool check rules"]
+    assert [r.what for r in runs] == [
+        "promtool check config",
+        "promtool check rules",
+        "promtool test rules",
+        "amtool check-config",
+    ]
     for run in runs:
         assert run.ok, f"{run.what}:\n{run.output}"
-    assert "SUCCESS" in runs[1].output
+    assert "SUCCESS" in runs[1].output and "SUCCESS" in runs[2].output
 
 
-def test_rendered_rules_are_the_repository_rules(rendered: render.Rendered) -> None:
+def test_rendered_rules_are_the_generated_rules(rendered: render.Rendered) -> None:
     files = render.prometheus_files(rendered.manifests)
-    assert files["rules.yml"] == (ROOT / "monitoring" / "prometheus" / "rules.yml").read_text()
-    assert yaml.safe_load(files["prometheus.yml"])["rule_files"] == ["/etc/prometheus/rules.yml"]
+    config = yaml.safe_load(files["prometheus.yml"])
+    jobs = [job["job_name"] for job in config["scrape_configs"]]
+    assert files["rules.yml"] == rules_yaml(jobs)
+    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
+    assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}
 
 
 def test_nothing_left_behind(rendered: render.Rendered) -> None:
@@ -206,17 +216,27 @@ def test_spark_check_rejects_unknown_missing_and_mistyped_fields() -> None:
     assert "metadata.namespace" in render.check_spark_resources([manifest(scheduled)]).errors[0]
 
 
-def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
-    rules = yaml.safe_load((ROOT / "monitoring" / "prometheus" / "rules.yml").read_text())
+def test_promtool_and_amtool_reject_broken_files(tmp_path: Path) -> None:
+    rules = alert_rules(["prometheus", "gateway"])
     rules["groups"][0]["rules"][0]["expr"] = "up ==== 0"
     config = {"global": {"scrape_interval": "15s"}, "rule_files": ["/etc/prometheus/rules.yml"]}
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "prometheus-files-0", "namespace": "dataplatform"},
-        "data": {"prometheus.yml": yaml.safe_dump(config), "rules.yml": yaml.safe_dump(rules)},
-    }
-    runs = {r.what: r for r in render.check_prometheus([manifest(configmap)], tmp_path)}
+    configmaps = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "prometheus-files-0", "namespace": "dataplatform"},
+            "data": {"prometheus.yml": yaml.safe_dump(config), "rules.yml": yaml.safe_dump(rules)},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "alertmanager-files-0", "namespace": "dataplatform"},
+            "data": {"alertmanager.yml": "route:\n  receiver: nobody-declared\n"},
+        },
+    ]
+    runs = {r.what: r for r in render.check_prometheus([manifest(c) for c in configmaps], tmp_path)}
     assert not runs["promtool check rules"].ok
     assert not runs["promtool check config"].ok  # it loads the rule files it names
-    assert collections.Counter(r.ok for r in runs.values()) == {False: 2}
+    assert not runs["promtool test rules"].ok
+    assert not runs["amtool check-config"].ok
+    assert collections.Counter(r.ok for r in runs.values()) == {False: 4}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.services.common import defaults, generated_secret, resources, secret_path
+from infra.services.redis import RedisCredentials
 from infra.settings import Settings
 from infra.targets import Target
 from infra.workload import (
@@ -32,7 +33,7 @@ class GatewayArgs:
     upstream_url: str
     redis_host: str
     redis_port: int
-    redis_password: pulumi.Output[str]
+    redis: RedisCredentials
 
 
 class Gateway(pulumi.ComponentResource):
@@ -70,6 +71,7 @@ class Gateway(pulumi.ComponentResource):
                 "GATEWAY_LISTEN": f"0.0.0.0:{PORT}",
                 "GATEWAY_UPSTREAM_URL": args.upstream_url,
                 "GATEWAY_REDIS_URL": f"redis://{args.redis_host}:{args.redis_port}/1",
+                "GATEWAY_REDIS_USERNAME": args.redis.username,
                 "GATEWAY_REDIS_PASSWORD_FILE": secret_path("redis-password"),
                 "GATEWAY_API_KEYS_FILE": secret_path("api-keys"),
                 "GATEWAY_RATE_LIMIT": str(conf.rate_limit),
@@ -77,7 +79,7 @@ class Gateway(pulumi.ComponentResource):
                 "GATEWAY_RATE_LIMIT_FAIL_MODE": conf.fail_mode,
             },
             files=(
-                File(secret_path("redis-password"), args.redis_password, secret=True),
+                File(secret_path("redis-password"), args.redis.password, secret=True),
                 File(secret_path("api-keys"), self.api_key.apply(lambda k: k + "\n"), secret=True),
             ),
             ports=(Port("http", PORT, host_port=settings.host_ports.gateway, service_port=SERVICE_PORT),),

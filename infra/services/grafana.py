@@ -11,6 +11,7 @@ from infra.services.common import defaults, generated_secret, resources, secret_
 from infra.settings import Settings
 from infra.targets import Target
 from infra.workload import File, Port, Volume, Workload, http_check
+from monitoring import dashboard
 
 PORT = 3000
 NAME = "grafana"
@@ -25,9 +26,9 @@ class GrafanaArgs:
 
 
 class Grafana(pulumi.ComponentResource):
-    """Grafana on 3000 with the Prometheus data source and the platform
-    dashboard provisioned from ``monitoring/grafana`` (same files in both
-    tiers).
+    """Grafana on 3000 with the Prometheus data source from
+    ``monitoring/grafana`` and the platform dashboard built by
+    ``monitoring/dashboard.py`` (same files in both tiers).
 
     Defaults: admin password generated and read from a secret file; sign-up,
     anonymous access, update checks and plugin downloads off; state on a
@@ -55,8 +56,7 @@ class Grafana(pulumi.ComponentResource):
                 (FILES / "provisioning" / "dashboards" / "platform.yaml").read_text(),
             ),
         ]
-        for dashboard in sorted((FILES / "dashboards").glob("*.json")):
-            files.append(File(f"/etc/grafana/dashboards/{dashboard.name}", dashboard.read_text()))
+        files.append(File(f"/etc/grafana/dashboards/{dashboard.FILENAME}", dashboard.as_json()))
         workload = Workload(
             name=NAME,
             image=settings.images.grafana,

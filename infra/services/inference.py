@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.services.common import defaults, resources, secret_path
+from infra.services.redis import RedisCredentials
 from infra.settings import Settings
 from infra.targets import Target
 from infra.workload import (
@@ -29,7 +30,7 @@ class InferenceArgs:
     settings: Settings
     redis_host: str
     redis_port: int
-    redis_password: pulumi.Output[str]
+    redis: RedisCredentials
     s3_endpoint: str
     s3_access_key: pulumi.Output[str]
     s3_secret_key: pulumi.Output[str]
@@ -59,6 +60,7 @@ class Inference(pulumi.ComponentResource):
             env={
                 "INFERENCE_PORT": str(PORT),
                 "INFERENCE_REDIS_URL": f"redis://{args.redis_host}:{args.redis_port}/0",
+                "INFERENCE_REDIS_USERNAME": args.redis.username,
                 "INFERENCE_REDIS_PASSWORD_FILE": secret_path("redis-password"),
                 "INFERENCE_S3_ENDPOINT": args.s3_endpoint,
                 "INFERENCE_S3_ACCESS_KEY_FILE": secret_path("s3-access-key"),
@@ -69,7 +71,7 @@ class Inference(pulumi.ComponentResource):
                 "INFERENCE_MAX_BATCH": str(conf.max_batch),
             },
             files=(
-                File(secret_path("redis-password"), args.redis_password, secret=True),
+                File(secret_path("redis-password"), args.redis.password, secret=True),
                 File(secret_path("s3-access-key"), args.s3_access_key, secret=True),
                 File(secret_path("s3-secret-key"), args.s3_secret_key, secret=True),
             ),

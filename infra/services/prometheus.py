@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import yaml
@@ -12,16 +11,19 @@ from infra.services.common import defaults, resources
 from infra.settings import Settings
 from infra.targets import Target
 from infra.workload import File, Metrics, Port, Volume, Workload, http_check
+from monitoring.rules import rules_yaml
 
 PORT = 9090
 NAME = "prometheus"
 USER = 65534
 CONFIG_DIR = "/etc/prometheus"
-MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 
 
-def scrape_config(workloads: list[Workload], target: Target) -> str:
-    """The Prometheus configuration: one job per workload with metrics.
+def scrape_config(
+    workloads: list[Workload], target: Target, settings: Settings, alertmanager: str | None = None
+) -> str:
+    """The Prometheus configuration: one job per workload with metrics, and
+    the Alertmanager it sends alerts to (``host:port``).
 
     DNS discovery (A records) finds every replica in both tiers: Docker's
     resolver answers a network alias with each container, a headless
@@ -49,15 +51,18 @@ def scrape_config(workloads: list[Workload], target: Target) -> str:
                 ],
             }
         )
-    config = {
+    monitoring = settings.monitoring
+    config: dict[str, object] = {
         "global": {
-            "scrape_interval": "15s",
-            "evaluation_interval": "15s",
+            "scrape_interval": monitoring.scrape_interval,
+            "evaluation_interval": monitoring.evaluation_interval,
             "external_labels": {"platform": "dataplatform"},
         },
         "rule_files": [f"{CONFIG_DIR}/rules.yml"],
-        "scrape_configs": jobs,
     }
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    config["scrape_configs"] = jobs
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -65,11 +70,14 @@ def scrape_config(workloads: list[Workload], target: Target) -> str:
 class PrometheusArgs:
     settings: Settings
     scraped: list[Workload]
+    # Where alerts go; reached on its first port by its name.
+    alertmanager: Workload | None = None
 
 
 class Prometheus(pulumi.ComponentResource):
     """Prometheus on 9090 with its configuration generated from the declared
-    workloads (one source of truth) and the alert rules in ``monitoring/``.
+    workloads (one source of truth) and the alert rules of ``monitoring/``:
+    one ``ServiceDown`` rule per scrape job, plus the services' own alerts.
 
     Defaults: runs as ``nobody``, TSDB on a persistent volume, 15 days of
     retention, no admin API and no remote write.
@@ -77,14 +85,18 @@ class Prometheus(pulumi.ComponentResource):
 
     url: pulumi.Output[str]
     config: str
+    rules: str
 
     def __init__(
         self, name: str, args: PrometheusArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Prometheus", name, None, opts)
         settings = args.settings
-        self.config = scrape_config(args.scraped, target)
-        rules = (MONITORING / "prometheus" / "rules.yml").read_text()
+        alertmanager = args.alertmanager
+        address = f"{alertmanager.name}:{alertmanager.ports[0].container_port}" if alertmanager else None
+        self.config = scrape_config(args.scraped, target, settings, address)
+        jobs = [NAME, *(w.name for w in args.scraped if w.metrics)]
+        self.rules = rules_yaml(jobs, settings.monitoring.alert_for)
         workload = Workload(
             name=NAME,
             image=settings.images.prometheus,
@@ -99,13 +111,18 @@ class Prometheus(pulumi.ComponentResource):
             ),
             files=(
                 File(f"{CONFIG_DIR}/prometheus.yml", self.config),
-                File(f"{CONFIG_DIR}/rules.yml", rules),
+                File(f"{CONFIG_DIR}/rules.yml", self.rules),
             ),
             ports=(Port("http", PORT, host_port=settings.host_ports.prometheus),),
             volumes=(Volume("data", "/prometheus", settings.storage.prometheus),),
             health=http_check(PORT, "/-/ready", via="wget"),
             metrics=None,
-            talks_to=tuple(w.name for w in args.scraped if w.metrics),
+            talks_to=tuple(
+                dict.fromkeys(
+                    [w.name for w in args.scraped if w.metrics]
+                    + ([alertmanager.name] if alertmanager else [])
+                )
+            ),
             resources=resources(settings, NAME, defaults("200m", "512Mi", "1Gi")),
         )
         self.workload = workload

@@ -2,17 +2,83 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 
 from infra.services.common import defaults, generated_secret, resources, secret_path
-from infra.settings import Settings
+from infra.settings import Settings, memory_bytes
 from infra.targets import Target
 from infra.workload import File, HealthCheck, Port, ProbeKind, Volume, Workload
 
 PORT = 6379
 NAME = "redis"
+FEATURES = "features:*"
+RATE_LIMITS = "gateway:ratelimit:*"
+# What every client may do on its connection: authenticate (always allowed),
+# pick its database, name itself (redis-py, redis-rs) and check liveness.
+CONNECTION = ("+ping", "+select", "+client|setname", "+client|setinfo")
+
+# One ACL user per client, allowed only its own commands on its own keys.
+# Everything else is denied, FLUSHALL, FLUSHDB, CONFIG, DEBUG and KEYS
+# included: each user starts from ``-@all``.
+USERS: dict[str, tuple[str, ...]] = {
+    # GCRA script (services/gateway/src/ratelimit.rs): EVALSHA, SCRIPT LOAD
+    # when Redis lost the script; inside it TIME, GET and SET on its key.
+    "gateway": (f"~{RATE_LIMITS}", *CONNECTION, "+evalsha", "+script|load", "+time", "+get", "+set"),
+    # Reads the feature hashes the features job writes.
+    "inference": (f"%R~{FEATURES}", *CONNECTION, "+hgetall"),
+    # The features job replaces each hash in a MULTI/EXEC: DEL, HSET, EXPIRE.
+    "spark": (f"%W~{FEATURES}", *CONNECTION, "+multi", "+exec", "+discard", "+del", "+hset", "+expire"),
+    # The container's health check.
+    "health": ("+ping",),
+    # Operators: everything, on every key.
+    "admin": ("~*", "&*", "+@all"),
+}
+CLIENTS = ("gateway", "inference", "spark")
+HEALTH_USER = "health"
+ADMIN_USER = "admin"
+
+
+@dataclass(frozen=True)
+class RedisCredentials:
+    username: str
+    password: pulumi.Output[str]
+
+
+def maxmemory(limit: str, ratio: float) -> int:
+    """Bytes Redis may fill in a container limited to ``limit``: an AOF
+    rewrite forks, and the child's copy-on-write pages count against the
+    same limit, so the data set stays well under it."""
+    return int(memory_bytes(limit) * ratio)
+
+
+def redis_conf(passwords: Mapping[str, str], maxmemory_bytes: int, policy: str) -> str:
+    """The server's configuration, with one ACL user per entry of ``USERS``.
+
+    Passwords appear only as SHA-256 digests. The ``default`` user is off,
+    so every connection must name its user.
+    """
+    missing = sorted(set(USERS) - set(passwords))
+    if missing:
+        raise KeyError(f"no password for Redis users {missing}")
+    lines = [
+        f"port {PORT}",
+        "bind * -::*",
+        "protected-mode no",
+        "dir /data",
+        "appendonly yes",
+        "appendfsync everysec",
+        f"maxmemory {maxmemory_bytes}",
+        f"maxmemory-policy {policy}",
+        "user default off resetkeys resetchannels -@all",
+    ]
+    for name, rules in USERS.items():
+        digest = hashlib.sha256(passwords[name].encode()).hexdigest()
+        lines.append(" ".join(["user", name, "on", f"#{digest}", "resetchannels", "-@all", *rules]))
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -21,15 +87,18 @@ class RedisArgs:
 
 
 class Redis(pulumi.ComponentResource):
-    """One Redis server with a generated password and AOF persistence.
+    """One Redis server with AOF persistence and least-privilege ACL users.
 
-    Defaults: password required (generated, never in argv or env: the whole
-    config file is a secret file), append-only file fsynced every second on
-    a persistent volume, dangerous admin commands renamed away, runs as the
-    image's ``redis`` user (999).
+    Defaults: each client (gateway, inference, Spark) has its own user and
+    generated password and may touch only its keys with only the commands
+    it sends; the ``default`` user is off; the configuration (password
+    digests only) is a secret file; ``maxmemory`` is ``redis.maxmemoryRatio``
+    of the container's memory limit with ``redis.maxmemoryPolicy``; the
+    append-only file is fsynced every second on a persistent volume; runs as
+    the image's ``redis`` user (999).
     """
 
-    password: pulumi.Output[str]
+    credentials: dict[str, RedisCredentials]
     host: str
     port: int
 
@@ -38,28 +107,21 @@ class Redis(pulumi.ComponentResource):
     ) -> None:
         super().__init__("dataplatform:index:Redis", name, None, opts)
         settings = args.settings
-        self.password = generated_secret("redis-password", self)
-        config = self.password.apply(
-            lambda pw: "\n".join(
-                [
-                    f"port {PORT}",
-                    "bind * -::*",
-                    "protected-mode no",
-                    f'requirepass "{pw}"',
-                    "dir /data",
-                    "appendonly yes",
-                    "appendfsync everysec",
-                    'rename-command FLUSHALL ""',
-                    'rename-command DEBUG ""',
-                    'rename-command CONFIG ""',
-                    "",
-                ]
-            )
+        self.credentials = {
+            user: RedisCredentials(user, generated_secret(f"redis-{user}-password", self)) for user in USERS
+        }
+        limits = resources(settings, NAME, defaults("100m", "256Mi", "512Mi"))
+        capacity = maxmemory(limits.memory_limit, settings.redis.maxmemory_ratio)
+        policy = settings.redis.maxmemory_policy
+        config = pulumi.Output.all(**{u: c.password for u, c in self.credentials.items()}).apply(
+            lambda passwords: redis_conf(passwords, capacity, policy)
         )
+        password_file = secret_path(f"{HEALTH_USER}-password")
         ping = (
             "sh",
             "-c",
-            f'REDISCLI_AUTH="$(cat {secret_path("password")})" redis-cli -p {PORT} ping | grep -q PONG',
+            f'REDISCLI_AUTH="$(cat {password_file})" redis-cli --user {HEALTH_USER} -p {PORT} ping'
+            " | grep -q PONG",
         )
         workload = Workload(
             name=NAME,
@@ -70,17 +132,18 @@ class Redis(pulumi.ComponentResource):
             args=(secret_path("redis.conf"),),
             files=(
                 File(secret_path("redis.conf"), config, secret=True),
-                File(secret_path("password"), self.password, secret=True),
+                File(password_file, self.credentials[HEALTH_USER].password, secret=True),
             ),
             ports=(Port("redis", PORT, host_port=settings.host_ports.redis),),
             volumes=(Volume("data", "/data", settings.storage.redis),),
             health=HealthCheck(ProbeKind.EXEC, ping, interval_seconds=5, retries=10, start_seconds=5),
-            resources=resources(settings, NAME, defaults("100m", "256Mi", "512Mi")),
+            resources=limits,
         )
+        self.maxmemory = capacity
         self.deployment = target.deploy(workload, self)
         self.host = self.deployment.host
         self.port = PORT
         self.register_outputs({"host": self.host, "port": self.port})
 
 
-__all__ = ["Redis", "RedisArgs"]
+__all__ = ["Redis", "RedisArgs", "RedisCredentials", "redis_conf"]

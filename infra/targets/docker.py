@@ -6,6 +6,13 @@ check the engine waits on, a bounded ``on-failure`` restart policy, ports
 published on the configured bind address only (127.0.0.1 by default), log
 rotation, and a read-only root filesystem with tmpfs for scratch paths.
 
+Files reach a workload without a writable root: the engine copies uploads
+only into a writable filesystem, so each directory of files is a volume,
+filled by a carrier container that is created and never started (uploads
+owned by the workload's user, secret files readable by that user only),
+and mounted read-only by the workload's containers. A label holding a
+digest of the files replaces those containers when a file changes.
+
 Gaps against the Kubernetes tier, by design: no autoscaler (``replicas``
 containers share one network alias instead), no network policies (one
 private bridge network), no disruption budgets, and Spark runs as a
@@ -14,6 +21,7 @@ standalone cluster instead of through the Spark Operator.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pulumi
@@ -31,6 +39,8 @@ from infra.workload import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAX_RESTARTS = 5
+SECRET_MODE = "0400"
+PLAIN_MODE = "0444"
 
 
 def _seconds(value: int) -> str:
@@ -145,6 +155,73 @@ class DockerTarget:
             ),
         )
 
+    def _hardening(self, workload: Workload) -> dict[str, object]:
+        """What every container of the workload shares, carriers included."""
+        return {
+            "user": f"{workload.user}:{workload.group}",
+            "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            "security_opts": ["no-new-privileges:true"],
+            "memory": memory_bytes(workload.resources.memory_limit) // (1024 * 1024),
+            "log_driver": "json-file",
+            "log_opts": {"max-size": "10m", "max-file": "3"},
+        }
+
+    def _files(
+        self, workload: Workload, image: pulumi.Output[str], parent: pulumi.Resource
+    ) -> tuple[list[docker.ContainerVolumeArgs], list[pulumi.Resource], pulumi.Output[str] | None]:
+        """The volumes holding the workload's files (mounted read-only), the
+        carrier that fills them, and a digest of the files."""
+        if not workload.files:
+            return [], [], None
+        directories = sorted({f.directory for f in workload.files})
+        mounts: list[docker.ContainerVolumeArgs] = []
+        carrier_mounts: list[docker.ContainerVolumeArgs] = []
+        for index, directory in enumerate(directories):
+            volume = docker.Volume(
+                f"{workload.name}-files-{index}",
+                name=f"{self.prefix}-{workload.name}-files-{index}",
+                labels=[docker.VolumeLabelArgs(label="dataplatform.files", value=workload.name)],
+                opts=pulumi.ResourceOptions(parent=parent),
+            )
+            carrier_mounts.append(
+                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=directory)
+            )
+            mounts.append(
+                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=directory, read_only=True)
+            )
+        uploads = [
+            docker.ContainerUploadArgs(
+                file=f.path,
+                content=f.content,
+                owner=str(workload.user),
+                group=str(workload.group),
+                permissions=SECRET_MODE if f.secret else PLAIN_MODE,
+            )
+            for f in workload.files
+        ]
+        carrier = docker.Container(
+            f"{workload.name}-files",
+            name=f"{self.prefix}-{workload.name}-files",
+            image=image,
+            uploads=uploads,
+            volumes=carrier_mounts,
+            # Created to receive the uploads into its volumes, never run.
+            start=False,
+            must_run=False,
+            restart="no",
+            labels=[docker.ContainerLabelArgs(label="dataplatform.files", value=workload.name)],
+            **self._hardening(workload),  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
+        )
+        contents = [
+            pulumi.Output.concat(f.path, "\0", f.content)
+            for f in sorted(workload.files, key=lambda f: f.path)
+        ]
+        digest = pulumi.Output.all(*contents).apply(
+            lambda parts: hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        )
+        return mounts, [carrier], digest
+
     def deploy(self, workload: Workload, parent: pulumi.Resource) -> Deployment:
         self._current_parent = parent
         image = self.image_name(workload.image)
@@ -155,12 +232,15 @@ class DockerTarget:
             )
             for v in workload.volumes
         ]
+        file_mounts, carriers, digest = self._files(workload, image, parent)
+        volumes += file_mounts
         depends: list[pulumi.Resource] = [
             c for name in workload.depends_on for c in self._containers.get(name, [])
-        ]
+        ] + carriers
         env = [pulumi.Output.concat(k, "=", v) for k, v in sorted(workload.env.items())]
-        uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in workload.files]
-        resources = workload.resources
+        labels = [docker.ContainerLabelArgs(label="dataplatform.workload", value=workload.name)]
+        if digest is not None:
+            labels.append(docker.ContainerLabelArgs(label="dataplatform.files-digest", value=digest))
         containers: list[docker.Container] = []
         count = 1 if workload.one_shot else workload.replicas
         for index in range(count):
@@ -188,7 +268,6 @@ class DockerTarget:
                 entrypoints=list(workload.command) if workload.command else None,
                 command=list(workload.args) if workload.args is not None else None,
                 envs=env,
-                uploads=uploads,
                 ports=ports,
                 volumes=volumes,
                 networks_advanced=[
@@ -196,14 +275,8 @@ class DockerTarget:
                         name=self.network.name, aliases=sorted({workload.name, hostname})
                     )
                 ],
-                user=f"{workload.user}:{workload.group}",
-                # Uploaded files are copied in before start, which the engine
-                # refuses on a read-only root; such containers keep it writable.
-                read_only=not workload.files,
+                read_only=True,
                 tmpfs={path: "rw,nosuid,nodev,mode=1777,size=512m" for path in workload.scratch},
-                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-                security_opts=["no-new-privileges:true"],
-                memory=memory_bytes(resources.memory_limit) // (1024 * 1024),
                 cpu_shares=None,
                 init=True,
                 healthcheck=self._healthcheck(workload.health) if workload.health else None,
@@ -216,12 +289,9 @@ class DockerTarget:
                 wait_timeout=300,
                 attach=workload.one_shot,
                 logs=workload.one_shot,
-                log_driver="json-file",
-                log_opts={"max-size": "10m", "max-file": "3"},
-                labels=[
-                    docker.ContainerLabelArgs(label="dataplatform.workload", value=workload.name),
-                ],
+                labels=labels,
                 destroy_grace_seconds=30,
+                **self._hardening(workload),  # type: ignore[arg-type]
                 # The name is fixed, so the old container must go before its
                 # replacement can be created, whatever triggered the replace.
                 opts=pulumi.ResourceOptions(parent=parent, depends_on=depends, delete_before_replace=True),

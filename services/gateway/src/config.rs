@@ -89,6 +89,8 @@ pub struct Config {
     /// Inference base URL, without a trailing slash.
     pub upstream_url: Uri,
     pub redis_url: String,
+    /// Redis ACL user; without one the connection authenticates as `default`.
+    pub redis_username: Option<String>,
     pub redis_password: Option<Secret>,
     pub api_keys: ApiKeys,
     pub rate_limit: u64,
@@ -120,6 +122,13 @@ impl Config {
         let listen = parse_or(get("GATEWAY_LISTEN"), "GATEWAY_LISTEN", DEFAULT_LISTEN)?;
         let upstream_url = parse_upstream(&required("GATEWAY_UPSTREAM_URL")?)?;
         let redis_url = parse_redis_url(&required("GATEWAY_REDIS_URL")?)?;
+        let redis_username = get("GATEWAY_REDIS_USERNAME").map(|name| name.trim().to_owned());
+        if redis_username
+            .as_deref()
+            .is_some_and(|name| name.contains(char::is_whitespace))
+        {
+            return Err(invalid("GATEWAY_REDIS_USERNAME", "must not contain whitespace"));
+        }
         let redis_password = get("GATEWAY_REDIS_PASSWORD_FILE")
             .map(|path| read_secret("GATEWAY_REDIS_PASSWORD_FILE", &path).map(Secret))
             .transpose()?;
@@ -161,6 +170,7 @@ impl Config {
             listen,
             upstream_url,
             redis_url,
+            redis_username,
             redis_password,
             api_keys,
             rate_limit,
@@ -291,6 +301,20 @@ mod tests {
         assert_eq!(config.max_body_bytes, 1_048_576);
         assert_eq!(config.upstream_timeout, Duration::from_millis(5000));
         assert!(config.redis_password.is_none());
+        assert!(config.redis_username.is_none());
+    }
+
+    #[test]
+    fn redis_username_is_read_and_checked() {
+        let keys = keys_file("k1\n");
+        let mut vars = base(keys.path().to_str().unwrap());
+        vars.push(("GATEWAY_REDIS_USERNAME", "gateway"));
+        let config = load(&vars).unwrap();
+        assert_eq!(config.redis_username.as_deref(), Some("gateway"));
+        vars.pop();
+        vars.push(("GATEWAY_REDIS_USERNAME", "two words"));
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("GATEWAY_REDIS_USERNAME"), "{err}");
     }
 
     #[test]

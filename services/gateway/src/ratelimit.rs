@@ -117,13 +117,14 @@ struct Inner {
 /// Redis is still down, and the connection manager reconnects on its own.
 pub fn redis_connection(config: &Config) -> Result<ConnectionManager, RedisError> {
     let mut info = config.redis_url.as_str().into_connection_info()?;
-    if let Some(password) = &config.redis_password {
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_password(password.expose());
-        info = info.set_redis_settings(settings);
+    let mut settings = info.redis_settings().clone();
+    if let Some(username) = &config.redis_username {
+        settings = settings.set_username(username);
     }
+    if let Some(password) = &config.redis_password {
+        settings = settings.set_password(password.expose());
+    }
+    info = info.set_redis_settings(settings);
     let client = Client::open(info)?;
     // No retries inside a call: a request waits at most `redis_timeout`, and
     // the next call after a failure starts a fresh connection attempt.

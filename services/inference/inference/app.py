@@ -286,6 +286,20 @@ router = APIRouter()
 )
 async def predict(body: Annotated[PredictRequest, Body()], runtime: RuntimeDep) -> PredictResponse:
     """Score entities (features from Redis) or feature vectors given inline."""
+    source = "entity" if isinstance(body, EntityPredictRequest | EntityBatchPredictRequest) else "inline"
+    status = 500
+    try:
+        response = await _predict(body, runtime, source)
+        status = 200
+        return response
+    except ApiError as exc:
+        status = exc.status
+        raise
+    finally:
+        runtime.metrics.requests.labels(source=source, status=str(status)).inc()
+
+
+async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> PredictResponse:
     started = time.perf_counter()
     # Taken once: a model swap during this request does not affect it.
     model = runtime.models.current
@@ -294,12 +308,10 @@ async def predict(body: Annotated[PredictRequest, Body()], runtime: RuntimeDep) 
 
     entity_ids: list[str] | None
     if isinstance(body, EntityPredictRequest | EntityBatchPredictRequest):
-        source = "entity"
         entity_ids = [body.entity_id] if isinstance(body, EntityPredictRequest) else body.entity_ids
         _check_batch(len(entity_ids), runtime.settings.max_batch)
         matrix = await _entity_matrix(runtime, model, entity_ids)
     else:
-        source = "inline"
         entity_ids = None
         rows = [body.features] if isinstance(body, InlinePredictRequest) else body.instances
         _check_batch(len(rows), runtime.settings.max_batch)

@@ -23,6 +23,7 @@ def connect(settings: Settings) -> Redis:
     timeout = settings.redis_timeout_seconds
     return Redis.from_url(
         settings.redis_url,
+        username=settings.redis_username,
         password=password.get_secret_value() if password is not None else None,
         decode_responses=True,
         socket_connect_timeout=timeout,

@@ -14,6 +14,10 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+# Why a model version failed to load (registry.py); each series is exported
+# from the start at zero, so increase() sees the first failure.
+RELOAD_FAILURE_REASONS = ("registry_unavailable", "invalid")
+
 # Latency buckets sized for an in-process ONNX model plus one Redis round trip.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -82,6 +86,8 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        for reason in RELOAD_FAILURE_REASONS:
+            self.model_reload_failures.labels(reason=reason)
         self.build = Info(
             "inference_build",
             "Versions of the serving stack.",

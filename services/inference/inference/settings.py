@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     redis_url: str
+    # Redis ACL user; without one the connection authenticates as "default".
+    redis_username: Annotated[str, Field(min_length=1, pattern=r"^\S+$")] | None = None
     redis_password_file: Path | None = None
     # Kept short so a Redis outage turns into a fast 503 instead of a hung request.
     redis_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 1.0

@@ -1,0 +1,115 @@
+"""The metrics the platform's alerts and dashboards read, per service.
+
+One constant per metric, named as the service exports it. Rules and panels
+use these constants, never literal names, and the services' tests scrape
+their real ``/metrics`` and fail on any name listed here that is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MetricType = Literal["counter", "gauge", "histogram", "info"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric family as it appears in the exposition format."""
+
+    name: str
+    type: MetricType
+    labels: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def bucket(self) -> str:
+        if self.type != "histogram":
+            raise TypeError(f"{self.name} is a {self.type}, not a histogram")
+        return f"{self.name}_bucket"
+
+    @property
+    def samples(self) -> frozenset[str]:
+        """The sample names a query may use."""
+        if self.type == "histogram":
+            return frozenset(f"{self.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        return frozenset({self.name})
+
+
+@dataclass(frozen=True)
+class Service:
+    """The metrics one scrape job exports; ``job`` is the workload's name."""
+
+    job: str
+    metrics: tuple[Metric, ...]
+
+
+# Written by Prometheus itself for every target it scrapes.
+UP = Metric("up", "gauge", ("job", "instance"))
+ALERTS = Metric("ALERTS", "gauge", ("alertname", "alertstate"))
+SCRAPE = (UP, ALERTS)
+
+# services/gateway/src/metrics.rs (registry prefix "gateway").
+GATEWAY_HTTP_REQUESTS = Metric("gateway_http_requests_total", "counter", ("route", "method", "status"))
+GATEWAY_HTTP_DURATION = Metric("gateway_http_request_duration_seconds", "histogram", ("route",))
+GATEWAY_UPSTREAM_ERRORS = Metric("gateway_upstream_errors_total", "counter", ("kind",))
+GATEWAY_RATELIMIT_REJECTED = Metric("gateway_ratelimit_rejected_total", "counter")
+GATEWAY_RATELIMIT_BACKEND_ERRORS = Metric("gateway_ratelimit_backend_errors_total", "counter")
+GATEWAY_RATELIMIT_BYPASSED = Metric("gateway_ratelimit_bypassed_total", "counter")
+GATEWAY = Service(
+    "gateway",
+    (
+        GATEWAY_HTTP_REQUESTS,
+        GATEWAY_HTTP_DURATION,
+        GATEWAY_UPSTREAM_ERRORS,
+        GATEWAY_RATELIMIT_REJECTED,
+        GATEWAY_RATELIMIT_BACKEND_ERRORS,
+        GATEWAY_RATELIMIT_BYPASSED,
+    ),
+)
+
+# services/inference/inference/metrics.py (prometheus_client adds "_total").
+INFERENCE_PREDICTIONS = Metric("inference_predictions_total", "counter", ("source",))
+INFERENCE_PREDICT_REQUESTS = Metric("inference_predict_requests_total", "counter", ("source", "status"))
+INFERENCE_PREDICT_DURATION = Metric("inference_predict_duration_seconds", "histogram", ("source",))
+INFERENCE_MODEL_INFO = Metric("inference_model_info", "gauge", ("name", "version"))
+INFERENCE_MODEL_RELOAD_FAILURES = Metric("inference_model_reload_failures_total", "counter", ("reason",))
+INFERENCE = Service(
+    "inference",
+    (
+        INFERENCE_PREDICTIONS,
+        INFERENCE_PREDICT_REQUESTS,
+        INFERENCE_PREDICT_DURATION,
+        INFERENCE_MODEL_INFO,
+        INFERENCE_MODEL_RELOAD_FAILURES,
+    ),
+)
+
+# MinIO's cluster metrics (v2, /minio/v2/metrics/cluster).
+MINIO_CAPACITY_USABLE_TOTAL = Metric("minio_cluster_capacity_usable_total_bytes", "gauge")
+MINIO_CAPACITY_USABLE_FREE = Metric("minio_cluster_capacity_usable_free_bytes", "gauge")
+MINIO = Service("minio", (MINIO_CAPACITY_USABLE_TOTAL, MINIO_CAPACITY_USABLE_FREE))
+
+# Spark's PrometheusServlet sink on the standalone master.
+SPARK_MASTER_ALIVE_WORKERS = Metric("metrics_master_aliveWorkers_Value", "gauge")
+SPARK_MASTER = Service("spark-master", (SPARK_MASTER_ALIVE_WORKERS,))
+
+SERVICES = (GATEWAY, INFERENCE, MINIO, SPARK_MASTER)
+
+
+def catalog() -> dict[str, Metric]:
+    """Every sample name a rule or panel may use, with its metric."""
+    found: dict[str, Metric] = {}
+    for metric in (*SCRAPE, *(m for s in SERVICES for m in s.metrics)):
+        for sample in metric.samples:
+            found[sample] = metric
+    return found
+
+
+def service(job: str) -> Service:
+    for candidate in SERVICES:
+        if candidate.job == job:
+            return candidate
+    raise KeyError(f"no service with scrape job {job!r} in the catalog")
