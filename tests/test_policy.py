@@ -453,7 +453,35 @@ BAD: list[tuple[str, str, Callable[[], dict[str, Any]], Mutation, str]] = [
         CONTAINER,
         good_docker_container,
         lambda p: p.update(readOnly=False),
-        "root filesystem is writable; set readOnly (tmpfs for scratch paths)",
+        "root filesystem is writable; set readOnly (tmpfs for scratch paths, files on a volume "
+        "filled before start)",
+    ),
+    (
+        "docker-private-secret-files",
+        CONTAINER,
+        good_docker_container,
+        lambda p: p.update(uploads=[{"file": "/run/secrets/password", "content": "x"}]),
+        "secret file /run/secrets/password has mode 0644, the default; give permissions 0400 (or 0600)",
+    ),
+    (
+        "docker-private-secret-files",
+        CONTAINER,
+        good_docker_container,
+        lambda p: p.update(
+            uploads=[
+                {"file": "/run/secrets/password", "content": "x", "permissions": "0440", "owner": "10001"}
+            ]
+        ),
+        "secret file /run/secrets/password has mode 0440; give permissions 0400 (or 0600)",
+    ),
+    (
+        "docker-private-secret-files",
+        CONTAINER,
+        good_docker_container,
+        lambda p: p.update(
+            uploads=[{"file": "/run/secrets/password", "content": "x", "permissions": "0400"}]
+        ),
+        "secret file /run/secrets/password is owned by 0, not by the container's user 10001",
     ),
     (
         "docker-no-privileged-or-host-namespaces",
@@ -825,24 +853,52 @@ def by_level(found: list[Violation], level: Enforcement) -> set[tuple[str, str]]
 def test_pack_over_the_dev_stack(dev: tuple[Recorder, Platform]) -> None:
     recorder, _ = dev
     resources = declared(recorder, "dev")
-    assert len(resources) == 43
-    assert sum(r.type == CONTAINER for r in resources) == 10
+    assert len(resources) == 71
+    # Eleven running containers and eight carriers of files.
+    assert sum(r.type == CONTAINER for r in resources) == 19
     found = evaluate(resources)
     assert by_level(found, Enforcement.MANDATORY) == set()
-    # Containers that receive files keep a writable root (the engine copies
-    # the files in before start); the rest run read-only.
-    writable = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", "grafana"}
-    assert by_level(found, Enforcement.ADVISORY) == {
-        ("docker-read-only-root-filesystem", n) for n in writable
+    assert by_level(found, Enforcement.ADVISORY) == set()
+
+
+def test_carriers_are_exempt_from_read_only_but_not_from_private_secrets() -> None:
+    carrier = {
+        **good_docker_container(),
+        "start": False,
+        "mustRun": False,
+        "restart": "no",
+        "readOnly": False,
+        "uploads": [
+            {
+                "file": "/run/secrets/password",
+                "content": "x",
+                "permissions": "0400",
+                "owner": "10001",
+                "group": "10001",
+            },
+            {
+                "file": "/etc/app/app.yml",
+                "content": "a: 1",
+                "permissions": "0444",
+                "owner": "10001",
+                "group": "10001",
+            },
+        ],
     }
+    for rule in ("docker-read-only-root-filesystem", "docker-private-secret-files", "docker-health-check"):
+        assert messages(rule, CONTAINER, carrier) == [], rule
+    carrier["uploads"][0]["permissions"] = "0644"
+    assert messages("docker-private-secret-files", CONTAINER, carrier)
+    # A container that runs is not exempt.
+    assert messages("docker-read-only-root-filesystem", CONTAINER, {**carrier, "start": True})
 
 
 def test_pack_over_the_prod_stack(prod: tuple[Recorder, Platform]) -> None:
     recorder, _ = prod
     resources = declared(recorder, "prod")
-    assert len(resources) == 74
+    assert len(resources) == 85
     workloads = [r for r in resources if r.type in (DEPLOYMENT, JOB)]
-    assert len(workloads) == 7
+    assert len(workloads) == 8
     found = evaluate(resources)
     assert by_level(found, Enforcement.MANDATORY) == set()
     assert by_level(found, Enforcement.ADVISORY) == set()
@@ -851,7 +907,16 @@ def test_pack_over_the_prod_stack(prod: tuple[Recorder, Platform]) -> None:
 def test_pack_flags_ports_published_on_every_interface() -> None:
     recorder, _ = run_stack("dev", {"bindAddress": "0.0.0.0"})
     found = evaluate(declared(recorder, "dev"))
-    published = {"redis", "minio", "spark-master", "inference", "gateway", "prometheus", "grafana"}
+    published = {
+        "redis",
+        "minio",
+        "spark-master",
+        "inference",
+        "gateway",
+        "prometheus",
+        "grafana",
+        "alertmanager",
+    }
     assert by_level(found, Enforcement.MANDATORY) == {("docker-ports-on-loopback", n) for n in published}
 
 
@@ -877,7 +942,16 @@ def test_pack_catches_a_regression_in_the_kubernetes_target(monkeypatch: pytest.
     monkeypatch.setattr(KubernetesTarget, "_pod_spec", host_network)
     recorder, _ = run_stack("prod")
     mandatory = by_level(evaluate(declared(recorder, "prod")), Enforcement.MANDATORY)
-    workloads = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", "grafana"}
+    workloads = {
+        "redis",
+        "minio",
+        "minio-init",
+        "inference",
+        "gateway",
+        "prometheus",
+        "grafana",
+        "alertmanager",
+    }
     assert mandatory == {
         (policy, name)
         for policy in ("k8s-no-host-namespaces", "k8s-no-privilege-escalation")

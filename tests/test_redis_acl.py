@@ -4,69 +4,21 @@ and nothing else."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from infra.services.redis import USERS, maxmemory, redis_conf
-
-PASSWORDS = {user: f"{user}-password-0123456789" for user in USERS}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from infra.services.redis import maxmemory, redis_conf
+from tests.local_redis import PASSWORDS, client, stack_redis
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (scripts/test-deps.sh installs Debian's)")
-    work = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    conf = redis_conf(PASSWORDS, maxmemory("512Mi", 0.45), "volatile-lru")
-    # Same file as the container's, pointed at loopback and a temporary dir.
-    conf = conf.replace("port 6379", f"port {port}").replace("bind * -::*", "bind 127.0.0.1")
-    conf = conf.replace("dir /data", f"dir {work}")
     # Redis refuses DEBUG to everyone by default; enabled here so that the
     # tests see the users' ACL, not that switch, deny it.
-    conf += "enable-debug-command yes\n"
-    (work / "redis.conf").write_text(conf)
-    process = subprocess.Popen(
-        [binary, str(work / "redis.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client(port, "health").ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"redis-server did not start:\n{output}")
-            time.sleep(0.05)
-    yield port
-    process.terminate()
-    process.wait(10)
-
-
-def client(port: int, user: str | None, db: int = 0, password: str | None = None) -> redis.Redis:
-    return redis.Redis(
-        host="127.0.0.1",
-        port=port,
-        db=db,
-        username=user,
-        password=password if password is not None else PASSWORDS.get(user or "", "x"),
-        socket_timeout=5,
-    )
+    with stack_redis(tmp_path_factory.mktemp("redis"), "enable-debug-command yes\n") as port:
+        yield port
 
 
 def denied(call: object) -> bool:

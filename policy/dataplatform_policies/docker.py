@@ -3,7 +3,8 @@ pulumi-docker 5.x resources.
 
 A container is one-shot when Pulumi does not keep it running (``mustRun``
 false) or waits for it to exit (``attach`` true); every other container is
-long-running.
+long-running. A container created with ``start`` false never runs: it only
+carries files (uploads) into volumes that running containers mount.
 """
 
 from __future__ import annotations
@@ -38,8 +39,15 @@ ENGINE_SOCKETS = frozenset({"docker.sock", "containerd.sock", "podman.sock", "cr
 UNBOUNDED_RESTARTS = frozenset({"always", "unless-stopped"})
 
 
+SECRETS_DIR = "/run/secrets/"
+
+
+def never_started(props: Props) -> bool:
+    return props.get("start") is False
+
+
 def is_one_shot(props: Props) -> bool:
-    return props.get("mustRun") is False or props.get("attach") is True
+    return props.get("mustRun") is False or props.get("attach") is True or never_started(props)
 
 
 def envs(props: Props) -> list[tuple[str, str]]:
@@ -130,9 +138,43 @@ def check_capabilities(_: str, props: Props, config: Config) -> list[str]:
 
 
 def check_read_only_root(_: str, props: Props, config: Config) -> list[str]:
+    if never_started(props):
+        return []
     if props.get("readOnly") is not True:
-        return ["root filesystem is writable; set readOnly (tmpfs for scratch paths)"]
+        return [
+            "root filesystem is writable; set readOnly (tmpfs for scratch paths, files on a volume "
+            "filled before start)"
+        ]
     return []
+
+
+def _mode(value: Any) -> int | None:
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        return None
+
+
+def check_private_secret_files(_: str, props: Props, config: Config) -> list[str]:
+    """Files under /run/secrets belong to the container's user, mode 0400 or
+    0600: no other user, group or world may read them."""
+    user, _sep, group = str(props.get("user") or "").partition(":")
+    found: list[str] = []
+    for upload in items(props.get("uploads")):
+        u = mapping(upload)
+        path = str(u.get("file") or "")
+        if not path.startswith(SECRETS_DIR):
+            continue
+        mode = _mode(u.get("permissions")) if u.get("permissions") is not None else None
+        if mode is None or mode & 0o077:
+            shown = u.get("permissions") or ("0755" if u.get("executable") else "0644, the default")
+            found.append(f"secret file {path} has mode {shown}; give permissions 0400 (or 0600)")
+        owner = str(u.get("owner") or "0")
+        if owner != user or owner in ("0", "root"):
+            found.append(f"secret file {path} is owned by {owner}, not by the container's user {user or '?'}")
+        if group and str(u.get("group") or "0") != group:
+            found.append(f"secret file {path} has group {u.get('group') or '0'}, not the container's {group}")
+    return found
 
 
 def check_privileged_and_host(_: str, props: Props, config: Config) -> list[str]:
@@ -244,9 +286,15 @@ RESOURCE_RULES: list[ResourceRule] = [
     ),
     _container_rule(
         "docker-read-only-root-filesystem",
-        "Containers run with a read-only root filesystem (CIS Docker).",
-        Enforcement.ADVISORY,
+        "Containers run with a read-only root filesystem (CIS Docker); files arrive on volumes.",
+        Enforcement.MANDATORY,
         check_read_only_root,
+    ),
+    _container_rule(
+        "docker-private-secret-files",
+        "Files under /run/secrets are owned by the container's user and readable by it alone.",
+        Enforcement.MANDATORY,
+        check_private_secret_files,
     ),
     _container_rule(
         "docker-no-privileged-or-host-namespaces",
