@@ -3,10 +3,10 @@
 #
 # Usage: build-images.sh [--standins] [IMAGE...]
 #   IMAGE      spark, minio, gateway, inference, redis-standin,
-#              prometheus-standin (default: the first four, plus the
-#              stand-ins with --standins)
-#   --standins also build the local stand-ins for Redis and Prometheus, for
-#              machines that cannot pull the official images
+#              prometheus-standin, alertmanager-standin (default: the first
+#              four, plus the stand-ins with --standins)
+#   --standins also build the local stand-ins for Redis, Prometheus and
+#              Alertmanager, for machines that cannot pull the official images
 #
 # Tags follow docs/contracts.md: dataplatform/<name>:<version>, where version
 # is the stack's `version` setting (Pulumi.yaml default, or DATAPLATFORM_VERSION).
@@ -130,7 +130,7 @@ main() {
   done
   if ((${#targets[@]} == 0)); then
     targets=(spark minio gateway inference)
-    ((standins)) && targets+=(redis-standin prometheus-standin)
+    ((standins)) && targets+=(redis-standin prometheus-standin alertmanager-standin)
   fi
 
   local version="${DATAPLATFORM_VERSION:-$(stack_version)}"
@@ -140,8 +140,10 @@ main() {
     [gateway]="dataplatform/gateway:$version" [inference]="dataplatform/inference:$version"
     [redis-standin]="dataplatform/redis-standin:7.0"
     [prometheus-standin]="dataplatform/prometheus-standin:2.42"
+    [alertmanager-standin]="dataplatform/alertmanager-standin:0.25"
   )
-  GOAL=([spark]=1500 [minio]=0 [gateway]=100 [inference]=500 [redis-standin]=0 [prometheus-standin]=0)
+  GOAL=([spark]=1500 [minio]=0 [gateway]=100 [inference]=500 [redis-standin]=0 [prometheus-standin]=0
+        [alertmanager-standin]=0)
   for name in "${targets[@]}"; do
     [[ -n ${TAG[$name]:-} ]] || die "unknown image $name"
   done
@@ -159,6 +161,7 @@ main() {
       inference) build_dir inference services/inference ;;
       redis-standin) build_dir redis-standin images/standins/redis ;;
       prometheus-standin) build_dir prometheus-standin images/standins/prometheus ;;
+      alertmanager-standin) build_dir alertmanager-standin images/standins/alertmanager ;;
     esac
   done
   print_table

@@ -12,14 +12,21 @@ Prometheus and no Grafana when those official images cannot be had), it:
    the model and ``LATEST`` in MinIO;
 3. calls the gateway: a known entity scores with the new model's version,
    no key is 401, a malformed body 4xx, a burst over the limit 429;
-4. asks Prometheus for its targets (all up) and, if deployed, Grafana for
-   the provisioned dashboard;
+4. asks Prometheus for its targets (all up) and for every metric the alert
+   rules and the dashboard read (each has series), and, if deployed,
+   Grafana for the provisioned dashboard;
 5. runs ``up`` again: zero changes;
 6. kills the inference process: the gateway answers 5xx quickly, the
    container is restarted, predictions resume; replaces the Redis and MinIO
    containers: their data is still there;
-7. destroys the stack: no container or network left, data volumes kept
+7. stops the gateway's container: its ServiceDown alert reaches
+   Alertmanager (through its API); ``refresh`` drops the stopped container
+   from the state and ``up`` brings it back;
+8. destroys the stack: no container or network left, data volumes kept
    (then removed by the test, which made them).
+
+Every running container must have a read-only root filesystem, and its
+files under /run/secrets must belong to its user with mode 0400.
 
 A summary table of timings ends the run; the exit status is non-zero on
 any failure.
@@ -31,6 +38,7 @@ import argparse
 import base64
 import concurrent.futures
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -38,9 +46,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +64,7 @@ from botocore.config import Config as BotoConfig
 from pulumi import automation as auto
 
 from infra.settings import HostPorts
+from monitoring import metrics
 from tests.harness import merge_config, stack_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +73,7 @@ MODEL = "churn"
 STANDINS = {
     "redis": "dataplatform/redis-standin:7.0",
     "prometheus": "dataplatform/prometheus-standin:2.42",
+    "alertmanager": "dataplatform/alertmanager-standin:0.25",
 }
 # Every host port the dev tier publishes, as config keys.
 PORT_KEYS = tuple(field.alias or name for name, field in HostPorts.model_fields.items())
@@ -205,6 +217,12 @@ def machine_overrides(engine: docker.DockerClient) -> tuple[dict[str, Any], list
     overrides["hostPorts"] = dict(zip(PORT_KEYS, free_ports(len(PORT_KEYS)), strict=True))
     # High enough for the latency run, low enough for a burst to cross it.
     overrides["gateway"] = {"replicas": 1, "maxReplicas": 1, "rateLimit": 1500, "rateWindowSeconds": 60}
+    # An alert within seconds of a service stopping, not minutes.
+    overrides["monitoring"] = {
+        "scrapeInterval": "5s",
+        "evaluationInterval": "5s",
+        "alertFor": {"ServiceDown": "10s"},
+    }
     return overrides, notes
 
 
@@ -261,10 +279,15 @@ class EndToEnd:
     # -- containers ---------------------------------------------------
 
     def containers(self) -> list[Any]:
+        """The stack's containers: workloads and the carriers of their files."""
         found = []
-        listed = self.engine.api.containers(
-            all=True, filters={"label": "dataplatform.workload", "name": self.prefix + "-"}
-        )
+        listed = [
+            summary
+            for label in ("dataplatform.workload", "dataplatform.files")
+            for summary in self.engine.api.containers(
+                all=True, filters={"label": label, "name": self.prefix + "-"}
+            )
+        ]
         for summary in listed:
             if not any(n.lstrip("/").startswith(self.prefix + "-") for n in summary["Names"]):
                 continue
@@ -303,6 +326,32 @@ class EndToEnd:
                 for b in binding or []:
                     check(b["HostIp"] == "127.0.0.1", f"{c.name} publishes on {b['HostIp']}")
         self.report.ok("every published port bound to 127.0.0.1")
+        self.hardening(long_running)
+
+    def hardening(self, running: list[Any]) -> None:
+        """Read-only roots, and secret files private to each container's user."""
+        writable = [c.name for c in running if not c.attrs["HostConfig"]["ReadonlyRootfs"]]
+        check(not writable, f"containers with a writable root filesystem: {writable}")
+        checked = 0
+        for c in running:
+            if not any(m["Destination"] == "/run/secrets" for m in c.attrs["Mounts"]):
+                continue
+            uid = int(c.attrs["Config"]["User"].split(":")[0])
+            stream, _ = c.get_archive("/run/secrets")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                for member in archive.getmembers():
+                    if not member.isfile():
+                        continue
+                    mode = member.mode & 0o777
+                    check(
+                        mode == 0o400 and member.uid == uid,
+                        f"{c.name}: {member.name} is {oct(mode)} owned by {member.uid}, not 0o400 by {uid}",
+                    )
+                    checked += 1
+        check(checked > 0, "no secret file found to check")
+        self.report.ok(
+            f"{len(running)} running containers read-only; {checked} secret files 0400, owned by their user"
+        )
 
     def submit(self, job: str, *args: str) -> float:
         command = [
@@ -337,9 +386,14 @@ class EndToEnd:
         return dict(self.outputs["platform_credentials"])
 
     def redis_client(self) -> redis.Redis:
+        """Redis as its admin user: the jobs' user may only write features."""
         port = self.stack_config_ports()["redis"]
         return redis.Redis(
-            host="127.0.0.1", port=port, password=self.credentials()["redis_password"], socket_timeout=5
+            host="127.0.0.1",
+            port=port,
+            username="admin",
+            password=self.outputs["redis_admin_password"],
+            socket_timeout=5,
         )
 
     def s3(self) -> Any:
@@ -450,6 +504,30 @@ class EndToEnd:
         targets = wait_for("every Prometheus target up", all_up, timeout=90, interval=3)
         jobs = sorted({t["labels"]["job"] for t in targets})
         self.report.ok(f"Prometheus: {len(targets)} targets up ({', '.join(jobs)})")
+
+        # Every metric the rules and the dashboard read has series here.
+        samples = {
+            sample: service.job
+            for service in metrics.SERVICES
+            for metric in service.metrics
+            for sample in metric.samples
+        }
+
+        def series(name: str) -> int:
+            query = urllib.parse.urlencode({"query": f'count({{__name__="{name}"}})'})
+            result = http("GET", f"{url}/api/v1/query?{query}").json()["data"]["result"]
+            return int(float(result[0]["value"][1])) if result else 0
+
+        def all_present() -> bool:
+            return all(series(name) for name in samples)
+
+        with contextlib.suppress(Failure):
+            wait_for("every catalogued metric in Prometheus", all_present, timeout=30, interval=3)
+        missing = sorted(f"{samples[n]}: {n}" for n in samples if not series(n))
+        check(
+            not missing, f"metrics the alerts and dashboard read but Prometheus has no series of: {missing}"
+        )
+        self.report.ok(f"Prometheus has series of all {len(samples)} catalogued metrics")
         if "grafana_url" in self.outputs:
             token = base64.b64encode(f"admin:{self.outputs['grafana_admin_password']}".encode()).decode()
             found = http(
@@ -516,6 +594,35 @@ class EndToEnd:
         check(latest.strip() == version, "the model registry lost with the MinIO container")
         self.report.ok("Redis and MinIO data kept across container replacement")
 
+    def alerting(self) -> None:
+        """A stopped service's alert reaches Alertmanager; refresh and up
+        then notice the stopped container and bring it back."""
+        url = self.outputs["alertmanager_url"].rstrip("/")
+        gateway = self.container("gateway")
+        gateway.stop(timeout=10)
+        start = time.monotonic()
+
+        def alerted() -> bool:
+            alerts = http("GET", f"{url}/api/v2/alerts").json()
+            return any(
+                a["labels"].get("alertname") == "ServiceDown"
+                and a["labels"].get("job") == "gateway"
+                and a["status"]["state"] == "active"
+                for a in alerts
+            )
+
+        wait_for("ServiceDown for the gateway in Alertmanager", alerted, timeout=120, interval=1)
+        self.report.add("gateway stopped to its alert in Alertmanager", f"{time.monotonic() - start:.1f} s")
+        self.report.ok("ServiceDown{job=gateway} active in Alertmanager's API")
+
+        assert self.stack is not None
+        self.stack.refresh(on_output=self._out, color="never")
+        result, seconds = self.up("after the gateway stopped")
+        changes = {k: v for k, v in (result.summary.resource_changes or {}).items() if k != "same"}
+        check(changes == {"create": 1}, f"up after refresh: {changes}, expected the gateway created")
+        check(self.health(self.container("gateway")) == "healthy", "the recreated gateway is not healthy")
+        self.report.add("refresh + up recreating the stopped gateway", f"{seconds:.1f} s (up)")
+
     def destroy(self) -> None:
         assert self.stack is not None
         volumes_before = {
@@ -564,6 +671,7 @@ class EndToEnd:
             self.monitoring()
             self.no_op()
             self.resilience(version)
+            self.alerting()
             if self.keep:
                 self.report.print()
                 log(f"kept: pulumi destroy --stack {self.name} --yes && pulumi stack rm {self.name} --yes")
