@@ -95,7 +95,7 @@ official() {
 
 generate() {
   local args=(--project "$project" --free-ports -o "$file") ref
-  for name in redis prometheus; do
+  for name in redis prometheus alertmanager; do
     ref=$(official "$name")
     if image_present "$ref"; then
       info "$name: $ref"
@@ -103,6 +103,7 @@ generate() {
       case $name in
         redis) args+=(--image redis=dataplatform/redis-standin:7.0) ;;
         prometheus) args+=(--image prometheus=dataplatform/prometheus-standin:2.42) ;;
+        alertmanager) args+=(--image alertmanager=dataplatform/alertmanager-standin:0.25) ;;
       esac
       info "$name: $ref is not here, using the stand-in"
     fi

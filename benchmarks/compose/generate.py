@@ -155,6 +155,13 @@ def translate(
     network_name = networks[0]["name"]
     prefix = network_name + "-"
     declared = {r.name: unwrap(r.inputs) for r in recorder.of_type(CONTAINER)}
+    # Carriers (created, never started) fill the volumes a workload's files
+    # live on; Compose mounts those files as configs instead.
+    carriers = {n: c for n, c in declared.items() if c.get("start") is False}
+    declared = {n: c for n, c in declared.items() if n not in carriers}
+    file_volumes = {
+        volume_key(v["volumeName"], prefix) for c in carriers.values() for v in c.get("volumes") or []
+    }
     notes: list[str] = []
 
     services: dict[str, Any] = {}
@@ -162,6 +169,8 @@ def translate(
     volumes: dict[str, Any] = {}
     for volume in recorder.of_type(VOLUME):
         inputs = unwrap(volume.inputs)
+        if volume_key(inputs["name"], prefix) in file_volumes:
+            continue
         volumes[volume_key(inputs["name"], prefix)] = {
             "labels": {lab["label"]: lab["value"] for lab in inputs.get("labels") or []}
         }
@@ -189,6 +198,8 @@ def translate(
         mounts = []
         for v in c.get("volumes") or []:
             key = volume_key(v["volumeName"], prefix)
+            if key in file_volumes:
+                continue
             if key not in volumes:
                 volumes[key] = {}
             mounts.append(
@@ -241,19 +252,30 @@ def translate(
             service["labels"] = {lab["label"]: lab["value"] for lab in c["labels"]}
         if c.get("destroyGraceSeconds"):
             service["stop_grace_period"] = f"{int(c['destroyGraceSeconds'])}s"
-        uploads = c.get("uploads") or []
+        labels = {lab["label"]: lab["value"] for lab in c.get("labels") or []}
+        carrier = carriers.get(f"{labels.get('dataplatform.workload', name)}-files", {})
+        uploads = (c.get("uploads") or []) + (carrier.get("uploads") or [])
         if uploads:
-            if service["read_only"]:
+            if c.get("uploads") and service["read_only"]:
                 raise SystemExit(f"container {name}: Compose cannot copy files into a read-only root")
             service["configs"] = []
             for upload in uploads:
                 key = config_name(name, upload["file"])
                 configs[key] = {"content": upload.get("content") or ""}
-                service["configs"].append(
-                    {"source": key, "target": upload["file"], "mode": f"0{UPLOAD_MODE:o}"}
-                )
+                config = {
+                    "source": key,
+                    "target": upload["file"],
+                    "mode": upload.get("permissions") or f"0{UPLOAD_MODE:o}",
+                }
+                if upload.get("owner"):
+                    config["uid"] = upload["owner"]
+                if upload.get("group"):
+                    config["gid"] = upload["group"]
+                service["configs"].append(config)
         depends = {}
         for dep in sorted(waits.get(name, ())):
+            if dep in carriers:
+                continue
             d = declared[dep]
             if d.get("attach"):
                 condition = "service_completed_successfully"
@@ -327,7 +349,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--standins",
         action="store_true",
-        help="use the stand-in Redis and Prometheus images (" + ", ".join(STANDINS.values()) + ")",
+        help="use the stand-in Redis, Prometheus and Alertmanager images (" + ", ".join(STANDINS.values()) + ")",
     )
     parser.add_argument("--no-grafana", action="store_true", help="leave Grafana out (grafana.enabled false)")
     parser.add_argument(
