@@ -17,7 +17,7 @@ bootstrap: ## Install the toolchain, the Docker engine and the base images
 	bash scripts/bootstrap.sh
 
 up: bootstrap ## Bring the dev stack up on the local Docker engine
-	$(PULUMI_ENV) pulumi stack select dev --create && pulumi up --stack dev --yes
+	$(PULUMI_ENV) pulumi stack select dev --create && pulumi up --refresh --stack dev --yes
 
 preview-dev: ## Preview the dev stack
 	$(PULUMI_ENV) pulumi preview --stack dev
@@ -66,3 +66,16 @@ e2e: bootstrap ## Deploy the dev stack for real on an ephemeral stack and test i
 compose-bench: ## Time docker compose up --wait on the same images
 	bash benchmarks/compose/install-compose.sh
 	bash benchmarks/compose/compare.sh
+
+.PHONY: cluster cluster-build cluster-test cluster-down
+cluster-build: ## Build the local Kubernetes cluster's binaries and images from pinned Go modules (cached)
+	bash cluster/build.sh
+
+cluster: ## Start a local Kubernetes cluster (or reuse the running one); prints its kubeconfig
+	bash cluster/up.sh
+
+cluster-test: ## Smoke-test the local cluster: DNS, Ingress TLS, registry, PVC, HPA, Pod Security, NetworkPolicy
+	python3 cluster/smoke_test.py
+
+cluster-down: ## Stop the local cluster and remove what it put on the host (KEEP_DATA=1 keeps its data)
+	bash cluster/down.sh
