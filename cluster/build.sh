@@ -18,6 +18,7 @@
 # GOCACHE (the Go caches; empty ones give a cold build).
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -95,7 +96,7 @@ kubernetes github.com/cloudnativelabs/kube-router/v2 $KUBE_ROUTER_VERSION
 addons go.etcd.io/etcd/server/v3 $ETCD_VERSION
 addons github.com/coredns/coredns $COREDNS_VERSION
 addons github.com/traefik/traefik/v3 $TRAEFIK_VERSION
-addons github.com/distribution/distribution/v3 $REGISTRY_VERSION
+registry github.com/distribution/distribution/v3 $REGISTRY_VERSION
 local-path-provisioner github.com/rancher/local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION
 EOF
 }
@@ -139,21 +140,33 @@ build_kubernetes() {
 build_addons() {
   local dir=$go_src/addons key outputs=() name
   key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$dir/coredns/main.go" "$dir/smoke/main.go" \
-    "$ETCD_VERSION" "$TRAEFIK_VERSION" "$REGISTRY_VERSION" "$go_version")
-  for name in etcd coredns traefik registry smoke; do outputs+=("$CLUSTER_BIN/$name"); done
+    "$ETCD_VERSION" "$TRAEFIK_VERSION" "$go_version")
+  for name in etcd coredns traefik smoke; do outputs+=("$CLUSTER_BIN/$name"); done
   if fresh addons "$key" "${outputs[@]}"; then
-    info "etcd, CoreDNS, Traefik, registry: up to date"
+    info "etcd, CoreDNS, Traefik: up to date"
     return
   fi
-  info "etcd $ETCD_VERSION, CoreDNS $COREDNS_VERSION, Traefik $TRAEFIK_VERSION, registry $REGISTRY_VERSION: building"
+  info "etcd $ETCD_VERSION, CoreDNS $COREDNS_VERSION, Traefik $TRAEFIK_VERSION: building"
   run_logged addons nice_go -C "$dir" build \
-    -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
-    -o "$CLUSTER_BIN/" ./coredns ./smoke github.com/traefik/traefik/v3/cmd/traefik \
-    github.com/distribution/distribution/v3/cmd/registry
+    -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+    -o "$CLUSTER_BIN/" ./coredns ./smoke github.com/traefik/traefik/v3/cmd/traefik
   # etcd's main package is the module root, which `go build` would name
   # after the module's last path element.
   run_logged etcd nice_go -C "$dir" build -ldflags "-s -w" -o "$CLUSTER_BIN/etcd" go.etcd.io/etcd/server/v3
   stamp addons "$key"
+}
+
+build_registry() {
+  local dir=$go_src/registry key out=$CLUSTER_BIN/registry
+  key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$REGISTRY_VERSION" "$go_version")
+  if fresh registry "$key" "$out"; then
+    info "registry: up to date"
+    return
+  fi
+  run_logged registry nice_go -C "$dir" build \
+    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
+    -o "$out" github.com/distribution/distribution/v3/cmd/registry
+  stamp registry "$key"
 }
 
 build_local_path_provisioner() {
@@ -262,7 +275,7 @@ main() {
   build_kubernetes &
   local k8s_pid=$!
   local status=0
-  { build_addons && build_local_path_provisioner; } || status=$?
+  { build_addons && build_registry && build_local_path_provisioner; } || status=$?
   wait "$k8s_pid" || status=$?
   ((status == 0)) || die "the cluster build failed (logs in $CLUSTER_LOGS)"
   build_pause

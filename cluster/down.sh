@@ -13,6 +13,7 @@
 #       PKI, volumes and the registry's images; the next start reuses them
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -17,12 +17,13 @@
 # before a fresh start and cluster/down.sh compares after the teardown.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Host paths the kubelet, containerd or the CNI plugins may create.
 host_paths=(/var/lib/cni /var/log/containers /var/log/pods /run/netns /etc/cni /opt/cni
-  /opt/containerd /var/lib/kubelet /etc/kubernetes /run/containerd/runc/k8s.io /var/lib/containerd/io.containerd.grpc.v1.cri)
+  /opt/containerd /var/lib/kubelet /etc/kubernetes /var/lib/kube-router /var/run/kube-router /run/containerd/runc/k8s.io /var/lib/containerd/io.containerd.grpc.v1.cri)
 
 # Lines that belong to the Docker engine's networking.
 docker_noise='DOCKER|docker0|br-[0-9a-f]{12}|docker_gwbridge|172\.1[6-9]\.|172\.2[0-9]\.|172\.3[01]\.'

@@ -1,5 +1,6 @@
 # Settings and helpers shared by the cluster's scripts. Source it; do not run it.
 # shellcheck shell=bash disable=SC2034  # settings used by the scripts that source this
+# shellcheck source-path=SCRIPTDIR
 
 CLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$CLUSTER_DIR/.." && pwd)

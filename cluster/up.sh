@@ -15,6 +15,7 @@
 # ports) and CLUSTER_IMAGES=local|upstream.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -57,7 +58,7 @@ install_packages() {
   info "installing ${missing[*]}"
   # An index older than a day may name files the mirror no longer has.
   if [[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n 1) ]]; then
-    apt-get update -qq || die "apt-get update failed: check the machine's Debian sources"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq || die "apt-get update failed: check the machine's Debian sources"
   fi
   # Debian's containerd would start the system-wide daemon from its
   # maintainer script; this cluster runs an instance of its own.
@@ -67,7 +68,7 @@ install_packages() {
     chmod 755 "$policy"
     created=true
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
     { [[ $created == true ]] && rm -f "$policy"; die "apt-get install ${missing[*]} failed"; }
   [[ $created == true ]] && rm -f "$policy"
   return 0
