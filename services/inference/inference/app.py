@@ -286,15 +286,17 @@ router = APIRouter()
 )
 async def predict(body: Annotated[PredictRequest, Body()], runtime: RuntimeDep) -> PredictResponse:
     """Score entities (features from Redis) or feature vectors given inline."""
-    source = "entity" if isinstance(body, EntityPredictRequest | EntityBatchPredictRequest) else "inline"
+    by_entity = isinstance(body, EntityPredictRequest | EntityBatchPredictRequest)
+    source = "entity" if by_entity else "inline"
     status = 500
     try:
         response = await _predict(body, runtime, source)
-        status = 200
-        return response
     except ApiError as exc:
         status = exc.status
         raise
+    else:
+        status = 200
+        return response
     finally:
         runtime.metrics.requests.labels(source=source, status=str(status)).inc()
 
