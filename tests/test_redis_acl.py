@@ -10,6 +10,8 @@ import pytest
 import redis
 
 from infra.services.redis import maxmemory, redis_conf
+from infra.settings import SettingsError, parse_settings
+from tests.harness import run_stack
 from tests.local_redis import PASSWORDS, client, stack_redis
 
 
@@ -120,3 +122,26 @@ def test_the_config_holds_digests_never_passwords() -> None:
 def test_maxmemory_is_a_share_of_the_limit() -> None:
     assert maxmemory("512Mi", 0.45) == int(0.45 * 512 * 1024 * 1024)
     assert maxmemory("1Gi", 0.5) == 512 * 1024 * 1024
+
+
+def test_maxmemory_follows_the_limit_and_the_settings() -> None:
+    _, platform = run_stack(
+        "dev",
+        {
+            "resources": {"redis": {"cpuRequest": "100m", "memoryRequest": "512Mi", "memoryLimit": "1Gi"}},
+            "redis": {"maxmemoryRatio": 0.5, "maxmemoryPolicy": "noeviction"},
+        },
+    )
+    assert platform.redis.maxmemory == 512 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("redis_settings", "key"),
+    [
+        ({"maxmemoryPolicy": "allkeys-random"}, "dataplatform:redis.maxmemoryPolicy"),
+        ({"maxmemoryRatio": 0.9}, "dataplatform:redis.maxmemoryRatio"),
+    ],
+)
+def test_bad_redis_settings_name_the_key(redis_settings: dict[str, object], key: str) -> None:
+    with pytest.raises(SettingsError, match=key):
+        parse_settings({"redis": redis_settings})
