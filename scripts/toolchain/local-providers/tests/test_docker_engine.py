@@ -181,3 +181,52 @@ def test_a_label_change_keeps_a_purgeable_volumes_data(engine: docker.DockerClie
         assert engine.containers.run(BASE, ["cat", "/data/file"], volumes=mount, remove=True) == b"kept\n"
     finally:
         Volume().delete(vol_id, state, 60)
+
+
+def test_files_reach_a_read_only_container_through_a_never_started_carrier(
+    engine: docker.DockerClient,
+) -> None:
+    """The dev target's pattern: the engine copies uploads only where it can
+    write, so a carrier that never starts fills a volume, and the workload
+    mounts it read-only under a read-only root."""
+    name = f"lp-test-{uuid.uuid4().hex[:8]}"
+    vol_id, vol = Volume().create({"name": name}, 60)
+    carrier = {
+        "name": f"{name}-files",
+        "image": BASE,
+        "user": "1234:1234",
+        "start": False,
+        "mustRun": False,
+        "restart": "no",
+        "volumes": [{"volumeName": vol_id, "containerPath": "/run/secrets"}],
+        "uploads": [
+            {
+                "file": "/run/secrets/token",
+                "content": "s3cret",
+                "owner": "1234",
+                "group": "1234",
+                "permissions": "0400",
+            }
+        ],
+    }
+    carrier_id, carrier_out = Container().create(carrier, 60)
+    assert engine.api.inspect_container(carrier_id)["State"]["Status"] == "created"
+    assert Container().read(carrier_id, carrier_out, carrier) is not None, "a carrier is not a dead container"
+    workload = _sleeper(
+        name,
+        user="1234:1234",
+        readOnly=True,
+        volumes=[{"volumeName": vol_id, "containerPath": "/run/secrets", "readOnly": True}],
+    )
+    id_, _ = Container().create(workload, 60)
+    try:
+        box = engine.containers.get(id_)
+        assert box.exec_run(["cat", "/run/secrets/token"]).output == b"s3cret"
+        assert box.exec_run(["stat", "-c", "%a %u:%g", "/run/secrets/token"]).output == b"400 1234:1234\n"
+        assert box.exec_run(["cat", "/run/secrets/token"], user="4321").exit_code != 0
+        assert box.exec_run(["touch", "/run/secrets/new"]).exit_code != 0
+        assert box.exec_run(["touch", "/etc/new"]).exit_code != 0
+    finally:
+        Container().delete(id_, workload, 10)
+        Container().delete(carrier_id, carrier, 10)
+        Volume().delete(vol_id, vol, 60)
