@@ -19,6 +19,7 @@ from infra.targets import Target
 from infra.targets.docker import DockerTarget
 from infra.targets.kubernetes import KubernetesTarget
 from infra.workload import File
+from jobs.launch import DRIVER_ACCOUNT, memory_mib
 
 SPARK_USER = "spark"
 INFERENCE_USER = "inference"
@@ -149,6 +150,7 @@ class Platform(pulumi.ComponentResource):
         )
         target.finalize()
 
+        spark = settings.spark
         self.spark_submit: dict[str, object] = {
             "tier": "dev" if settings.is_docker else "prod",
             "image": target.image_name(spark_image(settings))
@@ -156,13 +158,25 @@ class Platform(pulumi.ComponentResource):
             else (settings.images.spark or f"dataplatform/spark:{settings.version}"),
             "master_url": self.spark.master_url,
             "env": self.spark_env.env,
+            # Jobs submitted from the CLI ask for what the stack's jobs ask for.
+            "conf": self.spark.submit_conf,
+            "resources": self.spark.job_resources.to_output(),
+            "raw_bucket": buckets.raw,
         }
         if settings.is_docker:
             assert isinstance(target, DockerTarget)
             self.spark_submit["network"] = target.prefix
+            self.spark_submit["master_ui_url"] = self.spark.ui_url
+            self.spark_submit["s3_endpoint"] = target.published_url(self.minio.server, "s3")
+            self.spark_submit["workers"] = {
+                "count": spark.workers,
+                "cores": spark.worker_cores,
+                "memoryMib": memory_mib(spark.worker_memory),
+            }
         else:
             self.spark_submit["namespace"] = settings.kubernetes.namespace
-            self.spark_submit["service_account"] = "spark-driver"
+            self.spark_submit["service_account"] = DRIVER_ACCOUNT
+            self.spark_submit["secret_name"] = self.spark.secret_name
         self.credentials = pulumi.Output.secret(
             {
                 "s3_access_key": spark_creds.access_key,

@@ -442,11 +442,30 @@ class Settings(_Model):
                     f"({', '.join(missing)}) are pulled from it; set it, or give each of "
                     "them in dataplatform:images",
                 )
+        if self.target is Target.DOCKER:
+            self._executors_fit_workers()
         names = [job.name for job in self.spark_jobs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise _keyed("sparkJobs", f"job names must be unique; repeated: {', '.join(duplicates)}")
         return self
+
+    def _executors_fit_workers(self) -> None:
+        """A standalone worker launches an executor only if the whole executor
+        fits what the worker offers; otherwise the job waits for ever."""
+        spark = self.spark
+        if memory_bytes(spark.executor_memory) > memory_bytes(spark.worker_memory):
+            raise _keyed(
+                "spark.executorMemory",
+                f"an executor of {spark.executor_memory} does not fit a dev Spark worker, which offers "
+                f"spark.workerMemory {spark.worker_memory}; lower executorMemory or raise workerMemory",
+            )
+        if spark.executor_cores > spark.worker_cores:
+            raise _keyed(
+                "spark.executorCores",
+                f"an executor of {spark.executor_cores} cores does not fit a dev Spark worker, which offers "
+                f"spark.workerCores {spark.worker_cores}; lower executorCores or raise workerCores",
+            )
 
     @property
     def is_docker(self) -> bool:

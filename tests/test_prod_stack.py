@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pulumi
 import pulumi_kubernetes
 import pytest
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
 
 from infra.platform import Platform
-from tests.harness import Recorder, generated_secrets, is_secret, run_stack, unwrap
+from infra.settings import PROJECT, load_settings
+from tests.harness import Recorder, generated_secrets, is_secret, run_stack, stack_config, unwrap
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 WORKLOADS = {"redis", "minio", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
@@ -265,3 +270,45 @@ def test_render_mode_is_a_provider_setting() -> None:
     recorder, _ = run_stack("prod", {"kubernetes": {"renderDir": "/tmp/rendered"}})
     provider = unwrap(recorder.of_type("pulumi:providers:kubernetes")[0].inputs)
     assert provider["renderYamlToDirectory"] == "/tmp/rendered"
+
+
+def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
+    """One builder (jobs.launch): the CLI's SparkApplication for a job equals
+    the one the stack declares for it in everything that shapes its pods."""
+    from jobs import submit
+    from jobs.launch import pod_spec_of
+
+    overrides = {"sparkJobs": [{"name": "dp-features", "job": "features", "args": ["--keep", "3"]}]}
+    config = {**stack_config("prod"), **overrides}
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project=PROJECT, stack="prod", preview=False)
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    )
+    outputs: dict[str, Any] = {}
+
+    def program() -> None:
+        platform = Platform(PROJECT, load_settings(), "prod")
+        pulumi.Output.from_input(platform.spark_submit).apply(outputs.update)
+
+    _sync_await(run_pulumi_func(program))
+    declared = unwrap(
+        recorder.named("kubernetes:sparkoperator.k8s.io/v1beta2:SparkApplication", "dp-features").inputs
+    )
+    target = submit.StackTarget.from_outputs(
+        {"spark_submit": outputs, "platform_credentials": {"s3_access_key": "a", "s3_secret_key": "s",
+                                                          "redis_password": "r"}},
+        "prod",
+    )
+    assert outputs["secret_name"] == "spark-credentials"
+    cli = submit.application(
+        "features", ["--keep", "3"], target, secret_name=outputs["secret_name"], run_id="r1"
+    )
+    stack_pods, cli_pods = pod_spec_of(declared), pod_spec_of(cli)
+    # The CLI adds a component label and the run id; everything else is equal.
+    for pods in (stack_pods, cli_pods):
+        for role in ("driver", "executor"):
+            pods[role]["labels"].pop("app.kubernetes.io/component", None)
+            pods[role].pop("annotations", None)
+    assert cli_pods == stack_pods
+    assert cli["spec"]["driver"]["labels"]["dataplatform.io/spark-app"] == "true"

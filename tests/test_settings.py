@@ -136,6 +136,21 @@ def test_executor_bounds() -> None:
     assert "dataplatform:spark.minExecutors" in message
 
 
+def test_dev_executors_must_fit_a_worker() -> None:
+    """A standalone worker never launches an executor bigger than itself, so
+    the job would wait for ever: refused at preview, both numbers named."""
+    message = error_for({"spark": {"executorMemory": "4Gi", "workerMemory": "1Gi"}})
+    assert message.splitlines()[1].strip() == (
+        "dataplatform:spark.executorMemory: an executor of 4Gi does not fit a dev Spark worker, which "
+        "offers spark.workerMemory 1Gi; lower executorMemory or raise workerMemory"
+    )
+    message = error_for({"spark": {"executorCores": 2, "workerCores": 1}})
+    assert "dataplatform:spark.executorCores: an executor of 2 cores" in message
+    assert "spark.workerCores 1" in message
+    # Kubernetes sizes pods per job: no worker to fit.
+    parse_settings({"target": "kubernetes", "imageRegistry": "r:5000", "spark": {"executorMemory": "4Gi"}})
+
+
 def test_unknown_job_and_bad_schedule() -> None:
     message = error_for({"sparkJobs": [{"name": "x", "job": "mine"}]})
     assert "dataplatform:sparkJobs.0.job" in message

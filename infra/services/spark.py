@@ -11,7 +11,6 @@ same ``jobs/`` code and the same S3A/Redis settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 
@@ -27,17 +26,22 @@ from infra.workload import (
     Workload,
     http_check,
 )
+from jobs.launch import (
+    APP_LABEL,
+    DRIVER_ACCOUNT,
+    MEMORY_OVERHEAD_MIB,
+    SPARK_UID,
+    SparkResources,
+    driver_container_memory_mib,
+    memory_mib,
+    spark_application,
+    spark_submit_command,
+)
 
 MASTER_PORT = 7077
 MASTER_UI_PORT = 8080
 WORKER_UI_PORT = 8081
-SPARK_UID = 185
-JOB_ENTRY = "/opt/dataplatform/jobs/run.py"
-DRIVER_ACCOUNT = "spark-driver"
-APP_LABEL = {"dataplatform.io/spark-app": "true"}
-SPARK_VERSION = "4.0.1"
-# JVM and Python memory beyond the heap Spark is given.
-OVERHEAD = 384 * 1024 * 1024
+OVERHEAD = MEMORY_OVERHEAD_MIB * 1024 * 1024
 
 
 def spark_memory(quantity: str) -> str:
@@ -87,23 +91,26 @@ def image(settings: Settings) -> ProjectImage:
 
 
 def submit_conf(settings: Settings) -> dict[str, str]:
-    """Spark settings shared by both tiers' submissions."""
-    spark = settings.spark
+    """Spark settings shared by both tiers' submissions, sizes aside."""
     return {
-        "spark.driver.cores": str(spark.driver_cores),
-        "spark.driver.memory": spark_memory(spark.driver_memory),
-        "spark.executor.cores": str(spark.executor_cores),
-        "spark.executor.memory": spark_memory(spark.executor_memory),
-        "spark.dynamicAllocation.enabled": "true",
-        # No external shuffle service on either tier: track shuffle files.
-        "spark.dynamicAllocation.shuffleTracking.enabled": "true",
-        "spark.dynamicAllocation.minExecutors": str(spark.min_executors),
-        "spark.dynamicAllocation.maxExecutors": str(spark.max_executors),
         "spark.eventLog.enabled": "true",
         "spark.eventLog.dir": f"s3a://{settings.buckets.events}/",
         "spark.ui.prometheus.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
     }
+
+
+def job_resources(settings: Settings) -> SparkResources:
+    """What each job asks for, from ``dataplatform:spark``."""
+    spark = settings.spark
+    return SparkResources(
+        driver_cores=spark.driver_cores,
+        driver_memory_mib=memory_mib(spark.driver_memory),
+        executor_cores=spark.executor_cores,
+        executor_memory_mib=memory_mib(spark.executor_memory),
+        min_executors=spark.min_executors,
+        max_executors=spark.max_executors,
+    )
 
 
 class SparkJob(pulumi.ComponentResource):
@@ -130,142 +137,54 @@ class SparkJob(pulumi.ComponentResource):
         settings = args.settings
         env = args.environment
         conf = submit_conf(settings)
+        sizes = job_resources(settings)
         if target.spark_standalone:
             if job.schedule:
                 pulumi.log.warn(
                     f"sparkJobs {job.name}: schedules apply in prod only; dev runs it once",
                     resource=self,
                 )
-            submit = [
-                "spark-submit",
-                "--master",
-                f"spark://spark-master:{MASTER_PORT}",
-                "--conf",
-                f"spark.driver.host=job-{job.name}",
-            ]
-            for key, value in sorted(conf.items()):
-                submit += ["--conf", f"{key}={value}"]
-            memory = memory_bytes(settings.spark.driver_memory) + OVERHEAD
+            memory = _mi(driver_container_memory_mib(sizes) * 1024 * 1024)
             workload = Workload(
                 name=f"job-{job.name}",
                 image=image(settings),
                 user=SPARK_UID,
                 group=SPARK_UID,
-                command=tuple([*submit, JOB_ENTRY, job.job, *job.args]),
+                command=tuple(
+                    spark_submit_command(
+                        f"spark://spark-master:{MASTER_PORT}",
+                        job.job,
+                        job.args,
+                        conf,
+                        sizes,
+                        name=f"dataplatform-{job.name}",
+                        driver_host=f"job-{job.name}",
+                    )
+                ),
                 env=dict(env.env),
                 files=env.files,
                 health=None,
                 one_shot=True,
                 depends_on=("spark-master", *env.talks_to),
                 talks_to=("spark-master", *env.talks_to),
-                resources=Resources(str(settings.spark.driver_cores), _mi(memory), _mi(memory)),
+                resources=Resources(str(settings.spark.driver_cores), memory, memory),
             )
             target.deploy(workload, self)
         else:
             assert secret_name is not None
             manifest = spark_application(
-                job, settings, target.image_name(image(settings)), env.env, secret_name, conf
+                job.name,
+                job.job,
+                job.args,
+                image=target.image_name(image(settings)),
+                env=env.env,
+                secret_name=secret_name,
+                conf=conf,
+                resources=sizes,
+                schedule=job.schedule,
             )
             target.custom_resource(job.name, manifest, self, depends_on or [])
         self.register_outputs({})
-
-
-def spark_application(
-    job: SparkJobSettings,
-    settings: Settings,
-    image_ref: pulumi.Input[str],
-    env: dict[str, pulumi.Input[str]],
-    secret_name: pulumi.Input[str],
-    conf: dict[str, str],
-) -> dict[str, Any]:
-    """The SparkApplication (or ScheduledSparkApplication) manifest of a job."""
-    spark = settings.spark
-    security = {
-        "runAsNonRoot": True,
-        "runAsUser": SPARK_UID,
-        "runAsGroup": SPARK_UID,
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    mounts = [
-        {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True},
-        {"name": "scratch", "mountPath": "/tmp"},
-    ]
-    env_list = [{"name": k, "value": v} for k, v in sorted(env.items())]
-
-    def pod(cores: int, memory: str) -> dict[str, Any]:
-        return {
-            "cores": cores,
-            "coreLimit": f"{cores * 1000}m",
-            "memory": spark_memory(memory),
-            "memoryOverhead": _mi(OVERHEAD).replace("Mi", "m"),
-            "labels": dict(APP_LABEL),
-            "env": env_list,
-            "volumeMounts": mounts,
-            "securityContext": security,
-        }
-
-    driver = {**pod(spark.driver_cores, spark.driver_memory), "serviceAccount": DRIVER_ACCOUNT}
-    executor = pod(spark.executor_cores, spark.executor_memory)
-    executor["instances"] = max(1, spark.min_executors)
-    spec: dict[str, Any] = {
-        "type": "Python",
-        "pythonVersion": "3",
-        "mode": "cluster",
-        "image": image_ref,
-        "imagePullPolicy": "IfNotPresent",
-        "mainApplicationFile": f"local://{JOB_ENTRY}",
-        "arguments": [job.job, *job.args],
-        "sparkVersion": SPARK_VERSION,
-        "sparkConf": {
-            k: v
-            for k, v in conf.items()
-            if not k.startswith(("spark.driver.", "spark.executor.", "spark.dynamicAllocation."))
-        },
-        "restartPolicy": {
-            "type": "OnFailure",
-            "onFailureRetries": 2,
-            "onFailureRetryInterval": 60,
-            "onSubmissionFailureRetries": 2,
-            "onSubmissionFailureRetryInterval": 60,
-        },
-        "timeToLiveSeconds": 86400,
-        "dynamicAllocation": {
-            "enabled": True,
-            "initialExecutors": max(1, spark.min_executors),
-            "minExecutors": spark.min_executors,
-            "maxExecutors": spark.max_executors,
-            "shuffleTrackingEnabled": True,
-        },
-        "driver": driver,
-        "executor": executor,
-        "volumes": [
-            {"name": "secrets", "secret": {"secretName": secret_name, "defaultMode": 0o440}},
-            {"name": "scratch", "emptyDir": {"sizeLimit": "2Gi"}},
-        ],
-    }
-    meta = {"name": job.name, "labels": {"app.kubernetes.io/part-of": "dataplatform"}}
-    if job.schedule:
-        return {
-            "apiVersion": "sparkoperator.k8s.io/v1beta2",
-            "kind": "ScheduledSparkApplication",
-            "metadata": meta,
-            "spec": {
-                "schedule": job.schedule,
-                "concurrencyPolicy": "Forbid",
-                "successfulRunHistoryLimit": 3,
-                "failedRunHistoryLimit": 3,
-                "template": spec,
-            },
-        }
-    return {
-        "apiVersion": "sparkoperator.k8s.io/v1beta2",
-        "kind": "SparkApplication",
-        "metadata": meta,
-        "spec": spec,
-    }
 
 
 class Spark(pulumi.ComponentResource):
@@ -290,6 +209,9 @@ class Spark(pulumi.ComponentResource):
         self.workloads = []
         runtime: list[pulumi.Resource] = []
         secret_name: pulumi.Output[str] | None = None
+        # What a job submitted later needs to match the stack's own jobs.
+        self.submit_conf = submit_conf(settings)
+        self.job_resources = job_resources(settings)
         if target.spark_standalone:
             master = Workload(
                 name="spark-master",
@@ -407,6 +329,7 @@ class Spark(pulumi.ComponentResource):
             )
             self.master_url = "k8s://https://kubernetes.default.svc:443"
             self.ui_url = pulumi.Output.from_input("kubectl port-forward to the driver pod, port 4040")
+        self.secret_name = secret_name
         self.jobs = [
             SparkJob(
                 f"job-{job.name}",

@@ -1,0 +1,292 @@
+"""How a job is launched on each tier: one builder for the stack and the CLI.
+
+The stack declares its jobs with these functions (``infra/services/spark.py``)
+and ``python -m jobs submit`` launches jobs with them, so a job gets the same
+spark-submit arguments on dev and the same SparkApplication pod spec on prod
+whichever way it was started: labels the Spark NetworkPolicy selects, the
+read-only root with a scratch volume, memory overhead, dynamic allocation.
+
+Pure functions of plain values, with no Spark and no Pulumi: values may be
+Pulumi outputs when the stack calls them, since they are only placed, never
+inspected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+SPARK_UID = 185
+SPARK_VERSION = "4.0.1"
+JOB_ENTRY = "/opt/dataplatform/jobs/run.py"
+SECRETS_DIR = "/run/secrets"
+SCRATCH_DIR = "/tmp"  # noqa: S108 - an emptyDir or tmpfs of the pod's own
+DRIVER_ACCOUNT = "spark-driver"
+# Selected by the Spark NetworkPolicy: every driver and executor carries it.
+APP_LABEL = {"dataplatform.io/spark-app": "true"}
+PART_OF = {"app.kubernetes.io/part-of": "dataplatform"}
+RUN_ID_ANNOTATION = "dataplatform.io/run-id"
+# JVM off-heap and Python workers beyond the heap Spark is given.
+MEMORY_OVERHEAD_MIB = 384
+SCRATCH_SIZE = "2Gi"
+# Spark settings that the SparkApplication carries as fields of its own.
+_POD_CONF_PREFIXES = ("spark.driver.", "spark.executor.", "spark.dynamicAllocation.")
+
+_UNITS_MIB = {
+    "k": 1 / 1024,
+    "kb": 1 / 1024,
+    "m": 1,
+    "mb": 1,
+    "g": 1024,
+    "gb": 1024,
+    "t": 1024 * 1024,
+    "tb": 1024 * 1024,
+    "ki": 1 / 1024,
+    "mi": 1,
+    "gi": 1024,
+    "ti": 1024 * 1024,
+}
+
+
+def memory_mib(quantity: str) -> int:
+    """Whole MiB in a memory size, in Spark's (``768m``, ``2g``) or Kubernetes'
+    (``768Mi``, ``2Gi``) notation; a bare number is MiB, as in Spark."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", quantity)
+    unit = match.group(2).lower() if match else ""
+    if not match or (unit and unit not in _UNITS_MIB):
+        raise ValueError(f"not a memory size: {quantity!r} (use e.g. 768m, 2g, 768Mi or 2Gi)")
+    mib = int(float(match.group(1)) * _UNITS_MIB.get(unit, 1))
+    if mib < 1:
+        raise ValueError(f"memory size {quantity!r} is below 1 MiB")
+    return mib
+
+
+@dataclass(frozen=True)
+class SparkResources:
+    """What a job asks for: driver and executor sizes, and the executor range
+    dynamic allocation moves in. Memory is the JVM heap, in MiB; each pod or
+    container gets ``MEMORY_OVERHEAD_MIB`` on top."""
+
+    driver_cores: int = 1
+    driver_memory_mib: int = 1024
+    executor_cores: int = 1
+    executor_memory_mib: int = 1024
+    min_executors: int = 1
+    max_executors: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("driver_cores", "executor_cores", "driver_memory_mib", "executor_memory_mib"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if not 0 <= self.min_executors <= self.max_executors or self.max_executors < 1:
+            raise ValueError(
+                f"executors must satisfy 0 <= min <= max, max >= 1 "
+                f"(got min {self.min_executors}, max {self.max_executors})"
+            )
+
+    @property
+    def initial_executors(self) -> int:
+        return max(1, self.min_executors)
+
+    def conf(self) -> dict[str, str]:
+        return {
+            "spark.driver.cores": str(self.driver_cores),
+            "spark.driver.memory": f"{self.driver_memory_mib}m",
+            "spark.executor.cores": str(self.executor_cores),
+            "spark.executor.memory": f"{self.executor_memory_mib}m",
+            "spark.dynamicAllocation.enabled": "true",
+            # No external shuffle service on either tier: track shuffle files.
+            "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+            "spark.dynamicAllocation.minExecutors": str(self.min_executors),
+            "spark.dynamicAllocation.initialExecutors": str(self.initial_executors),
+            "spark.dynamicAllocation.maxExecutors": str(self.max_executors),
+        }
+
+    def to_output(self) -> dict[str, int]:
+        """The stack output form (camelCase keys, as in the config)."""
+        return {_camel(f.name): getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_output(cls, value: Mapping[str, Any]) -> SparkResources:
+        known = {_camel(f.name): f.name for f in fields(cls)}
+        return cls(**{known[k]: int(v) for k, v in value.items() if k in known})
+
+    def override(self, **changes: int | None) -> SparkResources:
+        """A copy with the given fields replaced; None leaves a field as it is."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def describe(self) -> str:
+        return (
+            f"driver {self.driver_cores} core(s) {self.driver_memory_mib} MiB, executors "
+            f"{self.executor_cores} core(s) {self.executor_memory_mib} MiB "
+            f"({self.min_executors}..{self.max_executors})"
+        )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def spark_submit_command(
+    master: str,
+    job: str,
+    job_args: Sequence[str],
+    conf: Mapping[str, str],
+    resources: SparkResources,
+    *,
+    name: str | None = None,
+    driver_host: str | None = None,
+) -> list[str]:
+    """``spark-submit`` in client mode against a standalone master (dev)."""
+    command = ["spark-submit", "--master", master, "--deploy-mode", "client"]
+    command += ["--name", name or f"dataplatform-{job}"]
+    settings = {**conf, **resources.conf()}
+    if driver_host is not None:
+        # Executors on the workers connect back to the driver by this name.
+        settings["spark.driver.host"] = driver_host
+        settings["spark.driver.bindAddress"] = "0.0.0.0"  # noqa: S104 - inside its own container
+    for key, value in sorted(settings.items()):
+        command += ["--conf", f"{key}={value}"]
+    return [*command, JOB_ENTRY, job, *job_args]
+
+
+def driver_container_memory_mib(resources: SparkResources) -> int:
+    """Memory a dev driver container needs: heap plus overhead."""
+    return resources.driver_memory_mib + MEMORY_OVERHEAD_MIB
+
+
+def _security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": SPARK_UID,
+        "runAsGroup": SPARK_UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def spark_application(
+    name: str,
+    job: str,
+    job_args: Sequence[str],
+    *,
+    image: Any,
+    env: Mapping[str, Any],
+    secret_name: Any,
+    conf: Mapping[str, str],
+    resources: SparkResources,
+    namespace: str | None = None,
+    schedule: str | None = None,
+    retries: int = 2,
+    time_to_live_seconds: int = 86400,
+    labels: Mapping[str, str] | None = None,
+    driver_annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The job's SparkApplication (or, with ``schedule``, ScheduledSparkApplication).
+
+    Defaults: driver and executors run as UID 185 under the "restricted" Pod
+    Security profile with a read-only root, credentials from the Secret
+    ``secret_name`` at ``/run/secrets``, a ``/tmp`` scratch volume, memory
+    overhead on top of the heap, dynamic allocation with shuffle tracking
+    between ``min_executors`` and ``max_executors``. ``retries`` bounds the
+    OnFailure restarts; 0 means run once (``Never``).
+    """
+    pod_labels = {**APP_LABEL, **(labels or {})}
+    mounts = [
+        {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+        {"name": "scratch", "mountPath": SCRATCH_DIR},
+    ]
+    env_list = [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+    def pod(cores: int, memory_mib: int) -> dict[str, Any]:
+        return {
+            "cores": cores,
+            "coreLimit": f"{cores * 1000}m",
+            "memory": f"{memory_mib}m",
+            "memoryOverhead": f"{MEMORY_OVERHEAD_MIB}m",
+            "labels": dict(pod_labels),
+            "env": env_list,
+            "volumeMounts": mounts,
+            "securityContext": _security_context(),
+        }
+
+    driver = {**pod(resources.driver_cores, resources.driver_memory_mib), "serviceAccount": DRIVER_ACCOUNT}
+    if driver_annotations:
+        driver["annotations"] = dict(driver_annotations)
+    executor = {
+        **pod(resources.executor_cores, resources.executor_memory_mib),
+        "instances": resources.initial_executors,
+    }
+    restart: dict[str, Any] = (
+        {
+            "type": "OnFailure",
+            "onFailureRetries": retries,
+            "onFailureRetryInterval": 60,
+            "onSubmissionFailureRetries": retries,
+            "onSubmissionFailureRetryInterval": 60,
+        }
+        if retries > 0
+        else {"type": "Never"}
+    )
+    spec: dict[str, Any] = {
+        "type": "Python",
+        "pythonVersion": "3",
+        "mode": "cluster",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "mainApplicationFile": f"local://{JOB_ENTRY}",
+        "arguments": [job, *job_args],
+        "sparkVersion": SPARK_VERSION,
+        "sparkConf": {k: v for k, v in conf.items() if not k.startswith(_POD_CONF_PREFIXES)},
+        "restartPolicy": restart,
+        "timeToLiveSeconds": time_to_live_seconds,
+        "dynamicAllocation": {
+            "enabled": True,
+            "initialExecutors": resources.initial_executors,
+            "minExecutors": resources.min_executors,
+            "maxExecutors": resources.max_executors,
+            "shuffleTrackingEnabled": True,
+        },
+        "driver": driver,
+        "executor": executor,
+        "volumes": [
+            {"name": "secrets", "secret": {"secretName": secret_name, "defaultMode": 0o440}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": SCRATCH_SIZE}},
+        ],
+    }
+    metadata: dict[str, Any] = {"name": name, "labels": {**PART_OF, **(labels or {})}}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    if schedule:
+        return {
+            "apiVersion": "sparkoperator.k8s.io/v1beta2",
+            "kind": "ScheduledSparkApplication",
+            "metadata": metadata,
+            "spec": {
+                "schedule": schedule,
+                "concurrencyPolicy": "Forbid",
+                "successfulRunHistoryLimit": 3,
+                "failedRunHistoryLimit": 3,
+                "template": spec,
+            },
+        }
+    return {
+        "apiVersion": "sparkoperator.k8s.io/v1beta2",
+        "kind": "SparkApplication",
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
+def pod_spec_of(application: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an application that shape its pods (for comparisons)."""
+    spec = application["spec"]
+    spec = spec.get("template", spec)
+    keys = ("image", "sparkConf", "dynamicAllocation", "driver", "executor", "volumes")
+    return {key: spec[key] for key in keys}
+
