@@ -6,10 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from jobs.config import Settings, check_s3
 from jobs.errors import JobError
 from jobs.registry import JOBS
-from jobs.session import build_session
 
 LOCAL_MASTER = "local[*]"
 
@@ -19,6 +17,10 @@ def execute(job_name: str, argv: Sequence[str], *, master: str | None = None) ->
 
     ``master`` is None under spark-submit, which supplies it.
     """
+    # Spark is needed to run a job, not to list or submit one.
+    from jobs.config import Settings, check_s3
+    from jobs.session import build_session
+
     job = JOBS[job_name]
     args = job.parser(prog=f"{job_name}").parse_args(list(argv))
     try:
@@ -77,12 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait-timeout",
         type=float,
         default=3600.0,
-        help="prod: seconds to wait for the application to finish",
+        help="seconds the job may run before submit gives up (default 3600)",
+    )
+    submit.add_argument(
+        "--schedule-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a job may wait for its first executor (dev) or for its pods to be "
+        "scheduled (prod) before submit fails with the reason (default 60)",
     )
     submit.add_argument("--poll-seconds", type=float, default=5.0, help="prod: status poll interval")
-    submit.add_argument("--driver-memory", default="1g")
-    submit.add_argument("--executor-memory", default="2g")
-    submit.add_argument("--executor-instances", type=int, default=2, help="prod: executor pods")
+    sizes = submit.add_argument_group(
+        "resources", "default: what the stack's own jobs ask for (dataplatform:spark)"
+    )
+    sizes.add_argument("--driver-memory", help="driver heap, e.g. 768m or 1g")
+    sizes.add_argument("--driver-cores", type=int)
+    sizes.add_argument("--executor-memory", help="executor heap, e.g. 768m or 1g")
+    sizes.add_argument("--executor-cores", type=int)
+    sizes.add_argument("--min-executors", type=int)
+    sizes.add_argument("--max-executors", type=int)
     return parser
 
 
@@ -114,9 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             project_dir=args.project_dir,
             options=submit.SubmitOptions(
                 driver_memory=args.driver_memory,
+                driver_cores=args.driver_cores,
                 executor_memory=args.executor_memory,
-                executor_instances=args.executor_instances,
+                executor_cores=args.executor_cores,
+                min_executors=args.min_executors,
+                max_executors=args.max_executors,
                 wait_timeout=args.wait_timeout,
+                schedule_timeout=args.schedule_timeout,
                 poll_seconds=args.poll_seconds,
             ),
         )

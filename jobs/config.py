@@ -19,7 +19,6 @@ import redis
 
 from jobs.errors import JobError
 
-DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 

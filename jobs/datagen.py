@@ -28,16 +28,15 @@ from pyspark.sql import functions as F
 from jobs import storage
 from jobs.config import Settings
 from jobs.errors import JobError
+from jobs.registry import ROWS_PER_PARTITION
 from jobs.schema import EVENT_TYPES
 from jobs.sources import CSV_TIMESTAMP_FORMAT
-from jobs.timeutil import parse_utc
 
 # Event-type probabilities of an entity with propensity 0 and 1; an entity's
 # mix is the linear interpolation at its propensity. Order follows EVENT_TYPES.
 HEALTHY_MIX = (0.25, 0.45, 0.22, 0.05, 0.03)
 CHURNING_MIX = (0.15, 0.40, 0.05, 0.25, 0.15)
 LABEL_STEEPNESS = 12.0
-ROWS_PER_PARTITION = 1_000_000
 
 _TWO_POW_53 = 1 << 53
 
@@ -129,29 +128,6 @@ def write_table(df: DataFrame, path: str, fmt: str) -> None:
         writer.option("header", True).option("timestampFormat", CSV_TIMESTAMP_FORMAT).csv(path)
     else:
         raise JobError(f"unsupported format {fmt!r}")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rows", type=int, default=1_000_000, help="number of events (default 1M)")
-    parser.add_argument("--entities", type=int, default=10_000, help="number of entities (default 10k)")
-    parser.add_argument(
-        "--start",
-        type=parse_utc,
-        default=parse_utc("2025-01-01T00:00:00Z"),
-        help="start of the time span, ISO-8601 (UTC if no offset)",
-    )
-    parser.add_argument("--days", type=float, default=30.0, help="length of the time span in days")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument(
-        "--partitions",
-        type=int,
-        default=None,
-        help=f"output partitions (default: the parallelism, at least one per {ROWS_PER_PARTITION:,} rows)",
-    )
-    parser.add_argument("--output", help="events directory (default s3a://<raw bucket>/events)")
-    parser.add_argument("--labels-output", help="labels directory (default s3a://<raw bucket>/labels)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:

@@ -1,29 +1,137 @@
-"""The jobs this package runs, by name."""
+"""The jobs this package runs, by name, with their command lines.
+
+Importable without Spark: ``python -m jobs list`` and ``submit`` run on a
+machine with no pyspark, and validate a job's arguments there before anything
+is launched. A job's module (which needs pyspark) is imported only to run it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyspark.sql import SparkSession
+from jobs.timeutil import parse_utc
 
-from jobs import datagen, event_counts, features, train
-from jobs.config import Settings
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from jobs.config import Settings
+
+DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+ROWS_PER_PARTITION = 1_000_000
+
+Runner = Callable[["SparkSession", "Settings", argparse.Namespace], None]
 
 
 @dataclass(frozen=True)
 class Job:
+    """A job: its name, summary, arguments and where its code lives.
+
+    ``inputs`` name the arguments that read data: given a local path,
+    ``submit`` uploads it to the stack first. ``outputs`` name the arguments
+    that write data, which must be store URIs when the job runs on a stack.
+    """
+
     name: str
     summary: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[SparkSession, Settings, argparse.Namespace], None]
+    module: str
     uses_redis: bool = False
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
     def parser(self, prog: str | None = None) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=prog or self.name, description=self.summary)
         self.add_arguments(parser)
         return parser
+
+    @property
+    def run(self) -> Runner:
+        runner: Runner = importlib.import_module(self.module).run
+        return runner
+
+
+def event_counts_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="CSV file or directory with a header row (path or s3a:// URI)")
+    parser.add_argument("--column", default=None, help="column to group by (default: the first column)")
+    parser.add_argument("--delimiter", default=",", help="field delimiter (default ,)")
+    parser.add_argument("--output", default=None, help="also write the counts to this directory")
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--show", type=int, default=100, help="groups to print, largest first")
+
+
+def datagen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, default=1_000_000, help="number of events (default 1M)")
+    parser.add_argument("--entities", type=int, default=10_000, help="number of entities (default 10k)")
+    parser.add_argument(
+        "--start",
+        type=parse_utc,
+        default=parse_utc("2025-01-01T00:00:00Z"),
+        help="start of the time span, ISO-8601 (UTC if no offset)",
+    )
+    parser.add_argument("--days", type=float, default=30.0, help="length of the time span in days")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help=f"output partitions (default: the parallelism, at least one per {ROWS_PER_PARTITION:,} rows)",
+    )
+    parser.add_argument("--output", help="events directory (default s3a://<raw bucket>/events)")
+    parser.add_argument("--labels-output", help="labels directory (default s3a://<raw bucket>/labels)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def features_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", help="raw events (default s3a://<raw bucket>/events)")
+    parser.add_argument("--input-format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--output-root", help="features root (default s3a://<lake bucket>/features)")
+    parser.add_argument(
+        "--reference-time",
+        type=parse_utc,
+        default=None,
+        help="as-of time, ISO-8601 (default: the latest event time)",
+    )
+    parser.add_argument("--version", default=None, help="snapshot name (default: now, YYYYMMDDTHHMMSSZ)")
+    parser.add_argument("--keep", type=int, default=7, help="snapshots to keep, 0 keeps all (default 7)")
+    parser.add_argument(
+        "--online",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the online copy to Redis (default on)",
+    )
+    parser.add_argument(
+        "--ttl-seconds",
+        type=int,
+        default=DEFAULT_TTL_SECONDS,
+        help="TTL of the online hashes (default 7 days)",
+    )
+    parser.add_argument("--batch-commands", type=int, default=500, help="Redis commands per pipeline")
+
+
+def train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--features", help="features root (default s3a://<lake bucket>/features)")
+    parser.add_argument("--snapshot", help="features snapshot (default: the one LATEST names)")
+    parser.add_argument("--labels", help="labels (default s3a://<raw bucket>/labels)")
+    parser.add_argument("--labels-format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--registry", help="model registry root (default s3a://<models bucket>)")
+    parser.add_argument("--name", default="churn", help="model name (default churn)")
+    parser.add_argument("--version", default=None, help="version (default: now, YYYYMMDDTHHMMSSZ)")
+    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--reg-param", type=float, default=0.001)
+    parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument(
+        "--min-auc",
+        type=float,
+        default=0.6,
+        help="refuse to publish a model below this held-out AUC (default 0.6)",
+    )
 
 
 JOBS: dict[str, Job] = {
@@ -31,23 +139,35 @@ JOBS: dict[str, Job] = {
     for job in (
         Job(
             "event_counts",
-            "count CSV events per value of a column",
-            event_counts.add_arguments,
-            event_counts.run,
+            "count the rows of a CSV per value of a column",
+            event_counts_arguments,
+            "jobs.event_counts",
+            inputs=("input",),
+            outputs=("output",),
         ),
         Job(
             "datagen",
             "generate deterministic synthetic events and labels",
-            datagen.add_arguments,
-            datagen.run,
+            datagen_arguments,
+            "jobs.datagen",
+            outputs=("output", "labels_output"),
         ),
         Job(
             "features",
             "raw events to per-entity features (lake snapshot + Redis)",
-            features.add_arguments,
-            features.run,
+            features_arguments,
+            "jobs.features",
             uses_redis=True,
+            inputs=("input",),
+            outputs=("output_root",),
         ),
-        Job("train", "train, evaluate and publish the model to the registry", train.add_arguments, train.run),
+        Job(
+            "train",
+            "train, evaluate and publish the model to the registry",
+            train_arguments,
+            "jobs.train",
+            inputs=("features", "labels"),
+            outputs=("registry",),
+        ),
     )
 }

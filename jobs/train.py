@@ -130,26 +130,6 @@ def publish(
     return version_dir
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--features", help="features root (default s3a://<lake bucket>/features)")
-    parser.add_argument("--snapshot", help="features snapshot (default: the one LATEST names)")
-    parser.add_argument("--labels", help="labels (default s3a://<raw bucket>/labels)")
-    parser.add_argument("--labels-format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--registry", help="model registry root (default s3a://<models bucket>)")
-    parser.add_argument("--name", default="churn", help="model name (default churn)")
-    parser.add_argument("--version", default=None, help="version (default: now, YYYYMMDDTHHMMSSZ)")
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--reg-param", type=float, default=0.001)
-    parser.add_argument("--max-iter", type=int, default=100)
-    parser.add_argument(
-        "--min-auc",
-        type=float,
-        default=0.6,
-        help="refuse to publish a model below this held-out AUC (default 0.6)",
-    )
-
-
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
     if not 0.0 < args.test_fraction < 1.0:
         raise JobError("--test-fraction must be between 0 and 1")

@@ -19,6 +19,15 @@ DEV_OUTPUTS: dict[str, Any] = {
         "master_url": "spark://spark-master:7077",
         "network": "dataplatform-dev",
         "env": {"DP_S3_ENDPOINT": "http://minio:9000", "DP_REDIS_HOST": "redis", "DP_REDIS_PORT": "6379"},
+        "conf": {"spark.eventLog.enabled": "true", "spark.sql.session.timeZone": "UTC"},
+        "resources": {
+            "driverCores": 1,
+            "driverMemoryMib": 768,
+            "executorCores": 1,
+            "executorMemoryMib": 768,
+            "minExecutors": 1,
+            "maxExecutors": 2,
+        },
     },
     "platform_credentials": {
         "s3_access_key": "AK",
@@ -57,7 +66,10 @@ def test_docker_command() -> None:
         "-e DP_S3_SECRET_KEY_FILE=/run/secrets/s3_secret_key",
         "-e DP_REDIS_PASSWORD_FILE=/run/secrets/redis_password",
         "--conf spark.driver.host=dp-job-features-1",
-        "--executor-memory 2g",
+        "--conf spark.executor.memory=768m",
+        "--conf spark.driver.memory=768m",
+        "--conf spark.dynamicAllocation.maxExecutors=2",
+        "--conf spark.eventLog.enabled=true",
     ):
         assert fragment in joined
     image_at = command.index("dataplatform/spark:0.1.0")
@@ -68,7 +80,7 @@ def test_docker_command() -> None:
 
 def test_spark_application() -> None:
     target = submit.StackTarget.from_outputs(PROD_OUTPUTS, "prod")
-    app = submit.spark_application("train", ["--name", "churn"], target, secret_name="creds", run_id="r1")
+    app = submit.application("train", ["--name", "churn"], target, secret_name="creds", run_id="r1")
     assert app["apiVersion"] == "sparkoperator.k8s.io/v1beta2"
     assert app["kind"] == "SparkApplication"
     assert app["metadata"]["name"] == "dp-train"
@@ -77,17 +89,18 @@ def test_spark_application() -> None:
     assert spec["mainApplicationFile"] == "local:///opt/dataplatform/jobs/run.py"
     assert spec["arguments"] == ["train", "--name", "churn"]
     assert spec["image"] == "registry.internal/dataplatform/spark:0.1.0"
-    assert spec["volumes"] == [
-        {"name": "credentials", "secret": {"secretName": "creds", "defaultMode": 0o440}}
-    ]
+    assert spec["volumes"][0] == {"name": "secrets", "secret": {"secretName": "creds", "defaultMode": 0o440}}
+    assert spec["restartPolicy"] == {"type": "Never"}
     assert spec["driver"]["serviceAccount"] == "spark-driver"
     assert spec["driver"]["annotations"] == {submit.RUN_ID_ANNOTATION: "r1"}
-    assert spec["executor"]["instances"] == 2
+    assert spec["executor"]["instances"] == 1
     for pod in (spec["driver"], spec["executor"]):
         env = {e["name"]: e["value"] for e in pod["env"]}
         assert env["DP_S3_SECRET_KEY_FILE"] == "/run/secrets/s3_secret_key"
         assert env["DP_RAW_BUCKET"] == "raw"
-        assert pod["volumeMounts"] == [{"name": "credentials", "mountPath": "/run/secrets", "readOnly": True}]
+        assert {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True} in pod["volumeMounts"]
+        assert pod["labels"]["dataplatform.io/spark-app"] == "true"
+        assert pod["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert "SK" not in json.dumps(app)

@@ -1,0 +1,241 @@
+"""Local inputs of a job submitted to a stack: uploaded to the raw bucket.
+
+A user's first try is a file on their own machine. The job runs in a
+container or pod that cannot see it, so ``submit`` uploads it to the stack's
+raw bucket (through the published endpoint on dev, a ``kubectl
+port-forward`` on prod) and gives the job the ``s3a://`` URI instead.
+Outputs must already be store URIs: a local path there would be written
+inside a container that is gone when the job ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from jobs.errors import JobError
+from jobs.registry import JOBS
+
+UPLOAD_PREFIX = "uploads"
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+
+
+def is_store_uri(value: str) -> bool:
+    return "://" in value
+
+
+def argument_values(argv: Sequence[str], job: str) -> dict[str, str | None]:
+    parsed = JOBS[job].parser(prog=job).parse_args(list(argv))
+    return {name: getattr(parsed, name, None) for name in (*JOBS[job].inputs, *JOBS[job].outputs)}
+
+
+def check_outputs(job: str, argv: Sequence[str]) -> None:
+    """Outputs of a job on a stack go to the object store, not to a path
+    inside a container that is gone when the job ends."""
+    values = argument_values(argv, job)
+    for name in JOBS[job].outputs:
+        value = values.get(name)
+        if value and not is_store_uri(value):
+            option = "--" + name.replace("_", "-")
+            raise JobError(
+                f"{option} {value} is a local path; a job on a stack writes to the object store: "
+                f"give an s3a://<bucket>/<path> URI"
+            )
+
+
+def replace_argument(argv: Sequence[str], old: str, new: str) -> list[str]:
+    """``argv`` with the value ``old`` (a positional, ``--opt old`` or
+    ``--opt=old``) replaced by ``new``."""
+    result: list[str] = []
+    for token in argv:
+        if token == old:
+            result.append(new)
+        elif token.startswith("--") and "=" in token and token.split("=", 1)[1] == old:
+            result.append(f"{token.split('=', 1)[0]}={new}")
+        else:
+            result.append(token)
+    return result
+
+
+def local_inputs(job: str, argv: Sequence[str]) -> list[str]:
+    """The job's input arguments that name local files or directories."""
+    values = argument_values(argv, job)
+    found = []
+    for name in JOBS[job].inputs:
+        value = values.get(name)
+        if not value or is_store_uri(value):
+            continue
+        if not os.path.exists(value):
+            raise JobError(f"input {value} is neither a local file or directory nor an s3a:// URI")
+        found.append(value)
+    return found
+
+
+def files_under(path: str) -> list[tuple[str, str]]:
+    """(local file, key relative to the upload's root) for a file or a tree."""
+    if os.path.isfile(path):
+        return [(path, os.path.basename(path))]
+    base = os.path.basename(os.path.normpath(path))
+    entries = []
+    for root, _, names in os.walk(path):
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            entries.append((full, f"{base}/{os.path.relpath(full, path)}"))
+    if not entries:
+        raise JobError(f"input directory {path} is empty")
+    return entries
+
+
+def content_digest(files: Sequence[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for full, key in files:
+        digest.update(key.encode())
+        with open(full, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+class Progress:
+    """Upload progress on stderr, for files big enough to wait for."""
+
+    def __init__(self, name: str, size: int, out: Callable[[str], None]) -> None:
+        self.name, self.size, self.out = name, size, out
+        self.sent = 0
+        self.shown = -1
+        self.lock = threading.Lock()
+
+    def __call__(self, chunk: int) -> None:
+        with self.lock:
+            self.sent += chunk
+            percent = 100 * self.sent // max(1, self.size)
+            if percent // 10 != self.shown // 10 or self.sent >= self.size:
+                self.shown = percent
+                done, size = self.sent / 2**20, self.size / 2**20
+                self.out(f"  {self.name}: {done:,.1f} of {size:,.1f} MiB ({percent}%)")
+
+
+def upload_inputs(
+    paths: Sequence[str],
+    *,
+    endpoint: str,
+    bucket: str,
+    access_key: str,
+    secret_key: str,
+    out: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """Upload local inputs to ``bucket``; returns local path -> s3a:// URI.
+
+    Each input lands under ``uploads/<content digest>/<name>``, so the same
+    data is uploaded once and a changed file never overwrites what an earlier
+    run read.
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise JobError(
+            "uploading a local input needs boto3 (installed in the project's .venv by `make up`)"
+        ) from exc
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+    uris: dict[str, str] = {}
+    for path in paths:
+        files = files_under(path)
+        prefix = f"{UPLOAD_PREFIX}/{content_digest(files)}"
+        total = sum(os.path.getsize(full) for full, _ in files)
+        out(f"uploading {path} ({total / 2**20:,.1f} MiB) to s3a://{bucket}/{prefix}/")
+        for full, key in files:
+            size = os.path.getsize(full)
+            callback = Progress(key, size, out) if size >= PROGRESS_MIN_BYTES else None
+            try:
+                client.upload_file(full, bucket, f"{prefix}/{key}", Callback=callback)
+            except Exception as exc:  # botocore raises many kinds; all mean the same here
+                raise JobError(f"cannot upload {full} to s3://{bucket}/{prefix}/{key}: {exc}") from exc
+        uris[path] = f"s3a://{bucket}/{prefix}/{files[0][1].split('/')[0]}"
+    return uris
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def port_forward(namespace: str, service: str, port: int) -> Iterator[str]:
+    """A loopback endpoint to a Service of the cluster, for the upload."""
+    local = free_port()
+    process = subprocess.Popen(
+        ["kubectl", "port-forward", "-n", namespace, f"svc/{service}", f"{local}:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                raise JobError(f"kubectl port-forward to svc/{service} failed: {output.strip()}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", local)) == 0:
+                    break
+            time.sleep(0.2)
+        else:
+            raise JobError(f"kubectl port-forward to svc/{service} did not open port {local} in 20 s")
+        yield f"http://127.0.0.1:{local}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def stage_local_inputs(
+    job: str,
+    argv: Sequence[str],
+    spark_submit: Mapping[str, Any],
+    credentials: Mapping[str, str],
+) -> list[str]:
+    """Upload the job's local inputs and point its arguments at the copies."""
+    paths = local_inputs(job, argv)
+    if not paths:
+        return list(argv)
+    env = spark_submit.get("env") or {}
+    bucket = str(spark_submit.get("raw_bucket") or env.get("DP_RAW_BUCKET") or "")
+    if not bucket:
+        raise JobError("the stack names no raw bucket to upload local inputs to")
+    access_key = str(credentials.get("s3_access_key", ""))
+    secret_key = str(credentials.get("s3_secret_key", ""))
+    if spark_submit.get("tier") == "dev":
+        endpoint = str(spark_submit.get("s3_endpoint") or "")
+        if not endpoint:
+            raise JobError("the stack publishes no object store endpoint to upload local inputs to")
+        uris = upload_inputs(
+            paths, endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key
+        )
+    else:
+        inside = urlsplit(str(env.get("DP_S3_ENDPOINT", "http://minio:9000")))
+        service = (inside.hostname or "minio").split(".")[0]
+        with port_forward(str(spark_submit["namespace"]), service, inside.port or 9000) as endpoint:
+            uris = upload_inputs(
+                paths, endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key
+            )
+    staged = list(argv)
+    for local, uri in uris.items():
+        staged = replace_argument(staged, local, uri)
+    return staged
