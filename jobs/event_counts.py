@@ -1,8 +1,12 @@
-"""Count raw events per value of a column: the platform's smoke-test job.
+"""Count rows per value of a column: the seed's job, for a CSV of any columns.
 
-Reads a CSV with a header in the raw event schema (parsed in FAILFAST mode, so
-a file that does not match fails instead of producing nulls), counts rows per
-value of ``--column``, writes the counts (Parquet or CSV) and prints them.
+``spark.read.csv(path, header=True).groupBy(column).count()``, made safe:
+the header names the columns, every value is read as the text it is (so
+``007`` and ``7`` stay two groups and nothing is guessed), fields follow RFC
+4180 (quoted fields may hold the delimiter, a newline or a doubled quote),
+and a malformed file fails instead of turning into nulls. An unknown column
+is reported with the columns the file has. The events pipeline keeps its
+strict typed reader (``jobs.sources.read_table``); this job does not need one.
 """
 
 from __future__ import annotations
@@ -12,48 +16,70 @@ import argparse
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import storage
+from jobs import sources, storage
 from jobs.config import Settings
 from jobs.errors import JobError
-from jobs.schema import EVENT_SCHEMA
-from jobs.sources import input_errors, read_table
 
 
-def count_by(events: DataFrame, column: str) -> DataFrame:
-    if column not in events.columns:
-        raise JobError(f"unknown column {column!r}; the events have {', '.join(events.columns)}")
-    return events.groupBy(column).agg(F.count(F.lit(1)).alias("count"))
+def read_csv(spark: SparkSession, path: str, delimiter: str = ",") -> DataFrame:
+    """A header CSV with every column as a string."""
+    storage.recover(spark, path)
+    storage.require_input(spark, path)
+    with sources.read_errors(path):
+        frame = (
+            spark.read.option("header", True)
+            .option("inferSchema", False)
+            .option("sep", delimiter)
+            .option("quote", '"')
+            .option("escape", '"')
+            .option("multiLine", True)
+            .option("mode", "FAILFAST")
+            .csv(path)
+        )
+    if not frame.columns:
+        raise JobError(f"{path} has no header row")
+    return frame
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="CSV file or directory (path or s3a:// URI)")
-    parser.add_argument("--column", default="event_type", help="column to group by (default event_type)")
-    parser.add_argument("--output", required=True, help="output directory (path or s3a:// URI)")
-    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    parser.add_argument("--show", type=int, default=100, help="groups to print, largest first")
+def count_by(rows: DataFrame, column: str | None) -> tuple[str, str, DataFrame]:
+    """Counts per value of ``column`` (default: the first column).
+
+    Returns the column, the name of the count column (``count``, or ``rows``
+    when the grouped column is itself called ``count``) and the counts.
+    """
+    chosen = column if column is not None else rows.columns[0]
+    if chosen not in rows.columns:
+        raise JobError(f"unknown column {chosen!r}; the file's columns are: {', '.join(rows.columns)}")
+    total = "rows" if chosen == "count" else "count"
+    return chosen, total, rows.groupBy(F.col(f"`{chosen}`")).agg(F.count(F.lit(1)).alias(total))
 
 
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
     del settings  # paths are explicit; S3A is configured by the session
-    events = read_table(spark, args.input, "csv", EVENT_SCHEMA)
-    counts = count_by(events, args.column).cache()
+    rows = read_csv(spark, args.input, args.delimiter)
+    column, total_column, counts = count_by(rows, args.column)
+    with sources.read_errors(args.input):
+        counts = counts.cache()
+        total_groups = counts.count()
 
-    def write(path: str) -> None:
-        writer = counts.coalesce(1).write.mode("errorifexists")
-        if args.format == "csv":
-            writer.option("header", True).csv(path)
-        else:
-            writer.parquet(path)
+    if args.output:
 
-    with input_errors(args.input, EVENT_SCHEMA):
+        def write(path: str) -> None:
+            writer = counts.coalesce(1).write.mode("errorifexists")
+            if args.format == "csv":
+                writer.option("header", True).csv(path)
+            else:
+                writer.parquet(path)
+
         storage.publish_directory(spark, args.output, write, overwrite=args.overwrite)
-    rows = counts.orderBy(F.col("count").desc(), F.col(args.column).asc_nulls_last()).take(args.show)
-    total_groups = counts.count()
+    ordered = counts.orderBy(F.col(total_column).desc(), F.col(f"`{column}`").asc_nulls_last())
+    shown = ordered.take(args.show)
     counts.unpersist()
-    print(f"{args.column}\tcount")
-    for row in rows:
-        print(f"{row[args.column]}\t{row['count']}")
-    if total_groups > len(rows):
-        print(f"... {total_groups - len(rows)} more groups in {args.output}")
-    print(f"wrote {total_groups} groups to {args.output} ({args.format})")
+    print(f"{column}\t{total_column}")
+    for row in shown:
+        value = row[0]
+        print(f"{'' if value is None else value}\t{row[1]}")
+    if total_groups > len(shown):
+        print(f"... {total_groups - len(shown)} more groups")
+    if args.output:
+        print(f"wrote {total_groups} groups to {args.output} ({args.format})")

@@ -40,6 +40,7 @@ def read_table(
     ``complete_rows=False`` the null check (see require_complete_rows) is left
     out, for a query that must read only the columns it uses.
     """
+    storage.recover(spark, path)
     storage.require_input(spark, path)
     reader = spark.read.schema(schema)
     if fmt == "csv":
@@ -92,4 +93,16 @@ def input_errors(path: str, schema: StructType) -> Iterator[None]:
             raise JobError(
                 f"{path} does not match the expected schema ({expected}): {_first_line(detail)}"
             ) from exc
+        raise
+
+
+@contextlib.contextmanager
+def read_errors(path: str) -> Iterator[None]:
+    """Turn a file that Spark cannot parse into a JobError naming it."""
+    try:
+        yield
+    except (Py4JJavaError, PySparkException) as exc:
+        detail = storage.java_message(exc) if isinstance(exc, Py4JJavaError) else str(exc)
+        if any(marker in detail for marker in _SCHEMA_MISMATCH_MARKERS):
+            raise JobError(f"cannot parse {path}: {_first_line(detail)}") from exc
         raise

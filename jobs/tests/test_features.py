@@ -88,13 +88,15 @@ def redis_settings(server: RedisServer) -> Settings:
     return Settings(redis=server.settings)
 
 
+def online_keys(client: Any, version: str) -> list[str]:
+    return sorted(client.scan_iter(match=f"features:v:{version}:*", count=1000))
+
+
 def test_job_publishes_snapshot_and_online_copy(
     spark: SparkSession, dataset: Dataset, tmp_path: Path, redis_flushed: RedisServer
 ) -> None:
     root = tmp_path / "features"
     client = redis_flushed.client()
-    stale = "features:u00000001"
-    client.hset(stale, mapping={"retired_feature": "1", "events_total": "-1"})
     args = [
         "--input",
         dataset.events,
@@ -119,25 +121,64 @@ def test_job_publishes_snapshot_and_online_copy(
     expected = features.compute_features(events, datetime(2025, 3, 10, tzinfo=UTC)).collect()
     assert published == as_dicts(expected)
 
-    keys = sorted(client.scan_iter(match="features:*", count=1000))
-    assert keys == sorted(f"features:{e}" for e in published)
+    assert client.get("features:current") == "20250301T000000Z"
+    keys = online_keys(client, "20250301T000000Z")
+    assert keys == sorted(f"features:v:20250301T000000Z:{e}" for e in published)
     for entity, values in published.items():
-        stored = client.hgetall(f"features:{entity}")
+        stored = client.hgetall(f"features:v:20250301T000000Z:{entity}")
         assert stored == {name: online.format_value(v) for name, v in values.items()}
         assert {float(v) for v in stored.values()} == {float(v) for v in values.values()}
-    assert "retired_feature" not in client.hgetall(stale)
-    assert 3500 < client.ttl(stale) <= 3600
+    assert 3500 < client.ttl(keys[0]) <= 3600
 
-    # A re-run is idempotent online and publishes a new snapshot.
-    run_job(
-        spark,
-        "features",
-        [*args[:4], "--version", "20250302T000000Z", *args[6:]],
-        redis_settings(redis_flushed),
-    )
-    assert (root / "LATEST").read_text() == "20250302T000000Z"
-    assert sorted(client.scan_iter(match="features:*", count=1000)) == keys
-    assert client.hgetall(stale) == {n: online.format_value(v) for n, v in published["u00000001"].items()}
+    # Each run makes a version live in one step; the one it replaced stays
+    # for readers that looked the pointer up just before, older ones go.
+    for version in ("20250302T000000Z", "20250303T000000Z"):
+        rerun = [*args[:4], "--version", version, *args[6:]]
+        run_job(spark, "features", rerun, redis_settings(redis_flushed))
+    assert (root / "LATEST").read_text() == "20250303T000000Z"
+    assert client.get("features:current") == "20250303T000000Z"
+    assert online_keys(client, "20250301T000000Z") == []
+    assert len(online_keys(client, "20250302T000000Z")) == len(published)
+    assert len(online_keys(client, "20250303T000000Z")) == len(published)
+
+
+def test_a_failed_run_leaves_the_serving_features_intact(
+    spark: SparkSession,
+    dataset: Dataset,
+    tmp_path: Path,
+    redis_flushed: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that dies half-way through writing Redis changes nothing a
+    reader sees: the pointer, the live hashes, the lake's LATEST."""
+    root = tmp_path / "features"
+    client = redis_flushed.client()
+    base = ["--input", dataset.events, "--output-root", str(root), "--batch-commands", "10"]
+    run_job(spark, "features", [*base, "--version", "20250301T000000Z"], redis_settings(redis_flushed))
+    live = {key: client.hgetall(key) for key in online_keys(client, "20250301T000000Z")}
+    assert live
+
+    monkeypatch.setattr(online, "write_features", _writes_then_fails(online.write_rows))
+    with pytest.raises(RuntimeError, match="executor lost"):
+        run_job(spark, "features", [*base, "--version", "20250302T000000Z"], redis_settings(redis_flushed))
+
+    assert client.get("features:current") == "20250301T000000Z"
+    assert {key: client.hgetall(key) for key in online_keys(client, "20250301T000000Z")} == live
+    assert online_keys(client, "20250302T000000Z") == []  # the partial version is removed
+    assert (root / "LATEST").read_text() == "20250301T000000Z"
+    assert not (root / "snapshot=20250302T000000Z").exists()
+
+
+def _writes_then_fails(original_write_rows: Any) -> Any:
+    """A write_features that writes part of the version, then fails as a
+    lost executor would."""
+
+    def write_features(frame: Any, target: Any, names: Any, version: str) -> int:
+        rows = [row.asDict() for row in frame.select("entity_id", *names).limit(7).collect()]
+        original_write_rows(iter(rows), target, names, version)
+        raise RuntimeError("executor lost")
+
+    return write_features
 
 
 def test_old_snapshots_are_pruned(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
@@ -222,8 +263,40 @@ def test_missing_input(spark: SparkSession, tmp_path: Path) -> None:
 def test_redis_writer_batches(redis_flushed: RedisServer) -> None:
     target = online.OnlineTarget.from_settings(redis_flushed.settings, ttl_seconds=60, batch_commands=7)
     rows = [{"entity_id": f"e{i}", "x": i, "y": i / 3} for i in range(10)]
-    assert online.write_rows(iter(rows), target, ["x", "y"]) == 10  # type: ignore[arg-type]
+    assert online.write_rows(iter(rows), target, ["x", "y"], "v1") == 10  # type: ignore[arg-type]
     client = redis_flushed.client()
-    assert client.hgetall("features:e9") == {"x": "9", "y": repr(3.0)}
-    assert client.hgetall("features:e1") == {"x": "1", "y": repr(1 / 3)}
+    assert client.hgetall("features:v:v1:e9") == {"x": "9", "y": repr(3.0)}
+    assert client.hgetall("features:v:v1:e1") == {"x": "1", "y": repr(1 / 3)}
     assert len(list(client.scan_iter(match="features:*"))) == 10
+    assert client.get("features:current") is None  # written, not yet live
+    assert online.switch(target, "v1") == (None, [])
+    assert online.discard(target, "v1") == 0  # the live version is never discarded
+    assert client.get("features:current") == "v1"
+
+
+# The events pipeline keeps its strict typed reader: CSV input that does not
+# match the raw event schema fails the job instead of becoming nulls.
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id,user,kind,time\n1,u1,login,2025-03-01 00:00:00\n", "does not match the expected schema"),
+        (
+            "event_id,entity_id,event_type,event_time\n1,u1,login,2025-03-01 00:00:00\n"
+            "two,u1,login,2025-03-01 00:00:01\n",
+            "does not match the expected schema",
+        ),
+        ("event_id,entity_id,event_type,event_time\n1,,login,2025-03-01 00:00:00\n", "non-nullable"),
+    ],
+    ids=["other-header", "unparsable-value", "empty-required-field"],
+)
+def test_csv_events_must_match_the_schema(
+    spark: SparkSession, tmp_path: Path, content: str, message: str
+) -> None:
+    source = tmp_path / "events.csv"
+    source.write_text(content)
+    args = ["--input", str(source), "--input-format", "csv", "--no-online", "--output-root", f"{tmp_path}/f"]
+    with pytest.raises(JobError, match=message):
+        run_job(spark, "features", args)
+    assert not (tmp_path / "f").exists() or not list((tmp_path / "f").glob("snapshot=*"))
