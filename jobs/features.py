@@ -14,6 +14,11 @@ sorted by entity id, so files are of even size and their min/max statistics
 let a point lookup skip most of them. Old snapshots beyond ``--keep`` are
 removed after publication.
 
+The online copy in Redis (``jobs.online``) is a version of its own, named
+like the snapshot: it is written in full before ``LATEST`` is replaced and
+made live right after, in one step, so a run that fails at any point leaves
+the features that were serving, online and in the lake, as they were.
+
 Features are as of a reference time (argument, default: the latest event):
 events after it are ignored, so re-running on the same inputs and reference
 reproduces the same values.
@@ -28,11 +33,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import online, storage
-from jobs.config import DEFAULT_TTL_SECONDS, Settings, check_redis
+from jobs.config import Settings, check_redis
 from jobs.errors import JobError
 from jobs.schema import EVENT_SCHEMA, EVENT_TYPES, RATE_WINDOWS, feature_names
 from jobs.sources import input_errors, read_table
-from jobs.timeutil import iso_utc, parse_utc, version_now
+from jobs.timeutil import iso_utc, version_now
 
 LATEST = "LATEST"
 SNAPSHOT_PREFIX = "snapshot="
@@ -99,33 +104,6 @@ def prune_snapshots(spark: SparkSession, root: str, keep: int, live: str) -> lis
     return doomed
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", help="raw events (default s3a://<raw bucket>/events)")
-    parser.add_argument("--input-format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--output-root", help="features root (default s3a://<lake bucket>/features)")
-    parser.add_argument(
-        "--reference-time",
-        type=parse_utc,
-        default=None,
-        help="as-of time, ISO-8601 (default: the latest event time)",
-    )
-    parser.add_argument("--version", default=None, help="snapshot name (default: now, YYYYMMDDTHHMMSSZ)")
-    parser.add_argument("--keep", type=int, default=7, help="snapshots to keep, 0 keeps all (default 7)")
-    parser.add_argument(
-        "--online",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="write the online copy to Redis (default on)",
-    )
-    parser.add_argument(
-        "--ttl-seconds",
-        type=int,
-        default=DEFAULT_TTL_SECONDS,
-        help="TTL of the online hashes (default 7 days)",
-    )
-    parser.add_argument("--batch-commands", type=int, default=500, help="Redis commands per pipeline")
-
-
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
     input_path = args.input or settings.bucket_uri(settings.buckets.raw, "events")
     root = args.output_root or settings.bucket_uri(settings.buckets.lake, "features")
@@ -148,6 +126,7 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
 
     names = feature_names()
     features = compute_features(events, reference)
+    written: int | None = None
     try:
         with input_errors(input_path, EVENT_SCHEMA):
             (
@@ -156,12 +135,18 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
                 .write.mode("errorifexists")
                 .parquet(snapshot)
             )
-        published = spark.read.parquet(snapshot)
-        written = online.write_features(published, target, names) if target else None
+        if target is not None:
+            written = online.write_features(spark.read.parquet(snapshot), target, names, version)
+        # Lake first, then the online pointer: both now name complete data.
+        storage.write_bytes(spark, storage.join(root, LATEST), version.encode(), overwrite=True)
     except BaseException:
+        if target is not None:
+            online.discard(target, version)
         storage.delete(spark, snapshot)
         raise
-    storage.write_bytes(spark, storage.join(root, LATEST), version.encode(), overwrite=True)
+    if target is not None:
+        replaced, removed = online.switch(target, version)
+        print(f"online: version {version} live (was {replaced or 'none'}); removed {removed or 'none'}")
     pruned = prune_snapshots(spark, root, args.keep, version)
 
     print(f"features as of {iso_utc(reference)} published to {snapshot}")

@@ -1,10 +1,15 @@
 """Online copy of the features in Redis (contract "Online features").
 
-Each entity is one hash, ``features:<entity_id>``, with one field per feature
-holding a decimal string, and a TTL. Executors write their own partitions over
-pipelined MULTI/EXEC batches: per entity DEL + HSET + EXPIRE, so a re-run
-replaces the whole hash (no stale fields survive a change of feature set) and a
-reader never observes a hash between its DEL and its HSET.
+Each run writes a version of its own, one hash per entity at
+``features:v:<version>:<entity_id>`` (one field per feature, a decimal
+string, a TTL), which no reader sees yet. Only when the whole version is
+written, and the lake's ``LATEST`` names the same snapshot, does the run
+switch ``features:current`` to it, in one SET: readers follow that pointer,
+so they see the old version or the new one, never a mix, and a run that
+dies half-way leaves the version that was serving untouched. After the
+switch, versions older than the previous one are removed (the previous one
+stays for readers that looked the pointer up just before the switch);
+a failed run removes what it wrote, and the TTL covers a run killed outright.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from redis.typing import EncodableT, FieldT
 from jobs.config import CONNECT_TIMEOUT_SECONDS, RedisSettings
 
 KEY_PREFIX = "features:"
-COMMANDS_PER_ENTITY = 3
+POINTER_KEY = KEY_PREFIX + "current"
+VERSIONS_PREFIX = KEY_PREFIX + "v:"
+COMMANDS_PER_ENTITY = 2
+SCAN_COUNT = 1000
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,16 @@ def format_value(value: object) -> str:
     raise TypeError(f"unsupported feature value {value!r}")
 
 
-def write_rows(rows: Iterable[Row], target: OnlineTarget, feature_names: Sequence[str]) -> int:
-    """Write one partition's rows; returns the number of entities written."""
-    client = redis.Redis(
+def version_prefix(version: str) -> str:
+    return f"{VERSIONS_PREFIX}{version}:"
+
+
+def entity_key(version: str, entity_id: str) -> str:
+    return version_prefix(version) + entity_id
+
+
+def connect(target: OnlineTarget) -> redis.Redis:
+    return redis.Redis(
         host=target.host,
         port=target.port,
         username=target.username,
@@ -75,17 +90,27 @@ def write_rows(rows: Iterable[Row], target: OnlineTarget, feature_names: Sequenc
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=60,
     )
+
+
+def write_rows(
+    rows: Iterable[Row], target: OnlineTarget, feature_names: Sequence[str], version: str
+) -> int:
+    """Write one partition's rows into ``version``; returns the entities written.
+
+    The version's keys are new and unread until the switch, so a plain
+    pipeline suffices: no transaction, no DEL of an earlier hash.
+    """
+    client = connect(target)
     per_batch = max(1, target.batch_commands // COMMANDS_PER_ENTITY)
     written = 0
     try:
-        pipe = client.pipeline(transaction=True)
+        pipe = client.pipeline(transaction=False)
         pending = 0
         for row in rows:
-            key = KEY_PREFIX + str(row["entity_id"])
+            key = entity_key(version, str(row["entity_id"]))
             mapping: dict[FieldT, EncodableT] = {
                 name: format_value(row[name]) for name in feature_names if row[name] is not None
             }
-            pipe.delete(key)
             if mapping:
                 pipe.hset(key, mapping=mapping)
                 pipe.expire(key, target.ttl_seconds)
@@ -103,17 +128,87 @@ def write_rows(rows: Iterable[Row], target: OnlineTarget, feature_names: Sequenc
 
 
 def _write_partition(
-    rows: Iterable[Row], target: OnlineTarget, feature_names: Sequence[str], counter: Accumulator[int]
+    rows: Iterable[Row],
+    target: OnlineTarget,
+    feature_names: Sequence[str],
+    version: str,
+    counter: Accumulator[int],
 ) -> None:
-    counter.add(write_rows(rows, target, feature_names))
+    counter.add(write_rows(rows, target, feature_names, version))
 
 
-def write_features(features: DataFrame, target: OnlineTarget, feature_names: Sequence[str]) -> int:
-    """Write every row of ``features`` (entity_id + feature columns) to Redis."""
+def write_features(
+    features: DataFrame, target: OnlineTarget, feature_names: Sequence[str], version: str
+) -> int:
+    """Write every row of ``features`` (entity_id + feature columns) into
+    ``version``, which readers do not see until ``switch``."""
     spark = features.sparkSession
     counter = spark.sparkContext.accumulator(0)
     columns = ["entity_id", *feature_names]
     features.select(*columns).foreachPartition(
-        partial(_write_partition, target=target, feature_names=list(feature_names), counter=counter)
+        partial(
+            _write_partition,
+            target=target,
+            feature_names=list(feature_names),
+            version=version,
+            counter=counter,
+        )
     )
     return int(counter.value)
+
+
+def live_version(target: OnlineTarget) -> str | None:
+    client = connect(target)
+    try:
+        value = client.get(POINTER_KEY)
+    finally:
+        client.close()
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _versions(client: redis.Redis) -> set[str]:
+    found: set[str] = set()
+    for key in client.scan_iter(match=VERSIONS_PREFIX + "*", count=SCAN_COUNT):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        found.add(name[len(VERSIONS_PREFIX) :].split(":", 1)[0])
+    return found
+
+
+def _remove(client: redis.Redis, version: str) -> int:
+    removed = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=version_prefix(version) + "*", count=SCAN_COUNT):
+        batch.append(key)
+        if len(batch) >= SCAN_COUNT:
+            removed += int(client.unlink(*batch))
+            batch = []
+    if batch:
+        removed += int(client.unlink(*batch))
+    return removed
+
+
+def switch(target: OnlineTarget, version: str) -> tuple[str | None, list[str]]:
+    """Make ``version`` the live one, in one step, and remove versions older
+    than the one it replaces. Returns (the version replaced, versions removed)."""
+    client = connect(target)
+    try:
+        previous = client.set(POINTER_KEY, version, get=True)
+        previous_name = previous.decode() if isinstance(previous, bytes) else previous
+        stale = sorted(_versions(client) - {version, previous_name or ""})
+        for name in stale:
+            _remove(client, name)
+    finally:
+        client.close()
+    return previous_name, stale
+
+
+def discard(target: OnlineTarget, version: str) -> int:
+    """Remove what a failed run wrote into ``version`` (never the live one)."""
+    client = connect(target)
+    try:
+        live = client.get(POINTER_KEY)
+        if (live.decode() if isinstance(live, bytes) else live) == version:
+            return 0
+        return _remove(client, version)
+    finally:
+        client.close()

@@ -58,28 +58,38 @@ def test_the_default_user_is_off(server: int) -> None:
 
 def test_spark_writes_features_and_reads_nothing(server: int) -> None:
     spark = client(server, "spark")
-    # What jobs/online.py sends: DEL + HSET + EXPIRE per entity in MULTI/EXEC.
-    pipe = spark.pipeline(transaction=True)
-    pipe.delete("features:e1").hset("features:e1", mapping={"a": "1"}).expire("features:e1", 60)
+    # What jobs/online.py sends: HSET + EXPIRE per entity into a new version,
+    # SET ... GET of the pointer, SCAN + UNLINK of a replaced version.
+    pipe = spark.pipeline(transaction=False)
+    pipe.hset("features:v:2:e1", mapping={"a": "1"}).expire("features:v:2:e1", 60)
+    pipe.hset("features:v:1:e1", mapping={"a": "0"})
     pipe.execute()
+    assert spark.set("features:current", "2", get=True) is None
+    assert spark.get("features:current") == b"2"
+    assert list(spark.scan_iter(match="features:v:1:*")) == [b"features:v:1:e1"]
+    assert spark.unlink("features:v:1:e1") == 1
     assert spark.ping()
-    assert denied(lambda: spark.hgetall("features:e1"))
+    assert denied(lambda: spark.hgetall("features:v:2:e1"))
     assert denied(lambda: spark.set("gateway:ratelimit:k", "1"))
     assert denied(lambda: spark.hset("other:e1", mapping={"a": "1"}))
-    assert denied(lambda: spark.scan())
+    assert denied(lambda: spark.flushall())
+    assert denied(lambda: spark.config_get("maxmemory"))
 
 
 def test_inference_reads_features_and_writes_nothing(server: int) -> None:
-    client(server, "spark").hset("features:e2", mapping={"a": "2"})
+    client(server, "spark").hset("features:v:2:e2", mapping={"a": "2"})
     inference = client(server, "inference")
     inference.client_setname("inference")
+    assert inference.get("features:current") == b"2"
     pipe = inference.pipeline(transaction=False)
-    pipe.hgetall("features:e2")
+    pipe.hgetall("features:v:2:e2")
     assert pipe.execute() == [{b"a": b"2"}]
-    assert denied(lambda: inference.hset("features:e2", mapping={"a": "3"}))
-    assert denied(lambda: inference.delete("features:e2"))
+    assert denied(lambda: inference.hset("features:v:2:e2", mapping={"a": "3"}))
+    assert denied(lambda: inference.set("features:current", "3"))
+    assert denied(lambda: inference.delete("features:v:2:e2"))
     assert denied(lambda: inference.get("gateway:ratelimit:k"))
     assert denied(lambda: inference.eval("return 1", 0))
+    assert denied(lambda: inference.scan())
 
 
 def test_gateway_runs_its_rate_limit_script_on_its_keys_only(server: int) -> None:
@@ -92,8 +102,8 @@ def test_gateway_runs_its_rate_limit_script_on_its_keys_only(server: int) -> Non
     sha = gateway.script_load(script)
     assert gateway.evalsha(sha, 1, "gateway:ratelimit:k1")
     # The script cannot reach other keys, nor can the user call commands directly.
-    assert denied(lambda: gateway.evalsha(sha, 1, "features:e1"))
-    assert denied(lambda: gateway.hgetall("features:e1"))
+    assert denied(lambda: gateway.evalsha(sha, 1, "features:v:2:e1"))
+    assert denied(lambda: gateway.hgetall("features:v:2:e1"))
     assert denied(lambda: gateway.eval(script, 1, "gateway:ratelimit:k2"))
     assert denied(lambda: gateway.delete("gateway:ratelimit:k1"))
 
@@ -109,7 +119,7 @@ def test_admin_can_do_everything(server: int) -> None:
     admin = client(server, "admin")
     assert admin.config_get("maxmemory") == {"maxmemory": str(int(512 * 1024 * 1024 * 0.45))}
     assert admin.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
-    assert admin.hgetall("features:e1") == {b"a": b"1"}
+    assert admin.hgetall("features:v:2:e1") == {b"a": b"1"}
 
 
 def test_the_config_holds_digests_never_passwords() -> None:

@@ -30,10 +30,21 @@ USERS: dict[str, tuple[str, ...]] = {
     # GCRA script (services/gateway/src/ratelimit.rs): EVALSHA, SCRIPT LOAD
     # when Redis lost the script; inside it TIME, GET and SET on its key.
     "gateway": (f"~{RATE_LIMITS}", *CONNECTION, "+evalsha", "+script|load", "+time", "+get", "+set"),
-    # Reads the feature hashes the features job writes.
-    "inference": (f"%R~{FEATURES}", *CONNECTION, "+hgetall"),
-    # The features job replaces each hash in a MULTI/EXEC: DEL, HSET, EXPIRE.
-    "spark": (f"%W~{FEATURES}", *CONNECTION, "+multi", "+exec", "+discard", "+del", "+hset", "+expire"),
+    # Reads the live version's name, then that version's feature hashes.
+    "inference": (f"%R~{FEATURES}", *CONNECTION, "+get", "+hgetall"),
+    # The features job (jobs/online.py) writes a version's hashes (HSET,
+    # EXPIRE), makes it live (SET ... GET on the pointer) and removes the
+    # versions it replaced (SCAN for their keys, UNLINK); it reads no hash.
+    "spark": (
+        f"%RW~{FEATURES}",
+        *CONNECTION,
+        "+hset",
+        "+expire",
+        "+get",
+        "+set",
+        "+scan",
+        "+unlink",
+    ),
     # The container's health check.
     "health": ("+ping",),
     # Operators: everything, on every key.

@@ -1,4 +1,10 @@
-"""Online feature lookups: one Redis hash per entity, ``features:<entity_id>``."""
+"""Online feature lookups in the version the ``features`` job made live.
+
+``features:current`` names the live version; each entity's features are
+the hash ``features:v:<version>:<entity_id>``. Reading the pointer first
+means a lookup sees one version whole, even while a new one is written or
+switched to (the job keeps the replaced version for such readers).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 if TYPE_CHECKING:
     from inference.settings import Settings
 
-KEY_PREFIX = "features:"
+POINTER_KEY = "features:current"
+VERSIONS_PREFIX = "features:v:"
 
 
 def connect(settings: Settings) -> Redis:
@@ -45,10 +52,15 @@ class FeatureStore:
 
     async def fetch(self, entity_ids: Sequence[str]) -> list[dict[str, str]]:
         """Each entity's hash, ``{}`` for entities without one, in request order."""
-        # One round trip for the whole batch; no MULTI, since reads need no atomicity.
+        version = await self._client.get(POINTER_KEY)
+        if version is None:
+            return [{} for _ in entity_ids]
+        prefix = f"{VERSIONS_PREFIX}{version}:"
+        # One more round trip for the whole batch; no MULTI, since the
+        # version's hashes do not change once it is live.
         async with self._client.pipeline(transaction=False) as pipe:
             for entity_id in entity_ids:
-                pipe.hgetall(KEY_PREFIX + entity_id)
+                pipe.hgetall(prefix + entity_id)
             results: list[dict[str, str]] = await pipe.execute()
         return results
 

@@ -166,6 +166,7 @@ def features_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 _entities = itertools.count(1)
+LIVE_VERSION = "20250301T000000Z"
 
 
 @pytest.fixture
@@ -174,8 +175,10 @@ def put_entity(features_db: redis.Redis) -> Callable[..., str]:
 
     def _put(values: dict[str, float | str], entity_id: str | None = None) -> str:
         entity_id = entity_id or f"customer-{next(_entities)}"
-        features_db.hset(f"features:{entity_id}", mapping=dict(values.items()))
-        features_db.expire(f"features:{entity_id}", 3600)
+        key = f"features:v:{LIVE_VERSION}:{entity_id}"
+        features_db.hset(key, mapping=dict(values.items()))
+        features_db.expire(key, 3600)
+        features_db.set("features:current", LIVE_VERSION)
         return entity_id
 
     return _put

@@ -40,7 +40,8 @@ def fuzz_schema(
         feature_names=features,
     )
     with redis_server.client() as db:
-        db.hset("features:customer-1", mapping=dict.fromkeys(features, "1.5"))
+        db.hset("features:v:20250301T000000Z:customer-1", mapping=dict.fromkeys(features, "1.5"))
+        db.set("features:current", "20250301T000000Z")
 
     app = create_app(
         Settings(
