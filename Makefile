@@ -62,6 +62,10 @@ e2e: bootstrap ## Deploy the dev stack for real on an ephemeral stack and test i
 	bash scripts/test-deps.sh
 	$(PULUMI_ENV) $(VENV)/python -m tests.e2e
 
+.PHONY: walkthrough
+walkthrough: ## Run the READMEs' commands as written: set up, dev stack, jobs, purge
+	python3 scripts/walkthrough.py README.md jobs/README.md
+
 .PHONY: compose-bench
 compose-bench: ## Time docker compose up --wait on the same images
 	bash benchmarks/compose/install-compose.sh

@@ -3,7 +3,8 @@
 #
 # Usage: scripts/bootstrap.sh [--toolchain-only] [--no-docker] [--force-toolchain]
 #
-#   1. Python: .venv (python3.11) with requirements-dev.txt installed.
+#   1. Python: .venv (python3.11) with requirements-dev.txt installed, and
+#      jobs/.venv with the jobs CLI (python -m jobs) and Java for Spark.
 #   2. Pulumi: a `pulumi` CLI already on PATH is used as it is; otherwise the
 #      CLI, the Python language host and the resource providers are built
 #      from Go modules into the cache (no access to Pulumi's download hosts
@@ -82,6 +83,12 @@ setup_python() {
   "$venv/bin/python" -m pip install --quiet -r "$requirements"
   printf '%s\n' "$key" >"$stamp"
   info "installed requirements-dev.txt into $venv"
+}
+
+# The jobs pin what goes into the Spark image (onnx's protobuf among them),
+# so their CLI lives in a virtualenv of its own, the one their tests use.
+setup_jobs_cli() {
+  bash "$repo/scripts/test-deps.sh" jobs
 }
 
 offline_build=false
@@ -181,6 +188,7 @@ setup_docker() {
 total_start=$(_dp_now)
 if [[ $toolchain_only == false ]]; then
   step "Python virtualenv (.venv)" setup_python
+  step "Jobs CLI (jobs/.venv)" setup_jobs_cli
 fi
 step "Pulumi toolchain" setup_pulumi
 step "Environment file" write_env_file

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine: Debian's redis-server
-# (the gateway, inference and jobs tests start their own on loopback) and the
-# project's virtualenv. Idempotent; a warm run takes seconds.
+# (the gateway, inference and jobs tests start their own on loopback), Java
+# (Spark) and the project's virtualenvs. Idempotent; a warm run takes seconds.
+#
+# Usage: scripts/test-deps.sh [program|jobs|inference ...]   (default: all)
+#   jobs alone is what the jobs CLI needs (bootstrap installs it for users).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+wanted=("$@")
+((${#wanted[@]})) || wanted=(program jobs inference)
+wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 
 need_apt=()
-command -v redis-server >/dev/null || need_apt+=(redis-server)
+if wants program || wants inference; then
+  command -v redis-server >/dev/null || need_apt+=(redis-server)
+fi
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 if ((${#need_apt[@]})); then
   echo "==> apt: ${need_apt[*]}"
@@ -31,8 +39,10 @@ venv() {
   fi
 }
 
-venv .venv requirements.txt requirements-dev.txt
-venv jobs/.venv jobs/requirements.txt jobs/requirements-test.txt
-# The services pin what goes into their images; each gets a virtualenv of
-# its own so those pins never fight the program's.
-venv services/inference/.venv services/inference/requirements.txt services/inference/requirements-test.txt
+if wants program; then venv .venv requirements.txt requirements-dev.txt; fi
+# The jobs and the services pin what goes into their images; each gets a
+# virtualenv of its own so those pins never fight the program's.
+if wants jobs; then venv jobs/.venv jobs/requirements.txt jobs/requirements-test.txt; fi
+if wants inference; then
+  venv services/inference/.venv services/inference/requirements.txt services/inference/requirements-test.txt
+fi
