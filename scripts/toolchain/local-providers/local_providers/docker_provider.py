@@ -185,11 +185,15 @@ class RemoteImage(ResourceKind):
         return f"{image['Id']}{name}", outputs
 
     def read(self, id_: str, state: Props, inputs: Props) -> tuple[str, Props] | None:
+        """The image the name refers to now, as upstream reads it: a tag
+        rebuilt or re-pulled since gives a new ``imageId``, so the
+        containers made from the old one are replaced at the next update."""
         try:
-            client().inspect_image(state.get("imageId") or state.get("name", ""))
+            image = client().inspect_image(state.get("name") or state.get("imageId", ""))
         except docker_errors.ImageNotFound:
             return None
-        return id_, state
+        digests = image.get("RepoDigests") or []
+        return id_, {**state, "imageId": image["Id"], "repoDigest": digests[0] if digests else ""}
 
     def delete(self, id_: str, state: Props, timeout: float) -> None:
         if state.get("keepLocally"):

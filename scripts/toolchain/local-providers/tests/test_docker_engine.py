@@ -230,3 +230,24 @@ def test_files_reach_a_read_only_container_through_a_never_started_carrier(
         Container().delete(id_, workload, 10)
         Container().delete(carrier_id, carrier, 10)
         Volume().delete(vol_id, vol, 60)
+
+
+def test_a_rebuilt_tag_is_read_as_the_new_image(engine: docker.DockerClient) -> None:
+    """Refresh sees what the name refers to now, as upstream does, so a
+    stand-in rebuilt under the same tag rolls the containers made from it."""
+    tag = f"dataplatform/lp-test:{uuid.uuid4().hex[:8]}"
+    engine.images.get(BASE).tag(tag)
+    try:
+        id_, first = RemoteImage().create({"name": tag, "keepLocally": True}, 60)
+        rebuilt = engine.containers.run(BASE, ["true"], detach=True)
+        rebuilt.wait()
+        rebuilt.commit(repository=tag.split(":")[0], tag=tag.split(":")[1])
+        rebuilt.remove()
+        read = RemoteImage().read(id_, first, {"name": tag})
+        assert read is not None
+        assert read[1]["imageId"] == engine.images.get(tag).id != first["imageId"]
+        engine.images.remove(tag)
+        assert RemoteImage().read(id_, first, {"name": tag}) is None
+    finally:
+        for image in engine.images.list(name=tag.split(":")[0]):
+            engine.images.remove(image.id, force=True)
