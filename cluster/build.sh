@@ -237,6 +237,7 @@ build_images() {
   fi
   info "images: building on $base"
   ctx=$(mktemp -d)
+  : >"$CLUSTER_LOGS/build-images.log"
   # shellcheck disable=SC2064  # expand now: the trap must remove this dir
   trap "rm -rf '$ctx'" RETURN
 
@@ -251,12 +252,13 @@ build_images() {
     mkdir -p "$ctx/$name"
     cp "$CLUSTER_BIN/${image_binary[$name]}" "$ctx/$name/"
     # Non-root by default; the manifests add what a component needs.
-    docker build -q -t "$tag" -f - "$ctx/$name" >/dev/null <<EOF
+    docker build -t "$tag" -f - "$ctx/$name" >>"$CLUSTER_LOGS/build-images.log" 2>&1 <<EOF ||
 FROM $base
 COPY ${image_binary[$name]} /usr/local/bin/${image_binary[$name]}
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/${image_binary[$name]}"]
 EOF
+      { tail -n 20 "$CLUSTER_LOGS/build-images.log" >&2; die "building image $tag failed"; }
   done
   # One archive, so layers shared by the images (the base) are stored and
   # imported once.

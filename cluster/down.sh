@@ -47,7 +47,7 @@ kill_strays() {
   local pid cmd pids=()
   for pid in /proc/[0-9]*; do
     pid=${pid#/proc/}
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
     [[ $cmd == *"-address $CONTAINERD_SOCKET "* ]] && pids+=("$pid")
   done
   local procs
@@ -85,6 +85,9 @@ remove_network() {
       ip link delete "$link" 2>/dev/null || true
     done < <(ip -o link show master "$CLUSTER_BRIDGE" | awk -F': ' '{print $2}' | sed 's/@.*//')
     ip link delete "$CLUSTER_BRIDGE"
+  fi
+  if ip link show "$CLUSTER_NODE_LINK" >/dev/null 2>&1; then
+    ip link delete "$CLUSTER_NODE_LINK"
   fi
 
   local tool table chain builtin num
@@ -132,14 +135,18 @@ restore_host() {
   # The kubelet links container logs into /var/log/containers.
   local link
   for link in /var/log/containers/*; do
-    [[ -L $link && $(readlink "$link") == "$CLUSTER_STATE_DIR/"* ]] && rm -f "$link"
+    if [[ -L $link && $(readlink "$link") == "$CLUSTER_STATE_DIR/"* ]]; then rm -f "$link"; fi
   done
   # Host directories the components created (absent in the snapshot), if
   # they hold nothing now.
   if [[ -f $snapshot_file ]]; then
     local path
+    # (Stale sockets too: the kubelet's device-plugin socket sits in
+    # /var/lib/kubelet whatever its root directory.)
     while read -r path; do
-      [[ -d $path ]] && find "$path" -depth -type d -empty -delete 2>/dev/null
+      if [[ -d $path ]]; then
+        find "$path" -depth \( -type s -o -type d -empty \) -delete 2>/dev/null || true
+      fi
     done < <(sed -n 's/^\(\/[^ ]*\) absent$/\1/p' "$snapshot_file")
   fi
 }

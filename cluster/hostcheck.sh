@@ -78,7 +78,7 @@ leftovers() {
     pid=${pid#/proc/}
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
     if [[ $exe == "$CLUSTER_BIN"/* || $cmd == *"$CLUSTER_RUN_DIR/"* || $cmd == *"$CLUSTER_STATE_DIR/"* ]]; then
       [[ $cmd == *hostcheck.sh* ]] && continue
       problems+=("process $pid: $cmd")
@@ -108,7 +108,10 @@ leftovers() {
   while read -r set; do
     problems+=("ipset $set")
   done < <(ipset list -n 2>/dev/null | grep -E "$CLUSTER_IPSET_PATTERN" || true)
-  ip link show "$CLUSTER_BRIDGE" >/dev/null 2>&1 && problems+=("interface $CLUSTER_BRIDGE")
+  local link
+  for link in "$CLUSTER_BRIDGE" "$CLUSTER_NODE_LINK"; do
+    if ip link show "$link" >/dev/null 2>&1; then problems+=("interface $link"); fi
+  done
   [[ -e $CLUSTER_RUN_DIR ]] && problems+=("directory $CLUSTER_RUN_DIR")
   if [[ -e $CLUSTER_STATE_DIR ]]; then
     local extra

@@ -24,12 +24,15 @@ CLUSTER_IMAGES=${CLUSTER_IMAGES:-$CLUSTER_IMAGES_DEFAULT}
 
 CLUSTER_NAME=dataplatform
 CLUSTER_NODE_NAME=${CLUSTER_NODE_NAME:-dataplatform-node}
-# The node's address lives on the pod bridge, which this cluster creates and
-# removes itself: every component and every pod reaches it without any
-# traffic leaving the machine, and nothing binds to the host's own
-# interfaces. (A dummy interface would be the usual choice; not every
-# kernel has the module.)
+# The pods' bridge (made by the CNI bridge plugin).
 CLUSTER_BRIDGE=${CLUSTER_BRIDGE:-dp-cni0}
+# The node's address, on an interface of its own that this cluster creates
+# and removes: every component and every pod reaches it without traffic
+# leaving the machine, and nothing binds to the host's own interfaces. The
+# interface is an empty bridge (a dummy interface would do, but not every
+# kernel has that module; the pods' bridge cannot carry a second address,
+# the CNI plugin refuses it).
+CLUSTER_NODE_LINK=${CLUSTER_NODE_LINK:-dp-node0}
 CLUSTER_NODE_IP=${CLUSTER_NODE_IP:-10.250.0.1}
 CLUSTER_POD_CIDR=${CLUSTER_POD_CIDR:-10.244.0.0/16}
 # The first /24 of the pod range: the controller-manager gives it to the
@@ -118,7 +121,8 @@ spawn() {
   mkdir -p "$PID_DIR" "$CLUSTER_LOGS"
   # Without job control a background job is not a process group leader, so
   # setsid(1) calls setsid() and execs: $! is the component's own pid.
-  setsid "$@" >"$CLUSTER_LOGS/$name.log" 2>&1 </dev/null &
+  # fd 9 is the start lock: the daemons must not keep holding it.
+  setsid "$@" >"$CLUSTER_LOGS/$name.log" 2>&1 </dev/null 9>&- &
   local pid=$! start
   start=$(proc_start_time "$pid") || die "$name exited at once; last lines of $CLUSTER_LOGS/$name.log:$(printf '\n'; tail -n 20 "$CLUSTER_LOGS/$name.log")"
   printf '%s %s\n' "$pid" "$start" >"$PID_DIR/$name.pid"

@@ -97,7 +97,7 @@ check_prerequisites() {
 
   # Addresses: the node's, and the pod and service ranges, must be free
   # unless they are this cluster's own.
-  if ! ip link show "$CLUSTER_BRIDGE" >/dev/null 2>&1; then
+  if ! ip link show "$CLUSTER_NODE_LINK" >/dev/null 2>&1; then
     ip -o addr show | grep -q " inet $CLUSTER_NODE_IP/" &&
       die "address $CLUSTER_NODE_IP is already on an interface: set CLUSTER_NODE_IP to a free private address"
     cidr_in_use "$CLUSTER_POD_CIDR" && die "pod range $CLUSTER_POD_CIDR overlaps a route of this host: set CLUSTER_POD_CIDR"
@@ -398,11 +398,11 @@ save_sysctls() {
 setup_network() {
   save_sysctls
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
-  if ! ip link show "$CLUSTER_BRIDGE" >/dev/null 2>&1; then
-    ip link add "$CLUSTER_BRIDGE" type bridge
+  if ! ip link show "$CLUSTER_NODE_LINK" >/dev/null 2>&1; then
+    ip link add "$CLUSTER_NODE_LINK" type bridge
   fi
-  ip addr show dev "$CLUSTER_BRIDGE" | grep -q " $CLUSTER_NODE_IP/" || ip addr add "$CLUSTER_NODE_IP/32" dev "$CLUSTER_BRIDGE"
-  ip link set "$CLUSTER_BRIDGE" up
+  ip addr show dev "$CLUSTER_NODE_LINK" | grep -q " $CLUSTER_NODE_IP/" || ip addr add "$CLUSTER_NODE_IP/32" dev "$CLUSTER_NODE_LINK"
+  ip link set "$CLUSTER_NODE_LINK" up
 
   # The Docker engine sets the FORWARD policy to DROP. Pod traffic is
   # accepted at the end of FORWARD, after the chains kube-router (policy)
@@ -506,7 +506,8 @@ start_kubelet() {
   mkdir -p "$CLUSTER_STATE_DIR/kubelet" "$CLUSTER_STATE_DIR/pod-logs"
   spawn kubelet "$(bin kubelet)" --config "$CONFIG_DIR/kubelet.yaml" \
     --kubeconfig "$KUBECONFIG_DIR/kubelet.conf" --root-dir "$CLUSTER_STATE_DIR/kubelet" \
-    --hostname-override "$CLUSTER_NODE_NAME" --node-ip "$CLUSTER_NODE_IP"
+    --hostname-override "$CLUSTER_NODE_NAME" --node-ip "$CLUSTER_NODE_IP" \
+    --cert-dir "$CLUSTER_STATE_DIR/kubelet/pki"
 }
 
 start_kube_proxy() {
@@ -561,18 +562,24 @@ render() { # render FILE: a manifest with this cluster's values filled in
     "$1"
 }
 
+# The admin kubeconfig's group is bound to cluster-admin here, so this one
+# file goes in with the system:masters credentials, as soon as the API
+# server answers; everything after uses the admin kubeconfig.
+apply_bootstrap_rbac() {
+  local log=$CLUSTER_LOGS/addons.log
+  render "$CLUSTER_DIR/manifests/00-bootstrap.yaml" |
+    "$CLUSTER_BIN/kubectl" --kubeconfig "$KUBECONFIG_DIR/super-admin.conf" apply -f - >"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; die "applying the bootstrap RBAC failed (log: $log)"; }
+}
+
 apply_addons() {
   local log=$CLUSTER_LOGS/addons.log file
   mkdir -p "$CLUSTER_DATA_DIR/storage"
   {
-    # The admin kubeconfig's group is bound here, so this one file goes in
-    # with the system:masters credentials.
-    render "$CLUSTER_DIR/manifests/00-bootstrap.yaml" |
-      "$CLUSTER_BIN/kubectl" --kubeconfig "$KUBECONFIG_DIR/super-admin.conf" apply -f -
     for file in "$CLUSTER_DIR"/manifests/[1-9]*.yaml; do
       render "$file" | kctl apply -f -
     done
-  } >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "applying the add-ons failed (log: $log)"; }
+  } >>"$log" 2>&1 || { tail -n 20 "$log" >&2; die "applying the add-ons failed (log: $log)"; }
 }
 
 wait_addons() {
@@ -619,13 +626,13 @@ main() {
   # Before touching the host for the first time: what cluster-down must
   # leave behind again.
   if [[ ! -f $CLUSTER_CACHE/host-before.snapshot && ! -e $CLUSTER_RUN_DIR/started ]] &&
-    ! ip link show "$CLUSTER_BRIDGE" >/dev/null 2>&1; then
+    ! ip link show "$CLUSTER_NODE_LINK" >/dev/null 2>&1; then
     bash "$CLUSTER_DIR/hostcheck.sh" snapshot "$CLUSTER_CACHE/host-before.snapshot"
   fi
   touch "$CLUSTER_RUN_DIR/started"
   step "host network" setup_network
   step "etcd" eval 'start_etcd && wait_until etcd 60 etcd_healthy'
-  step "kube-apiserver" eval 'start_apiserver && wait_until kube-apiserver 120 apiserver_ready'
+  step "kube-apiserver" eval 'start_apiserver && wait_until kube-apiserver 120 apiserver_ready && apply_bootstrap_rbac'
   step "containerd" eval 'start_containerd && wait_until containerd 30 containerd_up && import_images'
   start_controller_manager
   start_scheduler
