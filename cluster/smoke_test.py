@@ -428,7 +428,10 @@ def check_network_policy() -> str:
         if again.returncode == 0:
             raise CheckFailed(f"the flow was open again under default-deny: {again.stdout.strip()}")
     denied_after = time.monotonic() - t_deny
-    error = client_get(WEB_URL, "2s").stderr.strip().splitlines()[-1]
+    error = next(
+        (line for line in client_get(WEB_URL, "2s").stderr.splitlines() if line.startswith("smoke get:")),
+        "request failed",
+    ).removeprefix("smoke get: ")
     apply(
         {
             "apiVersion": "networking.k8s.io/v1",
