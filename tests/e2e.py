@@ -36,17 +36,21 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import concurrent.futures
 import contextlib
+import csv
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import traceback
 import urllib.error
@@ -256,6 +260,7 @@ class EndToEnd:
         self.log_file = open(ROOT / f".e2e-{name}.log", "w")  # noqa: SIM115 - closed in run()
         self.stack: auto.Stack | None = None
         self.outputs: dict[str, Any] = {}
+        self.last_output = ""
         self.prefix = f"dataplatform-{name}"
 
     # -- pulumi -------------------------------------------------------
@@ -353,7 +358,8 @@ class EndToEnd:
             f"{len(running)} running containers read-only; {checked} secret files 0400, owned by their user"
         )
 
-    def submit(self, job: str, *args: str) -> float:
+    def submit(self, job: str, *args: str, expect_failure: bool = False) -> float:
+        """``python -m jobs submit`` with the stack's own sizes (no size flags)."""
         command = [
             str(ROOT / "jobs" / ".venv" / "bin" / "python"),
             "-m",
@@ -363,10 +369,6 @@ class EndToEnd:
             self.name,
             "--project-dir",
             str(ROOT),
-            "--driver-memory",
-            "768m",
-            "--executor-memory",
-            "768m",
             job,
             *args,
         ]
@@ -374,10 +376,14 @@ class EndToEnd:
         start = time.monotonic()
         completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
         seconds = time.monotonic() - start
-        self._out(completed.stdout + completed.stderr)
+        self.last_output = completed.stdout + completed.stderr
+        self._out(self.last_output)
+        if expect_failure:
+            check(completed.returncode != 0, f"job {job} {' '.join(args)} was expected to fail")
+            return seconds
         check(
             completed.returncode == 0,
-            f"job {job} failed ({completed.returncode}):\n{(completed.stdout + completed.stderr)[-3000:]}",
+            f"job {job} failed ({completed.returncode}):\n{self.last_output[-3000:]}",
         )
         self.report.add(f"job {job}", f"{seconds:.1f} s")
         return seconds
@@ -395,6 +401,15 @@ class EndToEnd:
             password=self.outputs["redis_admin_password"],
             socket_timeout=5,
         )
+
+    def online_prefix(self) -> str:
+        """Key prefix of the live online features version (contract "Online features")."""
+        live = self.redis_client().get("features:current")
+        check(live is not None, "no live online features version in Redis (features:current)")
+        return f"features:v:{live.decode() if isinstance(live, bytes) else live}:"
+
+    def online_features(self, entity: str) -> dict[bytes, bytes]:
+        return dict(self.redis_client().hgetall(self.online_prefix() + entity))
 
     def s3(self) -> Any:
         creds = self.credentials()
@@ -418,9 +433,8 @@ class EndToEnd:
         self.submit("train", "--version", version)
         client = self.redis_client()
         entity = "u00000001"
-        features = client.hgetall(f"features:{entity}")
-        check(bool(features), f"no online features for {entity} in Redis")
-        keys = sum(1 for _ in client.scan_iter(match="features:*", count=1000))
+        check(bool(self.online_features(entity)), f"no online features for {entity} in Redis")
+        keys = sum(1 for _ in client.scan_iter(match=self.online_prefix() + "*", count=1000))
         self.report.add("entities in Redis", str(keys))
         buckets = self.outputs["buckets"]
         s3 = self.s3()
@@ -434,7 +448,35 @@ class EndToEnd:
         )
         self.report.add("model AUC (held out)", str(meta.get("metrics", {}).get("auc")))
         self.report.ok("features in Redis, model and LATEST in MinIO")
+        self.seed_job_on_a_local_csv()
+        self.too_big_fails_fast()
         return version
+
+    def seed_job_on_a_local_csv(self) -> None:
+        """Seed 002's job on a CSV of the user's own, given as a local path:
+        uploaded to the raw bucket, counted on the cluster, exactly."""
+        rows = [[f"k{i % 7}", f"value, {i}", str(i)] for i in range(3000)]
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "data.csv"
+            with path.open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["column1", "column2", "column3"])
+                writer.writerows(rows)
+            self.submit("event_counts", str(path), "--column", "column1")
+        printed = dict(
+            line.split("\t") for line in self.last_output.splitlines() if re.fullmatch(r"k\d\t\d+", line)
+        )
+        expected = {k: str(v) for k, v in collections.Counter(r[0] for r in rows).items()}
+        check(printed == expected, f"event_counts printed {printed}, expected {expected}")
+        check("uploading" in self.last_output, "the local CSV was not uploaded")
+        self.report.ok("event_counts on a local CSV: uploaded, 7 groups counted exactly")
+
+    def too_big_fails_fast(self) -> None:
+        """An executor no worker can hold is refused before anything runs."""
+        seconds = self.submit("datagen", "--rows", "10", "--executor-memory", "64g", expect_failure=True)
+        check("fit no worker" in self.last_output, f"no reason given:\n{self.last_output[-2000:]}")
+        check(seconds < 60, f"refusing an impossible job took {seconds:.0f} s")
+        self.report.add("impossible job refused", f"{seconds:.1f} s")
 
     def gateway(self, version: str) -> None:
         url = self.outputs["gateway_url"].rstrip("/")
@@ -587,7 +629,7 @@ class EndToEnd:
         self.up("replace redis and minio", replace=urns)
         self.refresh_outputs()
         check(
-            bool(self.redis_client().hgetall("features:u00000001")), "features lost with the Redis container"
+            bool(self.online_features("u00000001")), "features lost with the Redis container"
         )
         buckets = self.outputs["buckets"]
         latest = self.s3().get_object(Bucket=buckets["models"], Key=f"{MODEL}/LATEST")["Body"].read().decode()
