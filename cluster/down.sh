@@ -160,16 +160,19 @@ main() {
   flock -w 600 9 || die "another cluster start or stop holds $CLUSTER_LOCK"
 
   # The kubelet first, so it does not restart what is being removed.
-  stop_component kubelet 30
-  remove_pods
-  local i
-  for ((i = ${#CLUSTER_COMPONENTS[@]} - 1; i >= 0; i--)); do
-    [[ ${CLUSTER_COMPONENTS[i]} == kubelet ]] && continue
-    stop_component "${CLUSTER_COMPONENTS[i]}" 20
+  stop_components 30 kubelet
+  step "pod sandboxes (CRI)" remove_pods
+  # The rest side by side, except etcd: the API server's graceful shutdown
+  # needs it.
+  local others=() name
+  for name in "${CLUSTER_COMPONENTS[@]}"; do
+    [[ $name == kubelet || $name == etcd ]] || others+=("$name")
   done
+  stop_components 20 "${others[@]}"
+  stop_components 20 etcd
   kill_strays
   unmount_all
-  remove_network
+  step "network (links, iptables, ipsets)" remove_network
   remove_cgroups
   restore_host
 
@@ -181,9 +184,9 @@ main() {
     rm -rf "$CLUSTER_STATE_DIR"
   fi
 
-  bash "$CLUSTER_DIR/hostcheck.sh" leftovers
+  step "check: nothing left" bash "$CLUSTER_DIR/hostcheck.sh" leftovers
   if [[ -f $snapshot_file ]]; then
-    bash "$CLUSTER_DIR/hostcheck.sh" compare "$snapshot_file"
+    step "check: host as before the start" bash "$CLUSTER_DIR/hostcheck.sh" compare "$snapshot_file"
     rm -f "$snapshot_file"
     info "host matches its state from before the cluster started"
   fi

@@ -98,6 +98,8 @@ proc_start_time() {
   stat=${stat##*) }
   # shellcheck disable=SC2086  # split into fields on purpose
   set -- $stat
+  # An exited process waiting to be reaped (Z) is not running.
+  [[ $1 != Z ]] || return 1
   printf '%s\n' "${20}"
 }
 
@@ -151,21 +153,32 @@ wait_until() {
   done
 }
 
-# stop_component NAME [SECONDS]: SIGTERM by pid, SIGKILL after SECONDS.
-stop_component() {
-  local name=$1 grace=${2:-20} pid
-  if pid=$(pid_of "$name"); then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + grace))
-    while running "$name" && ((SECONDS < deadline)); do sleep 0.2; done
+# stop_components SECONDS NAME...: SIGTERM to each by pid, all at once;
+# SIGKILL to any still running after SECONDS.
+stop_components() {
+  local grace=$1 name pid t0 deadline
+  shift
+  t0=$(_dp_now)
+  local -A stopping=()
+  for name in "$@"; do
+    if pid=$(pid_of "$name"); then
+      stopping[$name]=$pid
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  deadline=$((SECONDS + grace))
+  for name in "${!stopping[@]}"; do
+    while running "$name" && ((SECONDS < deadline)); do sleep 0.1; done
+  done
+  for name in "${!stopping[@]}"; do
     if running "$name"; then
-      warn "$name (pid $pid) ignored SIGTERM for ${grace}s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
+      warn "$name (pid ${stopping[$name]}) ignored SIGTERM for ${grace}s; killing it"
+      kill -KILL "${stopping[$name]}" 2>/dev/null || true
       while running "$name"; do sleep 0.1; done
     fi
-    info "stopped $name (pid $pid)"
-  fi
-  rm -f "$PID_DIR/$name.pid"
+  done
+  for name in "$@"; do rm -f "$PID_DIR/$name.pid"; done
+  ((${#stopping[@]} == 0)) || info "stopped $(printf '%s ' "${!stopping[@]}")in $(_dp_elapsed "$t0")"
 }
 
 # --- one-line prerequisite errors ------------------------------------------
