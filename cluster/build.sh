@@ -105,7 +105,7 @@ kubernetes_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubel
 
 build_kubernetes() {
   local dir=$go_src/kubernetes key outputs=() name
-  key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$dir/crireset/main.go" "$KUBERNETES_VERSION" \
+  key=$(content_key "$dir/go.mod" "$dir/go.sum" "$dir/crireset/main.go" "$KUBERNETES_VERSION" \
     "$METRICS_SERVER_VERSION" "$KUBE_ROUTER_VERSION" "$go_version")
   for name in "${kubernetes_binaries[@]}" crireset metrics-server kube-router; do outputs+=("$CLUSTER_BIN/$name"); done
   if fresh kubernetes "$key" "${outputs[@]}"; then
@@ -139,7 +139,7 @@ build_kubernetes() {
 
 build_addons() {
   local dir=$go_src/addons key outputs=() name
-  key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$dir/coredns/main.go" "$dir/smoke/main.go" \
+  key=$(content_key "$dir/go.mod" "$dir/go.sum" "$dir/coredns/main.go" "$dir/smoke/main.go" \
     "$ETCD_VERSION" "$TRAEFIK_VERSION" "$go_version")
   for name in etcd coredns traefik smoke; do outputs+=("$CLUSTER_BIN/$name"); done
   if fresh addons "$key" "${outputs[@]}"; then
@@ -158,7 +158,7 @@ build_addons() {
 
 build_registry() {
   local dir=$go_src/registry key out=$CLUSTER_BIN/registry
-  key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$REGISTRY_VERSION" "$go_version")
+  key=$(content_key "$dir/go.mod" "$dir/go.sum" "$REGISTRY_VERSION" "$go_version")
   if fresh registry "$key" "$out"; then
     info "registry: up to date"
     return
@@ -171,7 +171,7 @@ build_registry() {
 
 build_local_path_provisioner() {
   local dir=$go_src/local-path-provisioner key out=$CLUSTER_BIN/local-path-provisioner
-  key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$LOCAL_PATH_PROVISIONER_VERSION" "$go_version")
+  key=$(content_key "$dir/go.mod" "$dir/go.sum" "$LOCAL_PATH_PROVISIONER_VERSION" "$go_version")
   if fresh local-path-provisioner "$key" "$out"; then
     info "local-path-provisioner: up to date"
     return
@@ -188,7 +188,7 @@ build_pause() {
   [[ -n $dir ]] || dir=$(go -C "$go_src/kubernetes" mod download -json k8s.io/kubernetes | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   src=$dir/build/pause/linux/pause.c
   [[ -f $src ]] || die "pause.c not found in the k8s.io/kubernetes module ($src)"
-  key=$(fingerprint "$src" "$PAUSE_VERSION" "$(gcc --version | head -n 1)")
+  key=$(content_key "$src" "$PAUSE_VERSION" "$(gcc --version | head -n 1)")
   if fresh pause "$key" "$out"; then
     info "pause $PAUSE_VERSION: up to date"
     return
@@ -226,8 +226,8 @@ build_images() {
 
   local key name tag refs=() base_id ctx
   base_id=$(docker image inspect -f '{{.Id}}' "$base")
-  key=$(fingerprint "$CLUSTER_BIN/pause" "$base_id" "$CLUSTER_DIR/build.sh" \
-    "$(for name in "${!image_binary[@]}"; do sha256sum "$CLUSTER_BIN/${image_binary[$name]}"; done | sort)")
+  key=$(content_key "$CLUSTER_BIN/pause" "$base_id" "$CLUSTER_DIR/build.sh" \
+    "$(for name in "${!image_binary[@]}"; do sha256sum <"$CLUSTER_BIN/${image_binary[$name]}"; done | sort)")
   local archive=$CLUSTER_IMAGE_DIR/images.tar
   refs=("dataplatform-cluster/pause:$PAUSE_VERSION" "dataplatform-cluster/helper:bookworm")
   for name in "${!image_binary[@]}"; do refs+=("dataplatform-cluster/$name:${image_version[$name]}"); done

@@ -83,6 +83,15 @@ CLUSTER_SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables
   kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
   kernel.keys.root_maxbytes net.ipv4.conf.all.route_localnet)
 
+# content_key ITEM...: a short hash of files' contents (not their paths, so
+# a clone elsewhere hits the same stamps) and of plain strings.
+content_key() {
+  local item
+  for item in "$@"; do
+    if [[ -f $item ]]; then sha256sum <"$item"; else printf '%s\n' "$item"; fi
+  done | sha256sum | cut -c1-16
+}
+
 # The kubectl of this release, on the admin kubeconfig.
 kctl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
