@@ -165,3 +165,34 @@ def test_volume_labels_change_in_place_never_by_replacement() -> None:
     assert not result.replaces and not result.delete_before_replace
     # What still needs a new volume does replace it.
     assert Volume().diff("dp-data", old, {**old, "driver": "other"}).replaces == ["driver"]
+
+
+def test_docker_diff_without_old_inputs_ignores_computed_outputs() -> None:
+    """A volume recorded without inputs must not be replaced (its data with
+    it) because the state also holds its mountpoint."""
+    import asyncio
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_providers", "docker"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = provider_pb2_grpc.ResourceProviderStub(channel)
+            urn = "urn:pulumi:dev::dataplatform::docker:index/volume:Volume::redis-data"
+            inputs = {"name": "dp-redis-data", "labels": [{"label": "dataplatform.data", "value": "true"}]}
+            outputs = {
+                **inputs,
+                "mountpoint": "/var/lib/docker/volumes/dp-redis-data/_data",
+                "driver": "local",
+            }
+            news, olds = asyncio.run(_struct(inputs)), asyncio.run(_struct(outputs))
+            same = stub.Diff(proto.DiffRequest(urn=urn, id="dp-redis-data", olds=olds, news=news))
+            assert same.changes == proto.DiffResponse.DIFF_NONE, list(same.diffs)
+            renamed = asyncio.run(_struct({**inputs, "name": "dp-other"}))
+            moved = stub.Diff(proto.DiffRequest(urn=urn, id="dp-redis-data", olds=olds, news=renamed))
+            assert list(moved.replaces) == ["name"]
+    finally:
+        process.terminate()
+        process.wait(10)
