@@ -75,11 +75,13 @@ class Volume:
 
 @dataclass(frozen=True)
 class File:
-    """A file placed in the container before it starts.
+    """A file placed in the container before it starts, read-only to it.
 
     Secret files live under ``/run/secrets`` and render as a Kubernetes
-    Secret (Docker: an uploaded file whose content is a Pulumi secret);
-    others render as a ConfigMap. Files of one directory share one kind.
+    Secret; others render as a ConfigMap. Docker: one volume per directory,
+    filled before start and mounted read-only, with secret files owned by
+    the workload's user and mode 0400 (content kept as a Pulumi secret).
+    Files of one directory share one kind.
     """
 
     path: str
