@@ -31,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CLUSTER_DIR = Path(__file__).resolve().parent
 NAMESPACE = "dp-smoke"
@@ -48,15 +49,13 @@ def cluster_settings() -> dict[str, str]:
         "CLUSTER_REGISTRY",
         "CLUSTER_INGRESS_HTTPS_PORT",
         "CLUSTER_IMAGES",
-        "COREDNS_VERSION",
+        "CLUSTER_IMAGE_DIR",
     ]
-    script = f"source {CLUSTER_DIR}/lib.sh; " + "; ".join(
-        f'printf "%s\\n" "${name}"' for name in names
-    )
+    script = f"source {CLUSTER_DIR}/lib.sh; " + "; ".join(f'printf "%s\\n" "${name}"' for name in names)
     out = subprocess.run(
         ["bash", "-c", script], check=True, capture_output=True, text=True
     ).stdout.splitlines()
-    return dict(zip(names, out))
+    return dict(zip(names, out, strict=True))
 
 
 SETTINGS = cluster_settings()
@@ -75,9 +74,7 @@ class CheckFailed(Exception):
 def run(
     args: list[str], *, input: str | None = None, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        args, input=input, capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise CheckFailed(
             f"{' '.join(args[:6])}... exited {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}"
@@ -85,7 +82,9 @@ def run(
     return proc
 
 
-def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: float = 120):
+def kubectl(
+    *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return run([*KUBECTL, *args], input=input, check=check, timeout=timeout)
 
 
@@ -110,7 +109,10 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: floa
         except (CheckFailed, subprocess.TimeoutExpired, KeyError, IndexError) as err:
             last_error = str(err)
         if time.monotonic() > deadline:
-            raise CheckFailed(f"timed out after {timeout:.0f}s waiting for {what}" + (f" ({last_error})" if last_error else ""))
+            raise CheckFailed(
+                f"timed out after {timeout:.0f}s waiting for {what}"
+                + (f" ({last_error})" if last_error else "")
+            )
         time.sleep(interval)
 
 
@@ -143,7 +145,9 @@ def container(name: str, image: str, command: list[str], **extra: Any) -> dict[s
     return spec
 
 
-def pod(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def pod(
+    name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -158,17 +162,32 @@ def pod(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | No
 
 
 def client_get(url: str, timeout: str = "3s") -> subprocess.CompletedProcess[str]:
-    return kubectl("-n", NAMESPACE, "exec", "client", "--", "/usr/local/bin/smoke", "get", "-timeout", timeout, url, check=False, timeout=30)
+    return kubectl(
+        "-n",
+        NAMESPACE,
+        "exec",
+        "client",
+        "--",
+        "/usr/local/bin/smoke",
+        "get",
+        "-timeout",
+        timeout,
+        url,
+        check=False,
+        timeout=30,
+    )
 
 
 def wait_pod_phase(name: str, phases: set[str], timeout: float) -> str:
     def probe() -> str | None:
         phase = get_json("-n", NAMESPACE, "pod", name)["status"].get("phase")
         if phase == "Failed" and "Failed" not in phases:
-            raise CheckFailed(f"pod {name} failed: {kubectl('-n', NAMESPACE, 'logs', name, check=False).stdout.strip()}")
+            raise CheckFailed(
+                f"pod {name} failed: {kubectl('-n', NAMESPACE, 'logs', name, check=False).stdout.strip()}"
+            )
         return phase if phase in phases else None
 
-    return wait_for(f"pod {name} to be {'/'.join(sorted(phases))}", probe, timeout)
+    return str(wait_for(f"pod {name} to be {'/'.join(sorted(phases))}", probe, timeout))
 
 
 # --- checks ----------------------------------------------------------------------
@@ -187,7 +206,7 @@ def check_node_ready() -> str:
     return f"{', '.join(ready)} Ready, kubelet {version}"
 
 
-def setup_namespace() -> None:
+def setup_namespace() -> str:
     kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", timeout=180)
     apply(
         {
@@ -203,7 +222,13 @@ def setup_namespace() -> None:
         }
     )
     # Pods may be created only once the namespace's service account exists.
-    wait_for("the default service account", lambda: kubectl("-n", NAMESPACE, "get", "serviceaccount", "default", check=False).returncode == 0, 30, 0.3)
+    wait_for(
+        "the default service account",
+        lambda: kubectl("-n", NAMESPACE, "get", "serviceaccount", "default", check=False).returncode == 0,
+        30,
+        0.3,
+    )
+    return f"{NAMESPACE} created"
 
 
 def check_service_dns() -> str:
@@ -227,7 +252,10 @@ def check_service_dns() -> str:
                                     SMOKE_IMAGE,
                                     ["/usr/local/bin/smoke", "serve", "-addr", ":8080"],
                                     ports=[{"containerPort": 8080, "name": "http"}],
-                                    readinessProbe={"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
+                                    readinessProbe={
+                                        "httpGet": {"path": "/healthz", "port": "http"},
+                                        "periodSeconds": 1,
+                                    },
                                 )
                             ],
                         },
@@ -238,14 +266,21 @@ def check_service_dns() -> str:
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": {"name": "web", "namespace": NAMESPACE},
-                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http", "name": "http"}]},
+                "spec": {
+                    "selector": {"app": "web"},
+                    "ports": [{"port": 80, "targetPort": "http", "name": "http"}],
+                },
             },
             pod("client", [container("client", SMOKE_IMAGE, ["sleep", "3600"])], labels={"role": "client"}),
         ]
     )
     kubectl("-n", NAMESPACE, "rollout", "status", "deployment/web", "--timeout=120s", timeout=130)
     wait_pod_phase("client", {"Running"}, 120)
-    answer = wait_for(f"{WEB_URL} from the client pod", lambda: (r := client_get(WEB_URL)).returncode == 0 and r.stdout.strip(), 60)
+    answer = wait_for(
+        f"{WEB_URL} from the client pod",
+        lambda: (r := client_get(WEB_URL)).returncode == 0 and r.stdout.strip(),
+        60,
+    )
     return f"client pod -> {WEB_URL}: {answer!r}"
 
 
@@ -254,9 +289,22 @@ def check_ingress_tls() -> str:
         cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
         run(
             [
-                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=DNS:{HOST}",
-                "-keyout", str(key), "-out", str(cert),
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                f"/CN={HOST}",
+                "-addext",
+                f"subjectAltName=DNS:{HOST}",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
             ]
         )
         kubectl("-n", NAMESPACE, "create", "secret", "tls", "web-tls", f"--cert={cert}", f"--key={key}")
@@ -296,16 +344,34 @@ def check_ingress_tls() -> str:
         # The certificate is the test's own: curl must verify it against
         # exactly that, so the answer proves the Ingress's TLS secret is served.
         curl = [
-            "curl", "-sS", "--max-time", "5", "--cacert", str(cert),
-            "--resolve", f"{HOST}:{port}:127.0.0.1", f"https://{HOST}:{port}/",
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "--cacert",
+            str(cert),
+            "--resolve",
+            f"{HOST}:{port}:127.0.0.1",
+            f"https://{HOST}:{port}/",
         ]
-        body = wait_for(f"https://{HOST} through the ingress", lambda: (r := run(curl, check=False)).returncode == 0 and r.stdout.startswith("hello from web-") and r.stdout.strip(), 60)
+        body = wait_for(
+            f"https://{HOST} through the ingress",
+            lambda: (
+                (r := run(curl, check=False)).returncode == 0
+                and r.stdout.startswith("hello from web-")
+                and r.stdout.strip()
+            ),
+            60,
+        )
     return f"curl https://{HOST} (127.0.0.1:{port}, verified against the test's certificate): {body!r}"
 
 
 def check_registry_pull() -> str:
     registry = SETTINGS["CLUSTER_REGISTRY"]
     tag = f"{registry}/smoke/registry-check:{secrets.token_hex(4)}"
+    if run(["docker", "image", "inspect", SMOKE_IMAGE], check=False).returncode != 0:
+        # Built earlier and pruned from the engine since: the archive has it.
+        run(["docker", "load", "-i", SETTINGS["CLUSTER_IMAGE_DIR"] + "/images.tar"], timeout=300)
     run(["docker", "tag", SMOKE_IMAGE, tag])
     try:
         run(["docker", "push", "-q", tag], timeout=180)
@@ -314,7 +380,14 @@ def check_registry_pull() -> str:
     apply(
         pod(
             "from-registry",
-            [container("app", tag, ["/usr/local/bin/smoke", "get", "-timeout", "10s", WEB_URL], imagePullPolicy="Always")],
+            [
+                container(
+                    "app",
+                    tag,
+                    ["/usr/local/bin/smoke", "get", "-timeout", "10s", WEB_URL],
+                    imagePullPolicy="Always",
+                )
+            ],
             restartPolicy="Never",
         )
     )
@@ -336,21 +409,36 @@ def check_pvc() -> str:
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
         }
     )
-    volume = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}
-    mount = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
-    apply(pod("writer", [container("writer", SMOKE_IMAGE, ["sh", "-c", f"echo {token} > /data/token"], **mount)], restartPolicy="Never", **volume))
+    volume: dict[str, Any] = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}
+    mount: dict[str, Any] = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+    apply(
+        pod(
+            "writer",
+            [container("writer", SMOKE_IMAGE, ["sh", "-c", f"echo {token} > /data/token"], **mount)],
+            restartPolicy="Never",
+            **volume,
+        )
+    )
     wait_pod_phase("writer", {"Succeeded"}, 120)
     pvc = get_json("-n", NAMESPACE, "pvc", "data")
     if pvc["status"].get("phase") != "Bound":
         raise CheckFailed(f"PVC data is {pvc['status'].get('phase')}, not Bound")
     storage_class = pvc["spec"].get("storageClassName")
     kubectl("-n", NAMESPACE, "delete", "pod", "writer", "--wait=true")
-    apply(pod("reader", [container("reader", SMOKE_IMAGE, ["cat", "/data/token"], **mount)], restartPolicy="Never", **volume))
+    apply(
+        pod(
+            "reader",
+            [container("reader", SMOKE_IMAGE, ["cat", "/data/token"], **mount)],
+            restartPolicy="Never",
+            **volume,
+        )
+    )
     wait_pod_phase("reader", {"Succeeded"}, 120)
     read = kubectl("-n", NAMESPACE, "logs", "reader").stdout.strip()
     if read != token:
         raise CheckFailed(f"the new pod read {read!r} from the volume, expected {token!r}")
-    return f"PVC bound ({storage_class}, {pvc['spec']['volumeName']}); a new pod read back what the deleted one wrote"
+    volume_name = pvc["spec"]["volumeName"]
+    return f"PVC bound ({storage_class}, {volume_name}); a new pod read back what the deleted one wrote"
 
 
 def check_hpa() -> str:
@@ -364,7 +452,13 @@ def check_hpa() -> str:
                 "minReplicas": 2,
                 "maxReplicas": 3,
                 "metrics": [
-                    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
                 ],
             },
         }
@@ -406,7 +500,9 @@ def check_pod_security() -> str:
         kubectl("-n", NAMESPACE, "delete", "pod", "privileged", "--wait=false", check=False)
         raise CheckFailed("a privileged pod was admitted in a namespace enforcing restricted")
     if "violates PodSecurity" not in result.stderr:
-        raise CheckFailed(f"the privileged pod was rejected, but not by Pod Security: {result.stderr.strip()}")
+        raise CheckFailed(
+            f"the privileged pod was rejected, but not by Pod Security: {result.stderr.strip()}"
+        )
     reason = result.stderr.strip().split('violates PodSecurity "restricted:latest": ')[-1]
     return f"privileged pod rejected: {reason[:110]}"
 
@@ -440,39 +536,58 @@ def check_network_policy() -> str:
             "spec": {
                 "podSelector": {"matchLabels": {"app": "web"}},
                 "policyTypes": ["Ingress"],
-                "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}], "ports": [{"port": 8080}]}],
+                "ingress": [
+                    {
+                        "from": [{"podSelector": {"matchLabels": {"role": "client"}}}],
+                        "ports": [{"port": 8080}],
+                    }
+                ],
             },
         }
     )
     t_allow = time.monotonic()
     wait_for("the allow policy to reopen the flow", lambda: client_get(WEB_URL, "2s").returncode == 0, 60)
     return (
-        f"default-deny blocked client -> web within {denied_after:.1f}s ({error[:80]}); "
-        f"allow policy reopened it within {time.monotonic() - t_allow:.1f}s"
-    ) if blocked else ""
+        (
+            f"default-deny blocked client -> web within {denied_after:.1f}s ({error[:120]}); "
+            f"allow policy reopened it within {time.monotonic() - t_allow:.1f}s"
+        )
+        if blocked
+        else ""
+    )
 
 
 def dump_diagnostics() -> None:
-    for args in (["get", "pods", "-A", "-o", "wide"], ["-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp"]):
+    for args in (
+        ["get", "pods", "-A", "-o", "wide"],
+        ["-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp"],
+    ):
         result = kubectl(*args, check=False)
         print(f"--- kubectl {' '.join(args)}", file=sys.stderr)
         print((result.stdout + result.stderr)[-3000:], file=sys.stderr)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keep", action="store_true", help=f"leave namespace {NAMESPACE} in place")
     args = parser.parse_args()
     if not Path(SETTINGS["ADMIN_KUBECONFIG"]).exists():
-        print(f"error: no cluster ({SETTINGS['ADMIN_KUBECONFIG']} is missing): run make cluster", file=sys.stderr)
+        print(
+            f"error: no cluster ({SETTINGS['ADMIN_KUBECONFIG']} is missing): run make cluster",
+            file=sys.stderr,
+        )
         return 1
     if SETTINGS["CLUSTER_IMAGES"] != "local":
-        print("error: the smoke test uses the locally built smoke image (CLUSTER_IMAGES=local)", file=sys.stderr)
+        print(
+            "error: the smoke test uses the locally built smoke image (CLUSTER_IMAGES=local)", file=sys.stderr
+        )
         return 1
 
     checks: list[tuple[str, Callable[[], str]]] = [
         ("node Ready", check_node_ready),
-        ("namespace (Pod Security: restricted)", lambda: setup_namespace() or f"{NAMESPACE} created"),
+        ("namespace (Pod Security: restricted)", setup_namespace),
         ("Service by DNS name from another pod", check_service_dns),
         ("Ingress with TLS from the host", check_ingress_tls),
         ("image from the local registry", check_registry_pull),
