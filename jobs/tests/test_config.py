@@ -35,7 +35,8 @@ def test_settings_from_env(tmp_path: Path) -> None:
     assert (settings.redis.host, settings.redis.port, settings.redis.password) == ("redis", 6380, "pw")
     assert settings.redis.username is None
     with_user = Settings.from_env({**env, "DP_REDIS_USERNAME": "spark"})
-    assert with_user.redis is not None and with_user.redis.username == "spark"
+    assert with_user.redis is not None
+    assert with_user.redis.username == "spark"
     assert (settings.buckets.raw, settings.buckets.lake, settings.buckets.models) == ("r", "l", "m")
     assert settings.bucket_uri(settings.buckets.lake, "features") == "s3a://l/features"
     assert "secret" not in repr(settings)
