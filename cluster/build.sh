@@ -218,24 +218,23 @@ declare -A image_version=(
 )
 
 build_images() {
-  local base=debian:bookworm-slim
+  local base=debian:bookworm-slim archive=$CLUSTER_IMAGE_DIR/images.tar key name tag refs=() ctx
+  # Keyed on what goes into the images; checked before anything touches the
+  # Docker engine, so a warm start needs no engine at all. (The base is the
+  # locally seeded one; after refreshing it, run with --force.)
+  key=$(content_key "$CLUSTER_BIN/pause" "$CLUSTER_DIR/build.sh" \
+    "$(for name in "${!image_binary[@]}"; do sha256sum <"$CLUSTER_BIN/${image_binary[$name]}"; done | sort)")
+  if fresh images "$key" "$archive"; then
+    info "images: up to date"
+    return
+  fi
   if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
     bash "$REPO_ROOT/scripts/docker-engine.sh"
   fi
   bash "$REPO_ROOT/scripts/base-images.sh" "$base"
-
-  local key name tag refs=() base_id ctx
-  base_id=$(docker image inspect -f '{{.Id}}' "$base")
-  key=$(content_key "$CLUSTER_BIN/pause" "$base_id" "$CLUSTER_DIR/build.sh" \
-    "$(for name in "${!image_binary[@]}"; do sha256sum <"$CLUSTER_BIN/${image_binary[$name]}"; done | sort)")
-  local archive=$CLUSTER_IMAGE_DIR/images.tar
+  info "images: building on $base"
   refs=("dataplatform-cluster/pause:$PAUSE_VERSION" "dataplatform-cluster/helper:bookworm")
   for name in "${!image_binary[@]}"; do refs+=("dataplatform-cluster/$name:${image_version[$name]}"); done
-  if fresh images "$key" "$archive" && docker image inspect "${refs[@]}" >/dev/null 2>&1; then
-    info "images: up to date"
-    return
-  fi
-  info "images: building on $base"
   ctx=$(mktemp -d)
   : >"$CLUSTER_LOGS/build-images.log"
   # shellcheck disable=SC2064  # expand now: the trap must remove this dir
