@@ -1,7 +1,10 @@
 // Builds rancher's local-path-provisioner (the dynamic provisioner behind
 // the default StorageClass). A module of its own: it imports logrus under
 // its old capitalised path, which cannot share a build with the
-// Kubernetes packages that import the lower-case one.
+// Kubernetes packages that import the lower-case one. Its client libraries
+// are raised to the last patch of the same Kubernetes line (0.30) and its
+// golang.org/x modules to the versions the Kubernetes module builds with,
+// which carry security fixes the release's own pins predate.
 module dataplatform/cluster/local-path-provisioner
 
 go 1.23.0
@@ -42,21 +45,20 @@ require (
 	github.com/rancher/local-path-provisioner v0.0.30 // indirect
 	github.com/spf13/pflag v1.0.5 // indirect
 	github.com/urfave/cli v1.19.1 // indirect
-	golang.org/x/crypto v0.25.0 // indirect
-	golang.org/x/net v0.27.0 // indirect
-	golang.org/x/oauth2 v0.10.0 // indirect
-	golang.org/x/sys v0.22.0 // indirect
-	golang.org/x/term v0.22.0 // indirect
-	golang.org/x/text v0.16.0 // indirect
+	golang.org/x/crypto v0.38.0 // indirect
+	golang.org/x/net v0.40.0 // indirect
+	golang.org/x/oauth2 v0.30.0 // indirect
+	golang.org/x/sys v0.33.0 // indirect
+	golang.org/x/term v0.32.0 // indirect
+	golang.org/x/text v0.25.0 // indirect
 	golang.org/x/time v0.3.0 // indirect
-	google.golang.org/appengine v1.6.7 // indirect
 	google.golang.org/protobuf v1.34.2 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	k8s.io/api v0.30.0 // indirect
-	k8s.io/apimachinery v0.30.0 // indirect
-	k8s.io/client-go v0.30.0 // indirect
+	k8s.io/api v0.30.14 // indirect
+	k8s.io/apimachinery v0.30.14 // indirect
+	k8s.io/client-go v0.30.14 // indirect
 	k8s.io/klog/v2 v2.120.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20240228011516-70dd3763d340 // indirect
 	k8s.io/utils v0.0.0-20230726121419-3b25d923346b // indirect
