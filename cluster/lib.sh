@@ -196,8 +196,9 @@ require_root() {
   ((EUID == 0)) || die "the cluster needs root (it runs the kubelet, containerd and iptables): run it as root, e.g. sudo make cluster"
 }
 
-# port_free PORT [ADDRESS]: nothing listens on PORT (TCP) on ADDRESS or on
-# the wildcard address.
+# port_in_use PORT: something listens on TCP PORT, on any address (the
+# cluster binds 127.0.0.1 or its node address, which a wildcard listener
+# would also block).
 port_in_use() {
   local port=$1
   ss -Hltn "sport = :$port" 2>/dev/null | grep -q .

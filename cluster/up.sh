@@ -74,7 +74,7 @@ install_packages() {
   return 0
 }
 
-# ip_in_use CIDR: a route other than the default one and ours covers or
+# cidr_in_use CIDR: a route other than the default one and ours covers or
 # lies inside CIDR.
 cidr_in_use() {
   { ip -o route show match "$1"; ip -o route show root "$1"; } 2>/dev/null |
