@@ -35,9 +35,8 @@ esac
 
 command -v go >/dev/null || PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || die "Go 1.26 or later is required to build the cluster (https://go.dev/doc/install; the project's toolchain build uses the same Go)"
-command -v gcc >/dev/null || die "gcc is required to build the pause binary: apt-get install gcc libc6-dev"
-[[ -f /usr/lib/x86_64-linux-gnu/libc.a || -n $(find /usr/lib -name libc.a -print -quit 2>/dev/null) ]] ||
-  die "a static C library is required to build the pause binary: apt-get install libc6-dev"
+# The pause binary is C, linked statically.
+ensure_packages gcc=gcc libc6-dev=/usr/include/stdio.h
 
 go_src=$CLUSTER_DIR/go
 mkdir -p "$CLUSTER_BIN" "$CLUSTER_STAMPS" "$CLUSTER_LOGS" "$CLUSTER_IMAGE_DIR"

@@ -190,6 +190,43 @@ stop_components() {
   ((${#stopping[@]} == 0)) || info "stopped $(printf '%s ' "${!stopping[@]}")in $(_dp_elapsed "$t0")"
 }
 
+# --- prerequisites -----------------------------------------------------------
+
+# ensure_packages PACKAGE=COMMAND...: installs, from the machine's Debian
+# sources, each package whose command (or, for an absolute path, file) is
+# missing.
+ensure_packages() {
+  local missing=() item pkg cmd
+  for item in "$@"; do
+    pkg=${item%%=*} cmd=${item#*=}
+    if [[ $cmd == /* ]]; then
+      [[ -e $cmd ]] || missing+=("$pkg")
+    else
+      command -v "$cmd" >/dev/null || missing+=("$pkg")
+    fi
+  done
+  ((${#missing[@]})) || return 0
+  command -v apt-get >/dev/null || die "missing ${missing[*]}: install them with your package manager"
+  ((EUID == 0)) || die "missing ${missing[*]}: run as root to install them, or apt-get install ${missing[*]}"
+  info "installing ${missing[*]}"
+  # An index older than a day may name files the mirror no longer has.
+  if [[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n 1) ]]; then
+    apt-get -o DPkg::Lock::Timeout=600 update -qq || die "apt-get update failed: check the machine's Debian sources"
+  fi
+  # Debian's containerd would start the system-wide daemon from its
+  # maintainer script; this cluster runs an instance of its own.
+  local policy=/usr/sbin/policy-rc.d created=false status=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    created=true
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null || status=$?
+  if [[ $created == true ]]; then rm -f "$policy"; fi
+  ((status == 0)) || die "apt-get install ${missing[*]} failed"
+}
+
 # --- one-line prerequisite errors ------------------------------------------
 
 require_root() {

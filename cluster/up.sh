@@ -33,46 +33,10 @@ elapsed() { awk -v a="$t0" -v b="$(_dp_now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # --- prerequisites ----------------------------------------------------------
 
-# Debian packages the node needs, and the command each one provides.
-declare -A package_command=(
-  [containerd]=containerd
-  [runc]=runc
-  [containernetworking-plugins]=/usr/lib/cni/bridge
-  [iptables]=iptables
-  [ipset]=ipset
-  [conntrack]=conntrack
-  [openssl]=openssl
-  [curl]=curl
-  [iproute2]=ss
-  [util-linux]=flock
-)
-
-install_packages() {
-  local missing=() pkg cmd
-  for pkg in "${!package_command[@]}"; do
-    cmd=${package_command[$pkg]}
-    if [[ $cmd == /* ]]; then [[ -e $cmd ]] || missing+=("$pkg"); else command -v "$cmd" >/dev/null || missing+=("$pkg"); fi
-  done
-  ((${#missing[@]})) || return 0
-  command -v apt-get >/dev/null || die "missing ${missing[*]}: install them with your package manager"
-  info "installing ${missing[*]}"
-  # An index older than a day may name files the mirror no longer has.
-  if [[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n 1) ]]; then
-    apt-get -o DPkg::Lock::Timeout=600 update -qq || die "apt-get update failed: check the machine's Debian sources"
-  fi
-  # Debian's containerd would start the system-wide daemon from its
-  # maintainer script; this cluster runs an instance of its own.
-  local policy=/usr/sbin/policy-rc.d created=false
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    created=true
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    { [[ $created == true ]] && rm -f "$policy"; die "apt-get install ${missing[*]} failed"; }
-  [[ $created == true ]] && rm -f "$policy"
-  return 0
-}
+# Debian packages the node needs, each with the command (or file) it provides.
+node_packages=(containerd=containerd runc=runc containernetworking-plugins=/usr/lib/cni/bridge
+  iptables=iptables ipset=ipset conntrack=conntrack openssl=openssl curl=curl
+  iproute2=ss util-linux=flock)
 
 # cidr_in_use CIDR: a route other than the default one and ours covers or
 # lies inside CIDR.
@@ -84,7 +48,7 @@ cidr_in_use() {
 check_prerequisites() {
   require_root
   [[ $(uname -s) == Linux ]] || die "the cluster runs on Linux only"
-  install_packages
+  ensure_packages "${node_packages[@]}"
   local cni
   for cni in bridge host-local loopback portmap; do
     [[ -x $CNI_BIN_DIR/$cni ]] || die "CNI plugin $CNI_BIN_DIR/$cni is missing: apt-get install containernetworking-plugins"
