@@ -157,19 +157,15 @@ def write_features(
     return int(counter.value)
 
 
-def live_version(target: OnlineTarget) -> str | None:
-    client = connect(target)
-    try:
-        value = client.get(POINTER_KEY)
-    finally:
-        client.close()
+def _text(value: bytes | str | None) -> str | None:
+    """A reply of a client without decode_responses, as text."""
     return value.decode() if isinstance(value, bytes) else value
 
 
 def _versions(client: redis.Redis) -> set[str]:
     found: set[str] = set()
     for key in client.scan_iter(match=VERSIONS_PREFIX + "*", count=SCAN_COUNT):
-        name = key.decode() if isinstance(key, bytes) else str(key)
+        name = _text(key) or ""
         found.add(name[len(VERSIONS_PREFIX) :].split(":", 1)[0])
     return found
 
@@ -193,7 +189,7 @@ def switch(target: OnlineTarget, version: str) -> tuple[str | None, list[str]]:
     client = connect(target)
     try:
         previous = client.set(POINTER_KEY, version, get=True)
-        previous_name = previous.decode() if isinstance(previous, bytes) else previous
+        previous_name = _text(previous)
         stale = sorted(_versions(client) - {version, previous_name or ""})
         for name in stale:
             _remove(client, name)
@@ -206,8 +202,7 @@ def discard(target: OnlineTarget, version: str) -> int:
     """Remove what a failed run wrote into ``version`` (never the live one)."""
     client = connect(target)
     try:
-        live = client.get(POINTER_KEY)
-        if (live.decode() if isinstance(live, bytes) else live) == version:
+        if _text(client.get(POINTER_KEY)) == version:
             return 0
         return _remove(client, version)
     finally:

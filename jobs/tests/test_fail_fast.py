@@ -83,21 +83,22 @@ def test_an_executor_that_fits_no_worker_is_refused_before_it_starts(
         submit.check_fits(SparkResources(), [])
 
 
-def test_stack_sizes_are_the_default_and_flags_override_them() -> None:
-    target = submit.StackTarget.from_outputs(
-        {
-            "spark_submit": {
-                "tier": "dev",
-                "image": "i",
-                "master_url": "spark://m:7077",
-                "network": "n",
-                "env": {"DP_RAW_BUCKET": "raw"},
-                "resources": {"executorMemoryMib": 768, "driverMemoryMib": 768, "maxExecutors": 2},
-            },
-            "platform_credentials": {},
-        },
-        "dev",
+def dev_target(**spark_submit: Any) -> submit.StackTarget:
+    """A dev stack's outputs with ``spark_submit`` entries added or replaced."""
+    base = {
+        "tier": "dev",
+        "image": "i",
+        "master_url": "spark://m:7077",
+        "network": "n",
+        "env": {"DP_RAW_BUCKET": "raw"},
+    }
+    return submit.StackTarget.from_outputs(
+        {"spark_submit": {**base, **spark_submit}, "platform_credentials": {}}, "dev"
     )
+
+
+def test_stack_sizes_are_the_default_and_flags_override_them() -> None:
+    target = dev_target(resources={"executorMemoryMib": 768, "driverMemoryMib": 768, "maxExecutors": 2})
     assert target.resources() == SparkResources(
         driver_memory_mib=768, executor_memory_mib=768, max_executors=2
     )
@@ -170,21 +171,7 @@ def test_a_starving_driver_is_stopped_and_the_reason_given(
     docker.chmod(docker.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(submit, "STARVATION_INTERVAL_SECONDS", 0.2)
-    target = submit.StackTarget.from_outputs(
-        {
-            "spark_submit": {
-                "tier": "dev",
-                "image": "i",
-                "master_url": "spark://m:7077",
-                "network": "n",
-                "env": {"DP_RAW_BUCKET": "raw"},
-                "master_ui_url": url,
-                "resources": {"executorMemoryMib": 768},
-            },
-            "platform_credentials": {},
-        },
-        "dev",
-    )
+    target = dev_target(master_ui_url=url, resources={"executorMemoryMib": 768})
     started = time.monotonic()
     with pytest.raises(JobError) as raised:
         submit.run_dev("datagen", [], target, submit.SubmitOptions(schedule_timeout=2))
