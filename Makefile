@@ -27,7 +27,7 @@ preview-prod: ## Preview the prod stack (renders manifests when no cluster is co
 
 .PHONY: render-prod
 render-prod: ## Render the prod stack with the real engine to a temp dir and validate the manifests offline
-	$(PULUMI_ENV) $(VENV)/python -m tests.render
+	$(PULUMI_ENV) $(VENV)/python -m tools.render
 
 destroy: ## Destroy the dev stack; data volumes are kept unless purgeOnDestroy is set
 	$(PULUMI_ENV) pulumi destroy --stack dev --yes
@@ -37,14 +37,14 @@ test: ## Run every test suite (installs what the tests need first)
 	$(MAKE) lint test-infra test-providers test-jobs test-inference test-gateway
 
 lint:
-	$(VENV)/ruff check infra monitoring tests __main__.py scripts/toolchain/local-providers policy
+	$(VENV)/ruff check infra monitoring tests tools benchmarks __main__.py toolchain/local-providers policy
 	$(VENV)/mypy
 
 test-infra:
 	$(VENV)/python -m pytest tests
 
 test-providers:
-	$(VENV)/python -m pytest scripts/toolchain/local-providers/tests
+	$(VENV)/python -m pytest toolchain/local-providers/tests
 
 test-jobs:
 	jobs/.venv/bin/python -m pytest jobs/tests
@@ -60,7 +60,7 @@ images: ## Build every image of the project and print their sizes
 
 e2e: bootstrap ## Deploy the dev stack for real on an ephemeral stack and test it end to end
 	bash scripts/test-deps.sh
-	$(PULUMI_ENV) $(VENV)/python -m tests.e2e
+	$(PULUMI_ENV) $(VENV)/python -m tools.e2e
 
 .PHONY: walkthrough
 walkthrough: ## Run the READMEs' commands as written: set up, dev stack, jobs, purge

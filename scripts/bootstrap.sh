@@ -27,7 +27,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=lib.sh
 source "$repo/scripts/lib.sh"
 # shellcheck source=/dev/null
-source "$repo/scripts/toolchain/versions.env"
+source "$repo/toolchain/versions.env"
 
 toolchain_only=false
 with_docker=true
@@ -51,7 +51,7 @@ mkdir -p "$cache"
 
 # The oldest CLI that runs the project's programs: the release whose engine
 # the offline build carries.
-min_cli_version=$(go -C "$repo/scripts/toolchain/pulumi" list -m -f '{{.Version}}' github.com/pulumi/pulumi/pkg/v3 2>/dev/null || echo v3.259.0)
+min_cli_version=$(go -C "$repo/toolchain/pulumi" list -m -f '{{.Version}}' github.com/pulumi/pulumi/pkg/v3 2>/dev/null || echo v3.259.0)
 min_cli_version=${min_cli_version#v}
 
 version_at_least() { # version_at_least HAVE WANT
@@ -109,7 +109,7 @@ setup_pulumi() {
   offline_build=true
   local args=()
   [[ $force_toolchain == true ]] && args+=(--force)
-  "$repo/scripts/toolchain/build.sh" "${args[@]}"
+  "$repo/toolchain/build.sh" "${args[@]}"
   "$cache/bin/pulumi" version >/dev/null || die "the built pulumi CLI does not run"
   check_plugin_pins
 }
@@ -124,7 +124,7 @@ check_plugin_pins() {
     name=${BASH_REMATCH[1]}
     pinned=${BASH_REMATCH[2]}
     if [[ ! -x $cache/bin/pulumi-resource-$name ]]; then
-      warn "requirements.txt pins pulumi-$name $pinned, but no pulumi-resource-$name could be built here (see scripts/toolchain/README.md)"
+      warn "requirements.txt pins pulumi-$name $pinned, but no pulumi-resource-$name could be built here (see toolchain/README.md)"
     elif [[ $name == kubernetes ]] && ! version_at_least "$KUBERNETES_PROVIDER_VERSION" "$pinned"; then
       warn "requirements.txt pins pulumi-kubernetes $pinned, newer than the built provider ($KUBERNETES_PROVIDER_VERSION); the engine will warn"
     fi

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from infra.platform import Platform
-from tests.harness import Recorder, run_stack
+from tools.harness import Recorder, run_stack
 
 
 @pytest.fixture(scope="module")

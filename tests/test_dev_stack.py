@@ -10,7 +10,7 @@ import pytest
 
 from infra.platform import Platform
 from monitoring import dashboard
-from tests.harness import Recorder, generated_secrets, is_secret, run_stack, unwrap
+from tools.harness import Recorder, generated_secrets, is_secret, run_stack, unwrap
 
 CONTAINER = "docker:index/container:Container"
 SERVICES = {

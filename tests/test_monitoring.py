@@ -16,8 +16,8 @@ from infra.platform import Platform
 from infra.settings import SettingsError
 from monitoring import dashboard, metrics
 from monitoring.rules import ALERT_NAMES, DEFAULT_FOR, alert_rules, expressions, rules_yaml
-from tests import render
-from tests.harness import Recorder, run_stack
+from tools import render
+from tools.harness import Recorder, run_stack
 
 RULE_TESTS = render.RULE_TESTS
 # Nodes holding one sub-expression.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.platform import Platform
-from tests.harness import Recorder, unwrap
+from tools.harness import Recorder, unwrap
 
 
 def dev_services(recorder: Recorder) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,7 @@
 whole pack over what both stacks declare.
 
 The stacks' resources come from the Pulumi program run under mocks
-(tests/harness.py). Their inputs are what the engine hands a policy pack:
+(tools/harness.py). Their inputs are what the engine hands a policy pack:
 camelCase keys, numbers as floats; ``unwrap`` removes the secret wrappers
 as the policy SDK does when it deserializes them.
 """
@@ -37,7 +37,7 @@ from policy.dataplatform_policies import (
     evaluate,
 )
 from policy.dataplatform_policies.common import image_pin_problem, is_secret_name, selector_matches
-from tests.harness import ROOT, Recorder, run_stack, unwrap
+from tools.harness import ROOT, Recorder, run_stack, unwrap
 
 POLICY_DIR = ROOT / "policy"
 RULE = {r.name: r for r in RULES}

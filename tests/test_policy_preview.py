@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests import render
-from tests.harness import merge_config, stack_config
+from tools import render
+from tools.harness import merge_config, stack_config
 
 VIOLATION = re.compile(r"^\s*- \[(mandatory|advisory|disabled)\]\s+(\S+)\s+\((\S+): ([^)]+)\)")
 

@@ -13,7 +13,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.platform import Platform
 from infra.settings import PROJECT, load_settings
-from tests.harness import Recorder, generated_secrets, is_secret, run_stack, stack_config, unwrap
+from tools.harness import Recorder, generated_secrets, is_secret, run_stack, stack_config, unwrap
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 WORKLOADS = {"redis", "minio", "inference", "gateway", "prometheus", "grafana", "alertmanager"}

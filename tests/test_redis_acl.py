@@ -11,8 +11,8 @@ import redis
 
 from infra.services.redis import maxmemory, redis_conf
 from infra.settings import SettingsError, parse_settings
-from tests.harness import run_stack
 from tests.local_redis import PASSWORDS, client, stack_redis
+from tools.harness import run_stack
 
 
 @pytest.fixture(scope="module")

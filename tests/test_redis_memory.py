@@ -23,8 +23,8 @@ import redis
 
 from infra.services.redis import maxmemory, redis_conf
 from infra.settings import Images, RedisSettings
-from tests.harness import ROOT
 from tests.local_redis import PASSWORDS
+from tools.harness import ROOT
 
 LIMIT = "128Mi"
 VALUE = b"x" * 16384

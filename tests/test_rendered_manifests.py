@@ -1,11 +1,11 @@
 """The prod stack rendered by the real engine (pulumi-kubernetes render
-mode, ``tests/render.py``) and checked offline: the same objects as the
+mode, ``tools/render.py``) and checked offline: the same objects as the
 program declares, strict Kubernetes schemas, the Spark Operator's API, and
 promtool on Prometheus' configuration and rules (their unit tests included),
 amtool on Alertmanager's configuration.
 
 The render runs once for the module (seconds with a warm toolchain; the
-Spark Operator's chart is left out, see ``tests/render.py``). Without the
+Spark Operator's chart is left out, see ``tools/render.py``). Without the
 Pulumi toolchain (``scripts/bootstrap.sh``) the render tests are skipped;
 the checks' own tests below always run.
 """
@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from monitoring.rules import alert_rules, rules_yaml
-from tests import render
-from tests.harness import ROOT, run_stack, unwrap
+from tools import render
+from tools.harness import ROOT, run_stack, unwrap
 
 # What every prod render must hold at least, whatever else is added later.
 REQUIRED_KINDS = {

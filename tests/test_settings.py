@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from infra.settings import SettingsError, parse_settings
-from tests.harness import Recorder, run_stack
+from tools.harness import Recorder, run_stack
 
 
 def error_for(raw: dict[str, Any]) -> str:
@@ -192,7 +192,7 @@ def test_config_strings_are_decoded_like_the_cli_sends_them() -> None:
 def _project_config() -> dict[str, Any]:
     import yaml
 
-    from tests.harness import ROOT
+    from tools.harness import ROOT
 
     return dict(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"])
 

@@ -90,7 +90,7 @@ image_present() { docker image inspect "$1" >/dev/null 2>&1; }
 
 # The settings' defaults for the third-party images.
 official() {
-  "$python" -c "import sys; sys.path.insert(0, '$repo'); from infra.settings import Images; print(getattr(Images(), '$1'))"
+  (cd "$repo" && "$python" -c "from infra.settings import Images; print(getattr(Images(), '$1'))")
 }
 
 generate() {
@@ -115,7 +115,7 @@ generate() {
     args+=(--no-grafana)
     info "grafana: $ref is not here, left out"
   fi
-  "$python" "$here/generate.py" "${args[@]}"
+  (cd "$repo" && "$python" -m benchmarks.compose.generate "${args[@]}")
 }
 
 check_images() {

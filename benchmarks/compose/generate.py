@@ -1,7 +1,7 @@
 """A Docker Compose file generated from the platform's own declarations.
 
 Runs the Pulumi program for a stack (``dev`` by default) under mocks, as the
-tests do (``tests/harness.py``), and translates every ``docker.Container`` it
+tests do (``tools/harness.py``), and translates every ``docker.Container`` it
 declares into a Compose service with the same settings: image, hostname,
 entrypoint and command, environment, published ports, named volumes, the
 network with its aliases, user, read-only root, tmpfs, dropped capabilities,
@@ -28,7 +28,7 @@ string and the stack is consistent, but the file holds them in plain text.
 It is written with mode 0600, by default to ``benchmarks/compose/out/``,
 which git ignores.
 
-    .venv/bin/python benchmarks/compose/generate.py --standins --no-grafana --free-ports
+    .venv/bin/python -m benchmarks.compose.generate --standins --no-grafana --free-ports
 """
 
 from __future__ import annotations
@@ -45,11 +45,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from tests.e2e import PORT_KEYS, STANDINS, free_ports  # noqa: E402
-from tests.harness import Recorder, merge_config, run_stack, stack_config, unwrap  # noqa: E402
+from tools.e2e import PORT_KEYS, STANDINS, free_ports
+from tools.harness import Recorder, merge_config, run_stack, stack_config, unwrap
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "out" / "compose.yaml"
@@ -349,7 +346,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--standins",
         action="store_true",
-        help="use the stand-in Redis, Prometheus and Alertmanager images (" + ", ".join(STANDINS.values()) + ")",
+        help="use the stand-in Redis, Prometheus and Alertmanager images ("
+        + ", ".join(STANDINS.values())
+        + ")",
     )
     parser.add_argument("--no-grafana", action="store_true", help="leave Grafana out (grafana.enabled false)")
     parser.add_argument(

@@ -2,7 +2,7 @@
 
 Not a test: run it by hand on a quiet machine and compare the figures.
 
-    python benchmarks/jobs/features_bench.py --sizes 1000000 10000000 [--redis]
+    python -m benchmarks.jobs.features_bench --sizes 1000000 10000000 [--redis]
 
 After an untimed warm-up run, for each size it generates events with
 ``datagen`` (untimed), then times the ``features`` job on ``local[2]`` and
@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from jobs.config import RedisSettings, Settings
 from jobs.registry import JOBS

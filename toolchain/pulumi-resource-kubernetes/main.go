@@ -2,7 +2,7 @@
 //
 // It is the provider's own main built from its Go module: the upstream main
 // embeds schema files that are generated at release time and absent from the
-// module zip, so scripts/toolchain/build.sh generates them beside this file
+// module zip, so toolchain/build.sh generates them beside this file
 // from the schema the module does carry.
 package main
 

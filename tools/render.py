@@ -1,6 +1,6 @@
 """The prod stack rendered by the real engine, then checked offline.
 
-Run with ``make render-prod`` (or ``python -m tests.render``). It:
+Run with ``make render-prod`` (or ``python -m tools.render``). It:
 
 1. creates an ephemeral stack (``render-<pid>``) in a throwaway local state
    backend with a throwaway passphrase, configured as ``Pulumi.prod.yaml``
@@ -51,8 +51,8 @@ from typing import Any
 
 import yaml
 
-from tests.harness import merge_config
-from tests.harness import stack_config as harness_stack_config
+from tools.harness import merge_config
+from tools.harness import stack_config as harness_stack_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "dataplatform"
@@ -623,7 +623,7 @@ def scratch(keep: Path | None) -> Iterator[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.render", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", help="ephemeral stack name (default render-<pid>)")
     parser.add_argument(
         "--operator", action="store_true", help="render the Spark Operator's Helm chart too (needs its repo)"

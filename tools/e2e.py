@@ -1,6 +1,6 @@
 """The dev stack deployed for real on the local Docker engine, end to end.
 
-Run with ``make e2e`` (or ``python -m tests.e2e`` with the toolchain's
+Run with ``make e2e`` (or ``python -m tools.e2e`` with the toolchain's
 env.sh sourced). On an ephemeral stack that takes ``Pulumi.dev.yaml`` plus
 what this machine needs (free host ports; stand-ins for Redis and
 Prometheus and no Grafana when those official images cannot be had), it:
@@ -69,7 +69,7 @@ from pulumi import automation as auto
 
 from infra.settings import HostPorts
 from monitoring import metrics
-from tests.harness import merge_config, stack_config
+from tools.harness import merge_config, stack_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "dataplatform"
@@ -750,7 +750,7 @@ class EndToEnd:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.e2e", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.e2e", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default=f"e2e-{os.getpid()}", help="ephemeral stack name")
     parser.add_argument("--rows", type=int, default=200_000, help="events datagen writes")
     parser.add_argument("--no-build", action="store_true", help="skip scripts/build-images.sh")

@@ -5,7 +5,7 @@
 # local-providers/ (Python), whose Go modules no proxy here serves. For
 # machines that reach the Go module proxy but not Pulumi's download hosts.
 #
-# Usage: scripts/toolchain/build.sh [--force]
+# Usage: toolchain/build.sh [--force]
 #
 # Each piece is rebuilt only when its pinned inputs (go.mod, go.sum, sources,
 # versions.env, Go version) change; a stamp per piece records what was built.
@@ -13,8 +13,8 @@ set -euo pipefail
 
 toolchain_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR
-# shellcheck source=../lib.sh
-source "$toolchain_dir/../lib.sh"
+# shellcheck source=../scripts/lib.sh
+source "$toolchain_dir/../scripts/lib.sh"
 # shellcheck source=/dev/null
 source "$toolchain_dir/versions.env"
 
