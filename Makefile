@@ -64,7 +64,7 @@ e2e: bootstrap ## Deploy the dev stack for real on an ephemeral stack and test i
 
 .PHONY: walkthrough
 walkthrough: ## Run the READMEs' commands as written: set up, dev stack, jobs, purge
-	python3 scripts/walkthrough.py README.md jobs/README.md
+	python3 -m scripts.walkthrough README.md jobs/README.md
 
 .PHONY: compose-bench
 compose-bench: ## Time docker compose up --wait on the same images

@@ -155,7 +155,7 @@ class Platform(pulumi.ComponentResource):
             "tier": "dev" if settings.is_docker else "prod",
             "image": target.image_name(spark_image(settings))
             if not settings.is_docker
-            else (settings.images.spark or f"dataplatform/spark:{settings.version}"),
+            else (settings.images.spark or spark_image(settings).reference()),
             "master_url": self.spark.master_url,
             "env": self.spark_env.env,
             # Jobs submitted from the CLI ask for what the stack's jobs ask for.

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import pulumi
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,7 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-PROJECT = "dataplatform"
+from infra.project import PROJECT, ROOT
 
 CPU_RE = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
 MEMORY_RE = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -102,7 +103,8 @@ class Target(StrEnum):
 
 
 class ResourceSettings(_Model):
-    """Requests and limits of one workload. Docker applies memory and CPU limits."""
+    """Requests and limits of one workload. Kubernetes applies all four; the
+    Docker target applies ``memoryLimit`` only (CPU is shared on one host)."""
 
     cpu_request: str
     memory_request: str
@@ -548,20 +550,32 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _stack_file_keys() -> set[str]:
+    """The ``dataplatform:*`` keys written in the stack's settings file."""
+    path = ROOT / f"Pulumi.{pulumi.get_stack()}.yaml"
+    if not path.is_file():
+        return set()
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    prefix = f"{PROJECT}:"
+    return {str(k)[len(prefix) :].split(".", 1)[0] for k in config if str(k).startswith(prefix)}
+
+
 def raw_project_config() -> dict[str, Any]:
     """Every ``dataplatform:*`` key set for the stack, so typos can be caught.
 
-    ``pulumi.Config`` only answers for keys it is asked about; the runtime's
-    config map (the same one ``pulumi.Config`` reads) lists them all.
+    ``pulumi.Config`` answers only for keys it is asked about: it is asked
+    for every key the settings know, and for every key the stack's settings
+    file names, so a misspelt key there is reported rather than ignored.
     """
-    from pulumi.runtime import config as runtime_config
-
-    merged: dict[str, Any] = dict(runtime_config.get_config_env())
-    merged.update(runtime_config.CONFIG.get())
-    prefix = f"{PROJECT}:"
-    # Pulumi.yaml declares a default for every key (the engine requires a
-    # value otherwise); an empty string there means "not set".
-    return {k[len(prefix) :]: _decode(v) for k, v in merged.items() if k.startswith(prefix) and v != ""}
+    config = pulumi.Config(PROJECT)
+    raw: dict[str, Any] = {}
+    for key in sorted(set(_ALLOWED_BY_PATH[()]) | _stack_file_keys()):
+        value = config.get(key)
+        # Pulumi.yaml declares a default for every key (the engine requires a
+        # value otherwise); an empty string there means "not set".
+        if value is not None and value != "":
+            raw[key] = _decode(value)
+    return raw
 
 
 # The CA bundle a TLS-inspecting proxy needs belongs to the machine, not the

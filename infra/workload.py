@@ -14,6 +14,8 @@ from typing import Literal
 
 import pulumi
 
+from infra.project import PROJECT, image_reference
+
 SECRETS_DIR = "/run/secrets"
 
 
@@ -34,6 +36,9 @@ class ProjectImage:
     context: str
     dockerfile: str
     tag: str
+
+    def reference(self, registry: str = PROJECT) -> str:
+        return image_reference(self.name, self.tag, registry)
 
 
 ImageRef = ProjectImage | str

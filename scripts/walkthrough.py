@@ -8,7 +8,7 @@ bash shell started from the repository root with ``set -euo pipefail``, so a
 is added between them: a command that needs a flag the README does not show
 fails here too.
 
-Usage: scripts/walkthrough.py [--list] FILE...   (default: README.md jobs/README.md)
+Usage: python3 -m scripts.walkthrough [--list] FILE...   (default: README.md jobs/README.md)
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from infra.project import ROOT
+
 MARKER = "<!-- walkthrough -->"
 FENCE = re.compile(r"^```bash\s*$")
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from infra.project import ROOT
 from monitoring import metrics
 from tests.local_redis import PASSWORDS, free_port, stack_redis
 
-GATEWAY = Path(__file__).resolve().parents[1] / "services" / "gateway"
+GATEWAY = ROOT / "services" / "gateway"
 KEY = "metrics-test-key-0123456789"
 LIMIT = 3
 

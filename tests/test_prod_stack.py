@@ -12,7 +12,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.platform import Platform
-from infra.settings import PROJECT, load_settings
+from infra.project import PROJECT
+from infra.settings import load_settings
 from tools.harness import Recorder, generated_secrets, is_secret, run_stack, stack_config, unwrap
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

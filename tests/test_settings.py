@@ -192,7 +192,7 @@ def test_config_strings_are_decoded_like_the_cli_sends_them() -> None:
 def _project_config() -> dict[str, Any]:
     import yaml
 
-    from tools.harness import ROOT
+    from infra.project import ROOT
 
     return dict(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"])
 
@@ -210,9 +210,8 @@ def test_project_file_declares_every_key_with_a_default() -> None:
 
 def test_project_defaults_as_the_engine_passes_them_are_valid() -> None:
     import json
-    from unittest import mock
 
-    from pulumi.runtime import config as runtime_config
+    import pulumi
 
     from infra.settings import raw_project_config
 
@@ -220,13 +219,25 @@ def test_project_defaults_as_the_engine_passes_them_are_valid() -> None:
         f"dataplatform:{k}": v if isinstance(v, str) else json.dumps(v)
         for k, v in ((k, spec["default"]) for k, spec in _project_config().items())
     }
-    no_stack_config = mock.Mock(get=mock.Mock(return_value={}))
-    with (
-        mock.patch.object(runtime_config, "get_config_env", return_value=as_text),
-        mock.patch.object(runtime_config, "CONFIG", no_stack_config),
-    ):
+    pulumi.runtime.set_all_config(as_text)
+    try:
         raw = raw_project_config()
+    finally:
+        pulumi.runtime.set_all_config({})
     assert "imageRegistry" not in raw and "buildCaFile" not in raw, "empty strings mean unset"
     settings = parse_settings(raw)
     assert settings.image_registry is None
     assert settings.host_ports.gateway == 8080
+
+
+def test_misspelt_key_in_the_stack_file_is_reported() -> None:
+    from infra.project import ROOT
+
+    stack_file = ROOT / "Pulumi.typo-check.yaml"
+    stack_file.write_text("config:\n  dataplatform:sprak:\n    workers: 3\n")
+    try:
+        with pytest.raises(SettingsError) as caught:
+            run_stack("typo-check", {"sprak": {"workers": 3}}, base=False)
+    finally:
+        stack_file.unlink()
+    assert "dataplatform:sprak: unknown key" in str(caught.value)

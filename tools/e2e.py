@@ -67,12 +67,11 @@ import redis
 from botocore.config import Config as BotoConfig
 from pulumi import automation as auto
 
+from infra.project import PROJECT, ROOT
 from infra.settings import HostPorts
 from monitoring import metrics
 from tools.harness import merge_config, stack_config
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT = "dataplatform"
 MODEL = "churn"
 STANDINS = {
     "redis": "dataplatform/redis-standin:7.0",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -14,9 +13,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.platform import Platform
-from infra.settings import PROJECT, load_settings
-
-ROOT = Path(__file__).resolve().parents[1]
+from infra.project import PROJECT, ROOT
+from infra.settings import load_settings
 
 
 @dataclass

@@ -51,11 +51,10 @@ from typing import Any
 
 import yaml
 
+from infra.project import PROJECT, ROOT
 from tools.harness import merge_config
 from tools.harness import stack_config as harness_stack_config
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT = "dataplatform"
 CACHE = Path(os.environ.get("DATAPLATFORM_CACHE", Path.home() / ".cache" / "dataplatform"))
 TOOLS = CACHE / "tools"
 # The Spark Operator's API as Python models generated from its OpenAPI spec.

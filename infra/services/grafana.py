@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 
+from infra.project import ROOT
 from infra.services.common import defaults, generated_secret, resources, secret_path
 from infra.settings import Settings
 from infra.targets import Target
@@ -16,7 +16,7 @@ from monitoring import dashboard
 PORT = 3000
 NAME = "grafana"
 USER = 472
-FILES = Path(__file__).resolve().parents[2] / "monitoring" / "grafana"
+FILES = ROOT / "monitoring" / "grafana"
 
 
 @dataclass(frozen=True)

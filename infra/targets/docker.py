@@ -27,6 +27,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from infra.project import ROOT
 from infra.settings import Settings, memory_bytes
 from infra.targets.base import ChartSpec, Deployment, PodFlows
 from infra.workload import (
@@ -37,7 +38,6 @@ from infra.workload import (
     Workload,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAX_RESTARTS = 5
 SECRET_MODE = "0400"
 PLAIN_MODE = "0444"
@@ -90,16 +90,16 @@ class DockerTarget:
         if isinstance(ref, ProjectImage):
             override = getattr(self._settings.images, ref.name, None)
             if override or not self._settings.build_images:
-                image = override or f"dataplatform/{ref.name}:{ref.tag}"
+                image = override or ref.reference()
                 remote = docker.RemoteImage(f"image-{ref.name}", name=image, keep_locally=True, opts=opts)
                 self._images[key] = remote.image_id
                 return remote.image_id
             built = docker.Image(
                 f"image-{ref.name}",
-                image_name=f"dataplatform/{ref.name}:{ref.tag}",
+                image_name=ref.reference(),
                 build=docker.DockerBuildArgs(
-                    context=str(PROJECT_ROOT / ref.context),
-                    dockerfile=str(PROJECT_ROOT / ref.dockerfile),
+                    context=str(ROOT / ref.context),
+                    dockerfile=str(ROOT / ref.dockerfile),
                     args=self._build_args(),
                     builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
                     platform="linux/amd64",
@@ -277,7 +277,6 @@ class DockerTarget:
                 ],
                 read_only=True,
                 tmpfs={path: "rw,nosuid,nodev,mode=1777,size=512m" for path in workload.scratch},
-                cpu_shares=None,
                 init=True,
                 healthcheck=self._healthcheck(workload.health) if workload.health else None,
                 restart="no" if workload.one_shot else "on-failure",

@@ -90,10 +90,8 @@ class KubernetesTarget:
     def image_name(self, workload_image: object) -> pulumi.Output[str]:
         if isinstance(workload_image, ProjectImage):
             override = getattr(self._settings.images, workload_image.name, None)
-            registry = (self._settings.image_registry or "").rstrip("/")
-            return pulumi.Output.from_input(
-                override or f"{registry}/{workload_image.name}:{workload_image.tag}"
-            )
+            registry = self._settings.image_registry or ""
+            return pulumi.Output.from_input(override or workload_image.reference(registry))
         assert isinstance(workload_image, str)
         return pulumi.Output.from_input(workload_image)
 
@@ -261,12 +259,7 @@ class KubernetesTarget:
                 f"{workload.name}-{v.name}",
                 metadata=self._meta(f"{workload.name}-{v.name}", labels),
                 spec=claim_spec,
-                opts=self._opts(
-                    parent,
-                    retain_on_delete=not self._settings.purge_on_destroy,
-                    # An unbound claim is normal until a pod uses it.
-                    custom_timeouts=None,
-                ),
+                opts=self._opts(parent, retain_on_delete=not self._settings.purge_on_destroy),
             )
             self._claims[(workload.name, v.name)] = claim.metadata.name
             made.append(claim)

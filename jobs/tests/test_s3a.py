@@ -21,12 +21,12 @@ import boto3
 import onnxruntime as ort
 import pyspark
 import pytest
+from infra.project import ROOT as REPO
 from moto.server import ThreadedMotoServer
 
 from jobs.tests.conftest import RedisServer, free_port
 
 JARS_DIR = os.environ.get("DP_TEST_S3A_JARS", "")
-REPO = Path(__file__).resolve().parents[2]
 BUCKETS = ("raw", "lake", "models", "spark-events")
 
 pytestmark = pytest.mark.skipif(
