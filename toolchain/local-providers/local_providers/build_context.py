@@ -96,8 +96,16 @@ def excluded(patterns: list[Pattern], path: str) -> bool:
 
 
 def _may_reinclude(patterns: list[Pattern], directory: str) -> bool:
-    """Whether an exception could bring back something under ``directory``."""
-    for pattern in patterns:
+    """Whether an exception could bring back something under ``directory``.
+
+    The last pattern that excludes ``directory`` matches everything beneath
+    it too, so only exceptions after that one can bring a file back: an
+    excluded ``.venv`` inside an included folder is not walked."""
+    last = max(
+        (i for i, p in enumerate(patterns) if not p.exclusion and _matches(p, directory)),
+        default=-1,
+    )
+    for pattern in patterns[last + 1 :]:
         if not pattern.exclusion:
             continue
         if any(ch in pattern.text for ch in "*?[\\"):

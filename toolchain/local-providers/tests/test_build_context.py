@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from local_providers.build_context import BuildContext, excluded, parse_ignore
+from local_providers.build_context import BuildContext, _may_reinclude, excluded, parse_ignore
 
 
 def _tree(root: Path, files: dict[str, str]) -> None:
@@ -35,6 +35,30 @@ def test_exclusions_and_exceptions_last_match_wins() -> None:
     assert excluded(patterns, "jobs/tests/test_x.py")
     assert excluded(patterns, "jobs/__pycache__/x.pyc")
     assert excluded(patterns, "jobs/.venv/bin/python")
+
+
+def test_a_folder_excluded_after_the_last_exception_is_not_walked() -> None:
+    patterns = parse_ignore(SPARK_LIKE)
+    assert _may_reinclude(patterns, "jobs")
+    assert not _may_reinclude(patterns, "jobs/.venv")
+    assert not _may_reinclude(patterns, "jobs/tests")
+    later = parse_ignore(SPARK_LIKE + "!jobs/.venv/keep.txt\n")
+    assert _may_reinclude(later, "jobs/.venv")
+
+
+def test_an_exception_after_the_folder_exclusion_brings_a_file_back(tmp_path: Path) -> None:
+    _tree(
+        tmp_path,
+        {
+            "Dockerfile": "FROM x\n",
+            ".dockerignore": "*\n!app/\napp/cache/\n!app/cache/keep.txt\n",
+            "app/main.py": "",
+            "app/cache/big": "x",
+            "app/cache/keep.txt": "",
+        },
+    )
+    context = BuildContext.load(str(tmp_path), None)
+    assert context.files == ["Dockerfile", "app/cache/keep.txt", "app/main.py"]
 
 
 def test_single_star_stays_in_one_segment_and_double_star_crosses() -> None:
