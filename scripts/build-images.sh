@@ -3,8 +3,10 @@
 #
 # Usage: build-images.sh [--standins] [IMAGE...]
 #   IMAGE      spark, minio, gateway, inference, redis-standin,
-#              prometheus-standin, alertmanager-standin (default: the first
-#              four, plus the stand-ins with --standins)
+#              prometheus-standin, alertmanager-standin, spark-operator
+#              (default: the first four, plus the stand-ins with --standins;
+#              spark-operator is built from source for clusters that cannot
+#              pull upstream's image, see scripts/spark-operator.sh)
 #   --standins also build the local stand-ins for Redis, Prometheus and
 #              Alertmanager, for machines that cannot pull the official images
 #
@@ -17,10 +19,12 @@
 #   DATAPLATFORM_BUILD_CA_FILE PEM file of extra CAs trusted while building
 #                              (default: /usr/local/share/ca-certificates/*.crt)
 #   DATAPLATFORM_CACHE         cache dir; build logs go to its logs/ folder
+#   SPARK_OPERATOR_VERSION     the Spark Operator's version (default 2.5.2)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
+SPARK_OPERATOR_VERSION=${SPARK_OPERATOR_VERSION:-2.5.2}
 readonly LOG_DIR="${DATAPLATFORM_CACHE:-$HOME/.cache/dataplatform}/logs"
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
@@ -92,6 +96,20 @@ spark_build() {
   spark_context | docker_build spark -f images/spark/Dockerfile -
 }
 
+# The operator binary is built from source on the host (Go's caches make a
+# rebuild quick); the image puts it on the project's Spark image.
+spark_operator_build() {
+  local binary context
+  binary=$(bash "$REPO_ROOT/scripts/spark-operator.sh" binary)
+  context=$(mktemp -d)
+  cp "$binary" "$REPO_ROOT/images/spark-operator/Dockerfile" "$context/"
+  docker_build spark-operator --build-arg "SPARK_IMAGE=${TAG[spark]}" \
+    --build-arg "OPERATOR_VERSION=$SPARK_OPERATOR_VERSION" "$context"
+  local rc=$?
+  rm -rf "$context"
+  return $rc
+}
+
 build_dir() {
   local name=$1 dir=$2
   if [[ ! -f $REPO_ROOT/$dir/Dockerfile ]]; then
@@ -141,9 +159,10 @@ main() {
     [redis-standin]="dataplatform/redis-standin:7.0"
     [prometheus-standin]="dataplatform/prometheus-standin:2.42"
     [alertmanager-standin]="dataplatform/alertmanager-standin:0.25"
+    [spark-operator]="dataplatform/spark-operator:$SPARK_OPERATOR_VERSION"
   )
   GOAL=([spark]=1500 [minio]=0 [gateway]=100 [inference]=500 [redis-standin]=0 [prometheus-standin]=0
-        [alertmanager-standin]=0)
+        [alertmanager-standin]=0 [spark-operator]=0)
   for name in "${targets[@]}"; do
     [[ -n ${TAG[$name]:-} ]] || die "unknown image $name"
   done
@@ -162,6 +181,7 @@ main() {
       redis-standin) build_dir redis-standin images/standins/redis ;;
       prometheus-standin) build_dir prometheus-standin images/standins/prometheus ;;
       alertmanager-standin) build_dir alertmanager-standin images/standins/alertmanager ;;
+      spark-operator) run_build spark-operator spark_operator_build ;;
     esac
   done
   print_table
