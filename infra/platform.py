@@ -16,13 +16,38 @@ from infra.services.spark import Spark, SparkArgs, SparkEnvironment
 from infra.services.spark import image as spark_image
 from infra.settings import Settings
 from infra.targets import Target
-from infra.targets.docker import DockerTarget
-from infra.targets.kubernetes import KubernetesTarget
+from infra.targets.docker import DockerOptions, DockerTarget
+from infra.targets.kubernetes import KubernetesOptions, KubernetesTarget
 from infra.workload import File
 from jobs.launch import DRIVER_ACCOUNT, memory_mib
 
 SPARK_USER = "spark"
 INFERENCE_USER = "inference"
+
+
+def make_target(settings: Settings, stack: str, parent: pulumi.Resource) -> Target:
+    """The stack's target, handed only the settings of its own tier."""
+    if settings.is_docker:
+        return DockerTarget(
+            DockerOptions(
+                bind_address=settings.bind_address,
+                build_images=settings.build_images,
+                build_ca_file=settings.build_ca_file,
+                purge_on_destroy=settings.purge_on_destroy,
+            ),
+            stack,
+            parent,
+        )
+    return KubernetesTarget(
+        KubernetesOptions(
+            cluster=settings.kubernetes,
+            image_registry=settings.image_registry or "",
+            storage_class=settings.storage.storage_class,
+            purge_on_destroy=settings.purge_on_destroy,
+        ),
+        stack,
+        parent,
+    )
 
 
 class Platform(pulumi.ComponentResource):
@@ -42,11 +67,7 @@ class Platform(pulumi.ComponentResource):
         super().__init__("dataplatform:index:Platform", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.settings = settings
-        self.target = (
-            DockerTarget(settings, stack, self)
-            if settings.is_docker
-            else KubernetesTarget(settings, stack, self)
-        )
+        self.target = make_target(settings, stack, self)
         target = self.target
         buckets = settings.buckets
 
@@ -155,7 +176,7 @@ class Platform(pulumi.ComponentResource):
             "tier": "dev" if settings.is_docker else "prod",
             "image": target.image_name(spark_image(settings))
             if not settings.is_docker
-            else (settings.images.spark or spark_image(settings).reference()),
+            else (spark_image(settings).override or spark_image(settings).reference()),
             "master_url": self.spark.master_url,
             "env": self.spark_env.env,
             # Jobs submitted from the CLI ask for what the stack's jobs ask for.

@@ -25,17 +25,19 @@ class WorkloadError(ValueError):
 
 @dataclass(frozen=True)
 class ProjectImage:
-    """An image built from this repository.
+    """An image built from this repository, resolved by its service.
 
-    The Docker target builds it from ``dockerfile`` with ``context`` (both
-    relative to the project root); the Kubernetes target pulls
-    ``<registry>/<name>:<tag>``.
+    ``override`` is a reference the stack configured instead; both targets
+    use it as it is. Otherwise the Docker target builds the image from
+    ``dockerfile`` with ``context`` (both relative to the project root) and
+    the Kubernetes target pulls ``<registry>/<name>:<tag>``.
     """
 
     name: str
     context: str
     dockerfile: str
     tag: str
+    override: str | None = None
 
     def reference(self, registry: str = PROJECT) -> str:
         return image_reference(self.name, self.tag, registry)
@@ -178,6 +180,28 @@ class Autoscaling:
 
 
 @dataclass(frozen=True)
+class IngressRoute:
+    """Kubernetes only: an Ingress for host ``host`` to the first port."""
+
+    host: str
+    tls_secret_name: str | None = None
+    class_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """How a workload is reachable from outside the platform.
+
+    Docker publishes host ports whatever this says; Kubernetes gives the
+    Service ``service_type``, adds ``ingress`` when set, and lets any
+    source reach the workload's ports through its network policy.
+    """
+
+    service_type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
+    ingress: IngressRoute | None = None
+
+
+@dataclass(frozen=True)
 class Workload:
     """One service of the platform, as both targets need it.
 
@@ -211,8 +235,8 @@ class Workload:
     # Services this one opens connections to; network policies allow these
     # flows and nothing else.
     talks_to: tuple[str, ...] = ()
-    # Reachable from outside the platform (Ingress / gateway Service).
-    public: bool = False
+    # Reachable from outside the platform; None keeps it internal.
+    exposure: Exposure | None = None
     # A run-to-completion task (Kubernetes Job, Docker one-shot container).
     one_shot: bool = False
     # Kubernetes only: the pod's service account (Spark drivers create pods).
@@ -251,6 +275,10 @@ class Workload:
             raise WorkloadError(f"{self.name}: health check port {self.health.port} is not a declared port")
         if self.metrics and self.metrics.port not in {p.container_port for p in self.ports}:
             raise WorkloadError(f"{self.name}: metrics port {self.metrics.port} is not a declared port")
+
+    @property
+    def public(self) -> bool:
+        return self.exposure is not None
 
     @property
     def stateful(self) -> bool:

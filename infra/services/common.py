@@ -6,7 +6,7 @@ import pulumi
 import pulumi_random as random
 
 from infra.settings import ResourceSettings, Settings
-from infra.workload import SECRETS_DIR, Resources
+from infra.workload import SECRETS_DIR, ProjectImage, Resources
 
 
 def generated_secret(name: str, parent: pulumi.Resource, length: int = 32) -> pulumi.Output[str]:
@@ -26,6 +26,13 @@ def generated_secret(name: str, parent: pulumi.Resource, length: int = 32) -> pu
 
 def secret_path(filename: str) -> str:
     return f"{SECRETS_DIR}/{filename}"
+
+
+def project_image(settings: Settings, name: str, context: str, dockerfile: str) -> ProjectImage:
+    """One of the project's images at the stack's version, or the reference
+    ``dataplatform:images.<name>`` gives instead."""
+    override = getattr(settings.images, name)
+    return ProjectImage(name, context, dockerfile, settings.version, override=override)
 
 
 def resources(settings: Settings, workload: str, default: ResourceSettings) -> Resources:

@@ -6,18 +6,19 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.services.common import defaults, generated_secret, resources, secret_path
+from infra.services.common import defaults, generated_secret, project_image, resources, secret_path
 from infra.services.redis import RedisCredentials
 from infra.settings import Settings
 from infra.targets import Target
 from infra.workload import (
     Autoscaling,
+    Exposure,
     File,
     HealthCheck,
+    IngressRoute,
     Metrics,
     Port,
     ProbeKind,
-    ProjectImage,
     Workload,
 )
 
@@ -62,9 +63,14 @@ class Gateway(pulumi.ComponentResource):
             path="/healthz",
             interval_seconds=5,
         )
+        ingress = (
+            IngressRoute(conf.ingress.host, conf.ingress.tls_secret_name, conf.ingress.class_name)
+            if conf.ingress
+            else None
+        )
         workload = Workload(
             name=NAME,
-            image=ProjectImage(NAME, "services/gateway", "services/gateway/Dockerfile", settings.version),
+            image=project_image(settings, NAME, "services/gateway", "services/gateway/Dockerfile"),
             user=USER,
             group=USER,
             env={
@@ -89,7 +95,7 @@ class Gateway(pulumi.ComponentResource):
             metrics=Metrics(PORT),
             depends_on=("inference", "redis"),
             talks_to=("inference", "redis"),
-            public=True,
+            exposure=Exposure(conf.service_type, ingress),
             resources=resources(settings, NAME, defaults("100m", "64Mi", "256Mi")),
         )
         self.workload = workload

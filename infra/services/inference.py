@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.services.common import defaults, resources, secret_path
+from infra.services.common import defaults, project_image, resources, secret_path
 from infra.services.redis import RedisCredentials
 from infra.settings import Settings
 from infra.targets import Target
@@ -15,7 +15,6 @@ from infra.workload import (
     File,
     Metrics,
     Port,
-    ProjectImage,
     Workload,
     http_check,
 )
@@ -54,7 +53,7 @@ class Inference(pulumi.ComponentResource):
         conf = settings.inference
         workload = Workload(
             name=NAME,
-            image=ProjectImage(NAME, "services/inference", "services/inference/Dockerfile", settings.version),
+            image=project_image(settings, NAME, "services/inference", "services/inference/Dockerfile"),
             user=USER,
             group=USER,
             env={

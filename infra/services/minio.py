@@ -7,14 +7,13 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.services.common import defaults, generated_secret, resources, secret_path
+from infra.services.common import defaults, generated_secret, project_image, resources, secret_path
 from infra.settings import Settings
 from infra.targets import Target
 from infra.workload import (
     File,
     Metrics,
     Port,
-    ProjectImage,
     Volume,
     Workload,
     http_check,
@@ -92,7 +91,7 @@ class Minio(pulumi.ComponentResource):
             File(secret_path("root-user"), self.root_user, secret=True),
             File(secret_path("root-password"), self.root_password, secret=True),
         )
-        image = ProjectImage("minio", "images/minio", "images/minio/Dockerfile", settings.version)
+        image = project_image(settings, "minio", "images/minio", "images/minio/Dockerfile")
         server = Workload(
             name=NAME,
             image=image,

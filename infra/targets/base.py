@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pulumi
 
-from infra.workload import File, Workload
+from infra.workload import File, ImageRef, Workload
 
 
 @dataclass
@@ -45,16 +45,13 @@ class PodFlows:
 
 
 class Target(Protocol):
-    """A tier the platform deploys to."""
+    """A tier the platform deploys to: what every target implements."""
 
     name: str
-    # Whether Spark runs as a standalone cluster (dev) or through the
-    # Spark Operator (prod): the one place the tiers differ in kind.
-    spark_standalone: bool
 
     def deploy(self, workload: Workload, parent: pulumi.Resource) -> Deployment: ...
 
-    def image_name(self, workload_image: object) -> pulumi.Output[str]:
+    def image_name(self, workload_image: ImageRef) -> pulumi.Output[str]:
         """The reference a workload's image resolves to in this tier."""
         ...
 
@@ -70,8 +67,13 @@ class Target(Protocol):
         """Called once every workload is deployed (network policies)."""
         ...
 
-    # Cluster extensions. Only a target with ``spark_standalone = False``
-    # is asked for these; they carry the Spark Operator in prod.
+
+@runtime_checkable
+class ClusterTarget(Target, Protocol):
+    """A target with a cluster's API: what a service may use where it has one
+    (the Spark Operator in prod). Services ask ``isinstance(target,
+    ClusterTarget)``; a target without these capabilities does not declare
+    them."""
 
     def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource: ...
 

@@ -15,23 +15,24 @@ digest of the files replaces those containers when a file changes.
 
 Gaps against the Kubernetes tier, by design: no autoscaler (``replicas``
 containers share one network alias instead), no network policies (one
-private bridge network), no disruption budgets, and Spark runs as a
-standalone cluster instead of through the Spark Operator.
+private bridge network), no disruption budgets, no exposure beyond host
+ports, and none of a cluster's API (charts, custom resources): this target
+is not a ``ClusterTarget``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
 from infra.project import ROOT
-from infra.settings import Settings, memory_bytes
-from infra.targets.base import ChartSpec, Deployment, PodFlows
+from infra.settings import memory_bytes
+from infra.targets.base import Deployment
 from infra.workload import (
-    File,
     HealthCheck,
     ImageRef,
     ProjectImage,
@@ -47,15 +48,24 @@ def _seconds(value: int) -> str:
     return f"{value}s"
 
 
+@dataclass(frozen=True)
+class DockerOptions:
+    """The settings of the dev tier, and nothing else."""
+
+    bind_address: str
+    build_images: bool
+    build_ca_file: str | None
+    purge_on_destroy: bool
+
+
 class DockerTarget:
     """Renders workloads with pulumi-docker. Construct inside a component;
     shared resources (network, images) become children of ``parent``."""
 
     name = "docker"
-    spark_standalone = True
 
-    def __init__(self, settings: Settings, stack: str, parent: pulumi.Resource) -> None:
-        self._settings = settings
+    def __init__(self, options: DockerOptions, stack: str, parent: pulumi.Resource) -> None:
+        self._options = options
         self._parent = parent
         self.prefix = f"dataplatform-{stack}"
         self._images: dict[str, pulumi.Output[str]] = {}
@@ -72,25 +82,23 @@ class DockerTarget:
     # -- images -----------------------------------------------------------
 
     def _build_args(self) -> dict[str, str]:
-        path = self._settings.build_ca_file
+        path = self._options.build_ca_file
         if not path:
             return {}
         return {"EXTRA_CA_CERTS": Path(path).read_text()}
 
-    def image_name(self, workload_image: object) -> pulumi.Output[str]:
+    def image_name(self, workload_image: ImageRef) -> pulumi.Output[str]:
         """The image ID to run: IDs, unlike tags, make the engine's state
         match the declared state, so an unchanged image is no diff."""
-        assert isinstance(workload_image, (ProjectImage, str))
-        ref: ImageRef = workload_image
+        ref = workload_image
         key = ref.name if isinstance(ref, ProjectImage) else ref
         if key in self._images:
             return self._images[key]
         opts = pulumi.ResourceOptions(parent=self._parent)
         resource_name = key.replace("/", "-").replace(":", "-").replace("@", "-")
         if isinstance(ref, ProjectImage):
-            override = getattr(self._settings.images, ref.name, None)
-            if override or not self._settings.build_images:
-                image = override or ref.reference()
+            if ref.override or not self._options.build_images:
+                image = ref.override or ref.reference()
                 remote = docker.RemoteImage(f"image-{ref.name}", name=image, keep_locally=True, opts=opts)
                 self._images[key] = remote.image_id
                 return remote.image_id
@@ -131,7 +139,7 @@ class DockerTarget:
         p = workload.port(port)
         if p.host_port is None:
             return pulumi.Output.from_input(f"{scheme}://{workload.name}:{p.container_port}")
-        host = self._settings.bind_address
+        host = self._options.bind_address
         return pulumi.Output.from_input(f"{scheme}://{host}:{p.host_port}")
 
     def _healthcheck(self, health: HealthCheck) -> docker.ContainerHealthcheckArgs:
@@ -151,7 +159,7 @@ class DockerTarget:
             labels=[docker.VolumeLabelArgs(label="dataplatform.data", value="true")],
             opts=pulumi.ResourceOptions(
                 parent=self._current_parent,
-                retain_on_delete=not self._settings.purge_on_destroy,
+                retain_on_delete=not self._options.purge_on_destroy,
             ),
         )
 
@@ -252,7 +260,7 @@ class DockerTarget:
                     docker.ContainerPortArgs(
                         internal=p.container_port,
                         external=p.host_port,
-                        ip=self._settings.bind_address,
+                        ip=self._options.bind_address,
                     )
                     for p in workload.ports
                     if p.host_port is not None
@@ -298,37 +306,6 @@ class DockerTarget:
             containers.append(container)
         self._containers[workload.name] = containers
         return Deployment(workload, list(containers))
-
-    # -- cluster extensions: the dev tier has none ---------------------
-
-    def _unsupported(self, what: str) -> NotImplementedError:
-        return NotImplementedError(f"the docker target has no {what}; Spark runs standalone in dev")
-
-    def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource:
-        raise self._unsupported("Helm charts")
-
-    def service_account(
-        self, name: str, rules: list[dict[str, list[str]]], parent: pulumi.Resource
-    ) -> pulumi.Resource:
-        raise self._unsupported("service accounts")
-
-    def custom_resource(
-        self,
-        name: str,
-        manifest: dict[str, object],
-        parent: pulumi.Resource,
-        depends_on: list[pulumi.Resource],
-    ) -> pulumi.Resource:
-        raise self._unsupported("custom resources")
-
-    def secret_volume(
-        self, name: str, files: tuple[File, ...], parent: pulumi.Resource
-    ) -> pulumi.Output[str]:
-        raise self._unsupported("secret volumes")
-
-    def allow_flows(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
-        # One private bridge network: every container already reaches every other.
-        return None
 
     def finalize(self) -> None:
         return None

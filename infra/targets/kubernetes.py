@@ -16,14 +16,15 @@ Recreate strategy so two pods never write the same volume.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.settings import Settings
+from infra.settings import KubernetesSettings
 from infra.targets.base import ChartSpec, Deployment, PodFlows
-from infra.workload import File, HealthCheck, ProbeKind, ProjectImage, Workload
+from infra.workload import File, HealthCheck, ImageRef, IngressRoute, ProbeKind, ProjectImage, Workload
 
 LABEL = "app.kubernetes.io/name"
 PART_OF = {"app.kubernetes.io/part-of": "dataplatform"}
@@ -35,16 +36,27 @@ def _labels(name: str) -> dict[str, str]:
     return {LABEL: name, **PART_OF}
 
 
+@dataclass(frozen=True)
+class KubernetesOptions:
+    """The settings of the prod tier, and nothing else."""
+
+    cluster: KubernetesSettings
+    # Where the project's own images are pulled from.
+    image_registry: str
+    storage_class: str | None
+    purge_on_destroy: bool
+
+
 class KubernetesTarget:
-    """Renders workloads with pulumi-kubernetes into ``kubernetes.namespace``."""
+    """Renders workloads with pulumi-kubernetes into ``kubernetes.namespace``.
+    Implements ``ClusterTarget`` as well as ``Target``."""
 
     name = "kubernetes"
-    spark_standalone = False
 
-    def __init__(self, settings: Settings, stack: str, parent: pulumi.Resource) -> None:
-        self._settings = settings
+    def __init__(self, options: KubernetesOptions, stack: str, parent: pulumi.Resource) -> None:
+        self._options = options
         self._stack = stack
-        kube = settings.kubernetes
+        kube = options.cluster
         self.provider = k8s.Provider(
             "kubernetes",
             render_yaml_to_directory=kube.render_dir,
@@ -87,12 +99,11 @@ class KubernetesTarget:
     def _meta(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         return {"name": name, "namespace": self.namespace, "labels": labels or dict(PART_OF)}
 
-    def image_name(self, workload_image: object) -> pulumi.Output[str]:
+    def image_name(self, workload_image: ImageRef) -> pulumi.Output[str]:
         if isinstance(workload_image, ProjectImage):
-            override = getattr(self._settings.images, workload_image.name, None)
-            registry = self._settings.image_registry or ""
-            return pulumi.Output.from_input(override or workload_image.reference(registry))
-        assert isinstance(workload_image, str)
+            return pulumi.Output.from_input(
+                workload_image.override or workload_image.reference(self._options.image_registry)
+            )
         return pulumi.Output.from_input(workload_image)
 
     def metrics_host(self, workload: Workload) -> str:
@@ -102,7 +113,7 @@ class KubernetesTarget:
 
     def published_url(self, workload: Workload, port: str, scheme: str = "http") -> pulumi.Output[str]:
         p = workload.port(port)
-        ingress = self._settings.gateway.ingress if workload.public else None
+        ingress = workload.exposure.ingress if workload.exposure else None
         if ingress:
             secure = "https" if ingress.tls_secret_name else "http"
             return pulumi.Output.from_input(f"{secure}://{ingress.host}")
@@ -253,13 +264,13 @@ class KubernetesTarget:
                 "accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": v.size}},
             }
-            if self._settings.storage.storage_class:
-                claim_spec["storageClassName"] = self._settings.storage.storage_class
+            if self._options.storage_class:
+                claim_spec["storageClassName"] = self._options.storage_class
             claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{workload.name}-{v.name}",
                 metadata=self._meta(f"{workload.name}-{v.name}", labels),
                 spec=claim_spec,
-                opts=self._opts(parent, retain_on_delete=not self._settings.purge_on_destroy),
+                opts=self._opts(parent, retain_on_delete=not self._options.purge_on_destroy),
             )
             self._claims[(workload.name, v.name)] = claim.metadata.name
             made.append(claim)
@@ -292,7 +303,7 @@ class KubernetesTarget:
                 )
             )
         if workload.ports:
-            service_type = self._settings.gateway.service_type if workload.public else "ClusterIP"
+            service_type = workload.exposure.service_type if workload.exposure else "ClusterIP"
             made.append(
                 k8s.core.v1.Service(
                     workload.name,
@@ -365,8 +376,8 @@ class KubernetesTarget:
                     opts=self._opts(parent),
                 )
             )
-        if workload.public and self._settings.gateway.ingress and workload.ports:
-            made.append(self._ingress(workload, parent))
+        if workload.exposure and workload.exposure.ingress and workload.ports:
+            made.append(self._ingress(workload, workload.exposure.ingress, parent))
         self._workloads[workload.name] = workload
         self._parents[workload.name] = parent
         return Deployment(workload, made)
@@ -378,9 +389,7 @@ class KubernetesTarget:
         for name, (flows, parent) in self._pod_flows.items():
             self._pod_policy(name, flows, parent)
 
-    def _ingress(self, workload: Workload, parent: pulumi.Resource) -> pulumi.Resource:
-        ingress = self._settings.gateway.ingress
-        assert ingress is not None
+    def _ingress(self, workload: Workload, ingress: IngressRoute, parent: pulumi.Resource) -> pulumi.Resource:
         port = workload.ports[0]
         spec: dict[str, Any] = {
             "rules": [

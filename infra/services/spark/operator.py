@@ -1,0 +1,106 @@
+"""Spark in prod: no cluster of its own but the Spark Operator, which turns
+each SparkApplication into a driver pod that asks the API server for
+executor pods. Needs a ``ClusterTarget``."""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.services.spark.shared import SparkEnvironment, image, job_resources, submit_conf
+from infra.settings import Settings, SparkJobSettings
+from infra.targets import ChartSpec, ClusterTarget, PodFlows
+from jobs.launch import APP_LABEL, DRIVER_ACCOUNT, spark_application
+
+MASTER_URL = "k8s://https://kubernetes.default.svc:443"
+UI_HINT = "kubectl port-forward to the driver pod, port 4040"
+# What a driver does to the executors it runs.
+DRIVER_RULES: list[dict[str, list[str]]] = [
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
+        "verbs": ["create", "get", "list", "watch", "delete", "deletecollection", "patch", "update"],
+    }
+]
+
+
+def operator_pod_values() -> dict[str, object]:
+    """Chart values putting one of the Spark Operator's pods (controller or
+    webhook) under the Pod Security "restricted" profile, with requests and
+    a memory limit."""
+    return {
+        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    }
+
+
+def deploy_runtime(
+    settings: Settings, environment: SparkEnvironment, target: ClusterTarget, parent: pulumi.Resource
+) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
+    """The operator from its pinned chart (webhook on, the platform namespace
+    watched), the drivers' service account, the credentials Secret and the
+    network policy of Spark pods; returns what jobs wait for and the
+    Secret's name."""
+    runtime: list[pulumi.Resource] = []
+    operator = settings.spark_operator
+    if operator.install:
+        runtime.append(
+            target.install_chart(
+                ChartSpec(
+                    name="spark-operator",
+                    chart="spark-operator",
+                    version=operator.chart_version,
+                    repo=operator.chart_repo,
+                    namespace=operator.namespace,
+                    values={
+                        "spark": {
+                            "jobNamespaces": [settings.kubernetes.namespace],
+                            "serviceAccount": {"create": False},
+                            "rbac": {"create": False},
+                        },
+                        # The operator's own pods under the same
+                        # "restricted" profile as the platform's.
+                        "controller": operator_pod_values(),
+                        "webhook": {"enable": True, **operator_pod_values()},
+                        "prometheus": {"metrics": {"enable": True}},
+                    },
+                ),
+                parent,
+            )
+        )
+    runtime.append(target.service_account(DRIVER_ACCOUNT, DRIVER_RULES, parent))
+    secret_name = target.secret_volume("spark-credentials", environment.files, parent)
+    target.allow_flows(
+        "spark-pods",
+        PodFlows(selector=dict(APP_LABEL), to_workloads=environment.talks_to, to_api_server=True),
+        parent,
+    )
+    return runtime, secret_name
+
+
+def deploy_job(
+    job: SparkJobSettings,
+    settings: Settings,
+    environment: SparkEnvironment,
+    target: ClusterTarget,
+    parent: pulumi.Resource,
+    secret_name: pulumi.Output[str],
+    depends_on: list[pulumi.Resource],
+) -> None:
+    """A SparkApplication, or a ScheduledSparkApplication with a schedule."""
+    manifest = spark_application(
+        job.name,
+        job.job,
+        job.args,
+        image=target.image_name(image(settings)),
+        env=environment.env,
+        secret_name=secret_name,
+        conf=submit_conf(settings),
+        resources=job_resources(settings),
+        schedule=job.schedule,
+    )
+    target.custom_resource(job.name, manifest, parent, depends_on)
