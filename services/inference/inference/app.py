@@ -374,10 +374,14 @@ async def healthz() -> HealthBody:
     responses={503: {"model": ErrorBody, "description": "Not ready; reasons listed."}},
 )
 async def readyz(runtime: RuntimeDep) -> ReadyBody | JSONResponse:
-    """Readiness: a model is loaded and Redis answers."""
+    """Readiness: the published model is loaded (or none is published yet)
+    and Redis answers. A pod that cannot load the published model is not
+    ready, so traffic goes to pods that could; with nothing published no pod
+    could do better, and a first rollout must not wait for a model."""
     reasons: list[str] = []
     model = runtime.models.current
-    if model is None:
+    waiting = model is None and runtime.models.nothing_published
+    if model is None and not waiting:
         reasons.append(runtime.models.status)
     try:
         await asyncio.wait_for(
@@ -385,8 +389,10 @@ async def readyz(runtime: RuntimeDep) -> ReadyBody | JSONResponse:
         )
     except (RedisError, OSError, TimeoutError) as exc:
         reasons.append(f"redis unreachable: {type(exc).__name__}")
-    if reasons or model is None:
+    if reasons:
         return _error(503, "not_ready", "; ".join(reasons), reasons=reasons)
+    if model is None:
+        return ReadyBody(status="waiting_for_model", model=None)
     return ReadyBody(status="ready", model=ModelRef(name=model.name, version=model.version))
 
 

@@ -229,6 +229,7 @@ class ModelManager:
         self._metrics = metrics
         self._current: LoadedModel | None = None
         self._status = "no model loaded yet"
+        self._nothing_published = False
         # Versions that proved unusable; skipped until LATEST names another one,
         # so a broken publish is reported once rather than on every poll.
         self._rejected: dict[str, str] = {}
@@ -244,6 +245,11 @@ class ModelManager:
         """Why no model is served, or the outcome of the last refresh."""
         return self._status
 
+    @property
+    def nothing_published(self) -> bool:
+        """The registry answered and names no model: not a fault of this pod."""
+        return self._current is None and self._nothing_published
+
     def refresh_sync(self) -> bool:
         """Load the version LATEST names if it is not the one served. Returns True on a swap."""
         with self._lock:
@@ -253,11 +259,14 @@ class ModelManager:
         try:
             version = self._registry.latest_version()
         except RegistryUnavailableError as exc:
+            self._nothing_published = False
             self._fail("registry_unavailable", None, f"model registry unreachable: {exc}")
             return False
         except InvalidModelError as exc:
+            self._nothing_published = False
             self._fail("invalid", None, str(exc))
             return False
+        self._nothing_published = version is None
         if version is None:
             self._last_failure = None
             if self._current is None:

@@ -122,5 +122,7 @@ class HealthBody(BaseModel):
 
 
 class ReadyBody(BaseModel):
-    status: Literal["ready"]
-    model: ModelRef
+    # "waiting_for_model": nothing is published yet, so there is nothing
+    # another pod could serve better; predictions answer 503 until then.
+    status: Literal["ready", "waiting_for_model"]
+    model: ModelRef | None

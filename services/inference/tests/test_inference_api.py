@@ -263,23 +263,24 @@ def test_unknown_route_and_method_are_json(client: TestClient) -> None:
     assert "POST" in wrong_method.headers["allow"]
 
 
-def test_without_a_model_the_service_waits_and_then_serves(
+def test_without_a_model_the_service_is_ready_waits_and_then_serves(
     publish: Publish, make_settings: MakeSettings, start_client: StartClient, model_name: str
 ) -> None:
     client = start_client(make_settings())
 
     assert client.get("/healthz").status_code == 200
-    ready = client.get("/readyz")
-    assert ready.status_code == 503
-    assert ready.json()["error"] == "not_ready"
-    assert f"models/{model_name}/LATEST" in ready.json()["message"]
+    # Nothing published is not this pod's fault: it is ready, and says why
+    # it cannot predict yet.
+    wait_until(lambda: client.get("/readyz").status_code == 200, "the registry's first answer")
+    assert client.get("/readyz").json() == {"status": "waiting_for_model", "model": None}
     predict = client.post("/v1/predict", json={"features": ROW})
     assert predict.status_code == 503
     assert predict.json()["error"] == "model_unavailable"
+    assert f"models/{model_name}/LATEST" in predict.json()["message"]
     assert client.get("/v1/models").status_code == 503
 
     publish("20260101T000000Z")
-    wait_until(lambda: client.get("/readyz").status_code == 200, "the published model")
+    wait_until(lambda: client.get("/readyz").json().get("status") == "ready", "the published model")
     assert client.post("/v1/predict", json={"features": ROW}).status_code == 200
 
 

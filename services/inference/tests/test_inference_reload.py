@@ -249,3 +249,22 @@ async def test_request_in_flight_during_swap_finishes_on_its_version(
 
             after = await client.post("/v1/predict", json={"entity_id": entity})
             assert after.json()["model"]["version"] == "20260102T000000Z"
+
+
+def test_a_pod_that_cannot_load_the_published_model_is_not_ready_but_alive(
+    publish: Publish, make_settings: MakeSettings, start_client: StartClient
+) -> None:
+    publish("20260102T000000Z", model_bytes=b"\x08\x07 not a protobuf")
+    client = start_client(make_settings())
+
+    def rejected() -> bool:
+        ready = client.get("/readyz")
+        return ready.status_code == 503 and "20260102T000000Z" in ready.json()["message"]
+
+    wait_until(rejected, "the unloadable version to make the pod unready")
+    # Liveness is a different check: restarting would not help.
+    assert client.get("/healthz").status_code == 200
+
+    publish("20260103T000000Z")
+    wait_until(lambda: client.get("/readyz").status_code == 200, "a loadable version")
+    assert served_version(client) == "20260103T000000Z"
