@@ -102,7 +102,8 @@ spark_operator_build() {
   local binary context
   binary=$(bash "$REPO_ROOT/scripts/spark-operator.sh" binary)
   context=$(mktemp -d)
-  cp "$binary" "$REPO_ROOT/images/spark-operator/Dockerfile" "$context/"
+  install -m 0755 "$binary" "$context/spark-operator"
+  cp "$REPO_ROOT/images/spark-operator/Dockerfile" "$context/"
   docker_build spark-operator --build-arg "SPARK_IMAGE=${TAG[spark]}" \
     --build-arg "OPERATOR_VERSION=$SPARK_OPERATOR_VERSION" "$context"
   local rc=$?
