@@ -24,20 +24,41 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib
 import io
 import json
 import os
 import re
 import tarfile
 import time
-from typing import Any
-
-import docker
-from docker import errors as docker_errors
-from docker.types import EndpointConfig, LogConfig, Mount
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from local_providers.build_context import BuildContext
 from local_providers.server import UNKNOWN, Props, ProviderError, ResourceKind, contains_unknown
+
+if TYPE_CHECKING:
+    import docker
+    from docker import errors as docker_errors
+    from docker import types as docker_types
+else:
+
+    class _OnFirstUse:
+        """A module imported when first used. docker-py (with requests) is a
+        third of the provider's start, which the engine waits for before it
+        checks a resource; checks and diffs, all a run without changes does,
+        never call the engine's API."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            module: ModuleType = importlib.import_module(self._name)
+            return getattr(module, attr)
+
+    docker = _OnFirstUse("docker")
+    docker_errors = _OnFirstUse("docker.errors")
+    docker_types = _OnFirstUse("docker.types")
 
 DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 LOG_TAIL = 40
@@ -336,7 +357,7 @@ class Container(ResourceKind):
         host_config = api.create_host_config(
             port_bindings=bindings or None,
             mounts=[
-                Mount(
+                docker_types.Mount(
                     target=v["containerPath"],
                     source=v["volumeName"],
                     type="volume",
@@ -354,7 +375,11 @@ class Container(ResourceKind):
             cpu_shares=int(inputs["cpuShares"]) if inputs.get("cpuShares") else None,
             init=bool(inputs.get("init")),
             restart_policy=restart_policy,
-            log_config=LogConfig(type=log_driver, config=inputs.get("logOpts") or {}) if log_driver else None,
+            log_config=(
+                docker_types.LogConfig(type=log_driver, config=inputs.get("logOpts") or {})
+                if log_driver
+                else None
+            ),
             network_mode=networks[0]["name"] if networks else None,
         )
         health = inputs.get("healthcheck")
@@ -372,7 +397,7 @@ class Container(ResourceKind):
         networking = (
             api.create_networking_config(
                 {
-                    networks[0]["name"]: EndpointConfig(
+                    networks[0]["name"]: docker_types.EndpointConfig(
                         api._version, aliases=networks[0].get("aliases") or None
                     )
                 }
