@@ -1,0 +1,169 @@
+"""Rows scored per second: the inference service against onnxruntime in-process.
+
+    python -m benchmarks.inference.bench [--rounds 3] [--seconds 8] [--pin split|none]
+
+For inline rows (``instances``) and for entity lookups (``entity_ids`` →
+Redis → model), at batch 1, 32 and 256: ``POST /v1/predict`` on the
+inference container driven by wrk (``--connections``, default 8, enough
+to keep the single server process busy), against the same model scored in one
+Python process by ``benchmarks.inference.inprocess`` (same rows, same
+Redis). Latency at batch 1 is measured with one connection. Each round runs
+every case with the variants one after the other, in alternating order, and
+the tables report medians over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.inference import stack
+from benchmarks.loadgen import REPO, Load, install_tools, load_average, median, pinned, run_wrk
+
+BATCHES = (1, 32, 256)
+SOURCES = ("inline", "entity")
+
+# With --pin split, the load generator and Redis share CPU 0, and the
+# server under test (the container, or the in-process scorer) has CPU 1.
+LAYOUTS: dict[str, dict[str, str | None]] = {
+    "split": {"load": "0", "redis": "0", "inference": "1"},
+    "none": {"load": None, "redis": None, "inference": None},
+}
+
+
+def body(source: str, batch: int) -> str:
+    if source == "inline":
+        return json.dumps({"instances": stack.instances(batch)})
+    return json.dumps({"entity_ids": [stack.entity_id(i % stack.ENTITIES) for i in range(batch)]})
+
+
+@dataclass
+class Measured:
+    rows_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def in_process(source: str, batch: int, seconds: float, serving: stack.Stack, cpus: str | None) -> Measured:
+    argv = [sys.executable, "-m", "benchmarks.inference.inprocess", "--batch", str(batch)]
+    argv += ["--seconds", str(seconds), "--source", source]
+    argv += ["--redis-port", str(serving.redis_port), "--redis-password", serving.redis_password]
+    out = subprocess.run(pinned(cpus, argv), cwd=REPO, check=True, stdout=subprocess.PIPE, text=True)
+    raw = json.loads(out.stdout.strip().splitlines()[-1])
+    return Measured(raw["rows_per_s"], raw["p50_ms"], raw["p99_ms"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--pin", choices=sorted(LAYOUTS), default="split")
+    parser.add_argument("--image", default=stack.IMAGE)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    tools = install_tools()
+    cpus = LAYOUTS[args.pin]
+    http: dict[tuple[str, int], list[Measured]] = {}
+    local: dict[tuple[str, int], list[Measured]] = {}
+    latency: dict[str, list[Measured]] = {}
+    load_before = load_average()
+    with stack.running(
+        image=args.image, inference_cpus=cpus["inference"], redis_cpus=cpus["redis"]
+    ) as serving:
+        url = serving.inference_url + "/v1/predict"
+        started = time.monotonic()
+        for r in range(args.rounds):
+            for source in SOURCES:
+                for batch in BATCHES:
+                    payload = body(source, batch)
+
+                    def over_http(c: int, payload: str = payload, batch: int = batch) -> Measured:
+                        run_wrk(tools, Load(url, payload, c, args.warmup, {}, cpus["load"]))
+                        res = run_wrk(tools, Load(url, payload, c, args.seconds, {}, cpus["load"]))
+                        if res.errors:
+                            raise RuntimeError(f"{res.errors} failed requests, batch {batch}")
+                        return Measured(res.rps * batch, res.p50_ms, res.p99_ms)
+
+                    steps = ["http", "local"] if r % 2 == 0 else ["local", "http"]
+                    for step in steps:
+                        if step == "http":
+                            m = over_http(args.connections)
+                            http.setdefault((source, batch), []).append(m)
+                            if batch == 1:
+                                latency.setdefault(source, []).append(over_http(1))
+                        else:
+                            m = in_process(source, batch, args.seconds, serving, cpus["inference"])
+                            local.setdefault((source, batch), []).append(m)
+                            if source == "inline":
+                                a = in_process("array", batch, args.seconds, serving, cpus["inference"])
+                                local.setdefault(("array", batch), []).append(a)
+                        print(
+                            f"round {r + 1} {source:<6} batch {batch:>3} {step:<5} "
+                            f"{m.rows_per_s:10.0f} rows/s  p50 {m.p50_ms:.3f} ms  p99 {m.p99_ms:.3f} ms  "
+                            f"load {load_average()[0]:.2f}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+        elapsed = time.monotonic() - started
+    load_after = load_average()
+
+    print(
+        "| features | batch | service rows/s | in-process rows/s | service / in-process "
+        "| in-process from a ready matrix | service / that |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    summary = []
+    for source in SOURCES:
+        for batch in BATCHES:
+            h = median([m.rows_per_s for m in http[source, batch]])
+            inproc = median([m.rows_per_s for m in local[source, batch]])
+            entry = {"source": source, "batch": batch, "service": h, "in_process": inproc}
+            extra = "| | |"
+            if source == "inline":
+                arr = median([m.rows_per_s for m in local["array", batch]])
+                entry["in_process_array"] = arr
+                extra = f"| {arr:,.0f} | {100 * h / arr:.1f}% |"
+            summary.append(entry)
+            print(f"| {source} | {batch} | {h:,.0f} | {inproc:,.0f} | {100 * h / inproc:.1f}% {extra}")
+    print()
+    print("| features | batch 1, one connection | p50 ms | p99 ms | in-process p50 / p99 ms |")
+    print("|---|---|---|---|---|")
+    for source in SOURCES:
+        ms = latency[source]
+        inproc_runs = local[source, 1]
+        p50, p99 = median([m.p50_ms for m in ms]), median([m.p99_ms for m in ms])
+        i50 = median([m.p50_ms for m in inproc_runs])
+        i99 = median([m.p99_ms for m in inproc_runs])
+        print(f"| {source} | service | {p50:.2f} | {p99:.2f} | {i50:.3f} / {i99:.3f} |")
+    print()
+    print(
+        f"pinning: {args.pin} {cpus}; {args.connections} connections for throughput; load average before "
+        f"{load_before[0]:.2f}, after {load_after[0]:.2f} (5 min {load_after[1]:.2f}); {args.rounds} rounds, "
+        f"{args.seconds:g} s per run, {elapsed / 60:.1f} min"
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "summary": summary,
+                    "latency_batch1": {s: [m.__dict__ for m in latency[s]] for s in SOURCES},
+                    "load_average": {"before": load_before, "after": load_after},
+                    "pin": args.pin,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The same model scored by onnxruntime in one Python process, no HTTP.
+
+    python -m benchmarks.inference.inprocess --batch 32 --seconds 5 [--source inline|entity|array]
+
+What a caller embedding the model would run, with the session options of the
+inference service (one intra-op and one inter-op thread):
+
+* ``array``: ``session.run`` on a ready ``[batch, 14]`` float64 matrix;
+* ``inline``: the rows as ``{feature: value}`` dicts, turned into the
+  matrix, scored, and the scores turned into Python floats;
+* ``entity``: the rows' hashes read from Redis with one pipelined round
+  trip (after reading the live version's pointer, as the service does),
+  parsed into the matrix, scored, scores to Python floats.
+
+Prints one JSON object: rows per second and per-call latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from operator import itemgetter
+
+import numpy as np
+import onnxruntime as ort
+import redis
+
+from benchmarks.inference import stack
+from jobs import online, onnx_export
+from jobs.schema import feature_names
+
+
+def session() -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(stack.model_bytes(), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def scorer(source: str, batch: int, redis_port: int | None, redis_password: str | None) -> Callable[[], int]:
+    sess = session()
+    row_values = itemgetter(*feature_names())
+    inp, out = onnx_export.INPUT_NAME, onnx_export.OUTPUT_NAME
+
+    if source == "array":
+        matrix = stack.feature_rows(batch)
+
+        def run_array() -> int:
+            (scores,) = sess.run([out], {inp: matrix})
+            return len(scores)
+
+        return run_array
+
+    if source == "inline":
+        rows = stack.instances(batch)
+
+        def run_inline() -> int:
+            matrix = np.array([row_values(row) for row in rows], dtype=np.float64)
+            (scores,) = sess.run([out], {inp: matrix})
+            return len([float(s) for s in scores])
+
+        return run_inline
+
+    client = redis.Redis(
+        host="127.0.0.1", port=redis_port or 0, password=redis_password, decode_responses=True
+    )
+    ids = [stack.entity_id(i % stack.ENTITIES) for i in range(batch)]
+
+    def run_entity() -> int:
+        version = client.get(online.POINTER_KEY)
+        prefix = online.version_prefix(str(version))
+        pipe = client.pipeline(transaction=False)
+        for entity in ids:
+            pipe.hgetall(prefix + entity)
+        hashes = pipe.execute()
+        matrix = np.array([row_values(h) for h in hashes], dtype=np.float64)
+        (scores,) = sess.run([out], {inp: matrix})
+        return len([float(s) for s in scores])
+
+    return run_entity
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--source", choices=["array", "inline", "entity"], default="inline")
+    parser.add_argument("--redis-port", type=int)
+    parser.add_argument("--redis-password")
+    args = parser.parse_args()
+
+    call = scorer(args.source, args.batch, args.redis_port, args.redis_password)
+    warm_until = time.perf_counter() + 0.5
+    while time.perf_counter() < warm_until:
+        call()
+    latencies: list[float] = []
+    rows = 0
+    start = time.perf_counter()
+    deadline = start + args.seconds
+    now = start
+    while now < deadline:
+        rows += call()
+        after = time.perf_counter()
+        latencies.append(after - now)
+        now = after
+    elapsed = now - start
+    lat = np.array(latencies) * 1000
+    print(
+        json.dumps(
+            {
+                "rows_per_s": rows / elapsed,
+                "calls": len(latencies),
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""The inference container with everything it reads, on loopback only.
+
+A throwaway ``redis-server`` (online features; the gateway's rate limits
+too), an S3 server (moto, in this process) holding the model registry, and
+the project's inference image run with ``--network host`` so that every
+variant of a benchmark reaches it on 127.0.0.1 without Docker's port proxy.
+
+The model is the one ``jobs/train.py`` publishes: the logistic regression
+graph of ``jobs/onnx_export.py`` over ``jobs.schema.feature_names()`` (14
+features), here with fixed coefficients instead of trained ones, and the
+online features are written in the layout of ``jobs/online.py`` for
+``ENTITIES`` entities with fixed pseudo-random values. Scoring cost does not
+depend on the coefficients' values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import numpy as np
+import redis
+from moto.server import ThreadedMotoServer
+
+from benchmarks.loadgen import free_port, pinned, wait_http
+from jobs import online, onnx_export
+from jobs.schema import feature_names
+
+MODEL_NAME = "churn"
+MODEL_VERSION = "20260101T000000Z"
+FEATURES_VERSION = "bench"
+ENTITIES = 2000
+BUCKET = "models"
+IMAGE = "dataplatform/inference:0.1.0"
+
+
+def entity_id(i: int) -> str:
+    return f"u{i:08d}"
+
+
+def coefficients() -> tuple[list[float], float]:
+    rng = np.random.default_rng(14)
+    return [float(x) for x in rng.normal(0, 0.1, len(feature_names()))], -0.5
+
+
+def model_bytes() -> bytes:
+    weights, intercept = coefficients()
+    model = onnx_export.logistic_regression_model(
+        weights,
+        intercept,
+        feature_names=feature_names(),
+        model_name=MODEL_NAME,
+        version=MODEL_VERSION,
+    )
+    return bytes(model.SerializeToString())
+
+
+def feature_rows(count: int, seed: int = 7) -> np.ndarray:
+    """``count`` plausible feature vectors (counts, shares, rates, recency)."""
+    rng = np.random.default_rng(seed)
+    n = len(feature_names())
+    rows = rng.integers(0, 200, size=(count, n)).astype(np.float64)
+    rows[:, 6:11] = rng.random((count, 5)).round(4)
+    rows[:, 11:13] = (rng.random((count, 2)) * 20).round(3)
+    rows[:, 13] = rng.integers(0, 30 * 86400, size=count)
+    return rows
+
+
+def instances(count: int) -> list[dict[str, float]]:
+    names = feature_names()
+    return [dict(zip(names, map(float, row), strict=True)) for row in feature_rows(count)]
+
+
+@dataclass(frozen=True)
+class Stack:
+    redis_port: int
+    redis_password: str
+    inference_url: str
+    container: str
+    workdir: Path
+
+    def redis_client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.redis_port, password=self.redis_password)
+
+
+def _start_redis(workdir: Path, password: str, cpus: str | None) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", password]
+    argv += ["--dir", str(workdir), "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(pinned(cpus, argv), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = redis.Redis(host="127.0.0.1", port=port, password=password)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    return process, port
+
+
+def _write_features(client: redis.Redis) -> None:
+    names = feature_names()
+    rows = feature_rows(ENTITIES, seed=11)
+    pipe = client.pipeline(transaction=False)
+    for i, row in enumerate(rows):
+        mapping = {name: online.format_value(float(v)) for name, v in zip(names, row, strict=True)}
+        pipe.hset(online.entity_key(FEATURES_VERSION, entity_id(i)), mapping=mapping)  # type: ignore[arg-type]
+    pipe.set(online.POINTER_KEY, FEATURES_VERSION)
+    pipe.execute()
+
+
+def _publish(endpoint: str) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench-secret",
+    )
+    s3.create_bucket(Bucket=BUCKET)
+    meta = {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "feature_names": feature_names(),
+        "input_name": onnx_export.INPUT_NAME,
+        "output_name": onnx_export.OUTPUT_NAME,
+        "metrics": {},
+    }
+    prefix = f"{MODEL_NAME}/{MODEL_VERSION}"
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/model.onnx", Body=model_bytes())
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/metadata.json", Body=json.dumps(meta).encode())
+    s3.put_object(Bucket=BUCKET, Key=f"{MODEL_NAME}/LATEST", Body=f"{MODEL_VERSION}\n".encode())
+
+
+@contextlib.contextmanager
+def running(
+    *, image: str = IMAGE, inference_cpus: str | None = None, redis_cpus: str | None = None
+) -> Iterator[Stack]:
+    """Redis, S3 and the inference container; all removed on exit."""
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
+        raise SystemExit(f"image {image} is missing: bash scripts/build-images.sh inference")
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dp-bench-")))
+        workdir.chmod(0o755)
+        password = os.urandom(12).hex()
+        process, redis_port = _start_redis(workdir, password, redis_cpus)
+        stack.callback(process.wait, 10)
+        stack.callback(process.terminate)
+        _write_features(redis.Redis(host="127.0.0.1", port=redis_port, password=password))
+
+        s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+        s3.start()
+        stack.callback(s3.stop)
+        host, port = s3.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        _publish(endpoint)
+
+        secrets = workdir / "secrets"
+        secrets.mkdir()
+        for name, value in {"redis": password, "s3-access": "bench", "s3-secret": "bench-secret"}.items():
+            (secrets / name).write_text(value + "\n")
+            (secrets / name).chmod(0o644)
+        secrets.chmod(0o755)
+
+        inference_port = free_port()
+        name = f"dp-bench-inference-{os.getpid()}"
+        argv = ["docker", "run", "-d", "--rm", "--name", name, "--network", "host"]
+        argv += ["--read-only", "--tmpfs", "/tmp", "-v", f"{secrets}:/run/bench:ro"]
+        # The dev stack's logging settings.
+        argv += ["--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=3"]
+        if inference_cpus:
+            argv += ["--cpuset-cpus", inference_cpus]
+        env = {
+            "INFERENCE_HOST": "127.0.0.1",
+            "INFERENCE_PORT": str(inference_port),
+            "INFERENCE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "INFERENCE_REDIS_PASSWORD_FILE": "/run/bench/redis",
+            "INFERENCE_S3_ENDPOINT": endpoint,
+            "INFERENCE_S3_ACCESS_KEY_FILE": "/run/bench/s3-access",
+            "INFERENCE_S3_SECRET_KEY_FILE": "/run/bench/s3-secret",
+            "INFERENCE_MODEL_NAME": MODEL_NAME,
+            # No registry polls while measuring.
+            "INFERENCE_POLL_SECONDS": "3600",
+        }
+        for key, value in env.items():
+            argv += ["-e", f"{key}={value}"]
+        subprocess.run([*argv, image], check=True, stdout=subprocess.DEVNULL)
+        stack.callback(subprocess.run, ["docker", "rm", "-f", name], capture_output=True)
+        url = f"http://127.0.0.1:{inference_port}"
+        try:
+            wait_http(f"{url}/readyz", timeout=90)
+        except RuntimeError:
+            logs = subprocess.run(["docker", "logs", "--tail", "30", name], capture_output=True, text=True)
+            raise RuntimeError(f"inference did not get ready:\n{logs.stdout}{logs.stderr}") from None
+        yield Stack(redis_port, password, url, name, workdir)
