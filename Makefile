@@ -71,6 +71,10 @@ compose-bench: ## Time docker compose up --wait on the same images
 	bash benchmarks/compose/install-compose.sh
 	bash benchmarks/compose/compare.sh
 
+.PHONY: bench-engine
+bench-engine: ## Time no-op `pulumi up` of a deployed dev stack and `pulumi preview` of prod (render), and their pieces
+	$(PULUMI_ENV) DATAPLATFORM_CACHE=$(CACHE) $(VENV)/python -m benchmarks.engine.bench $(BENCH_ARGS)
+
 .PHONY: cluster cluster-build cluster-test cluster-down
 cluster-build: ## Build the local Kubernetes cluster's binaries and images from pinned Go modules (cached)
 	bash cluster/build.sh

@@ -1,0 +1,1 @@
+"""Timings of the Pulumi engine running this project (``python -m benchmarks.engine.bench``)."""
