@@ -7,12 +7,14 @@ message per problem that names the key, the value given and what is allowed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
 import re
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Generic, TypeVar, cast
 
 import pulumi
 import yaml
@@ -21,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -50,7 +53,7 @@ _MEMORY_FACTORS = {
 }
 
 
-def _keyed(key: str, message: str) -> ValueError:
+def keyed(key: str, message: str) -> ValueError:
     """An error found across fields, pinned to the key the user should change."""
     return ValueError(f"[{key}] {message}")
 
@@ -91,7 +94,7 @@ def _check_cpu(value: str) -> str:
     return value
 
 
-def _check_memory(value: str) -> str:
+def check_memory(value: str) -> str:
     if not MEMORY_RE.match(value) or memory_bytes(value) <= 0:
         raise ValueError("must be a memory quantity greater than zero, such as 512Mi or 2Gi")
     return value
@@ -112,205 +115,18 @@ class ResourceSettings(_Model):
     cpu_limit: str | None = None
 
     _cpu = field_validator("cpu_request", "cpu_limit")(lambda v: None if v is None else _check_cpu(v))
-    _memory = field_validator("memory_request", "memory_limit")(_check_memory)
+    _memory = field_validator("memory_request", "memory_limit")(check_memory)
 
     @model_validator(mode="after")
     def _limits_cover_requests(self) -> ResourceSettings:
         if memory_bytes(self.memory_limit) < memory_bytes(self.memory_request):
-            raise _keyed(
+            raise keyed(
                 "memoryLimit",
                 f"{self.memory_limit} is below memoryRequest {self.memory_request}",
             )
         if self.cpu_limit and cpu_millis(self.cpu_limit) < cpu_millis(self.cpu_request):
-            raise _keyed("cpuLimit", f"{self.cpu_limit} is below cpuRequest {self.cpu_request}")
+            raise keyed("cpuLimit", f"{self.cpu_limit} is below cpuRequest {self.cpu_request}")
         return self
-
-
-class HostPorts(_Model):
-    """Dev tier only: ports published on ``bindAddress``. Container ports stay fixed.
-
-    The seeds' table gives the Spark UI and the gateway both 8080 and
-    inference and Grafana both 3000; the defaults keep the gateway and
-    inference where the table puts them and move the other two.
-    """
-
-    gateway: int = Field(8080, ge=1, le=65535)
-    inference: int = Field(3000, ge=1, le=65535)
-    spark_master: int = Field(7077, ge=1, le=65535)
-    spark_ui: int = Field(8081, ge=1, le=65535)
-    redis: int = Field(6379, ge=1, le=65535)
-    minio_api: int = Field(9000, ge=1, le=65535)
-    minio_console: int = Field(9001, ge=1, le=65535)
-    prometheus: int = Field(9090, ge=1, le=65535)
-    grafana: int = Field(3001, ge=1, le=65535)
-    alertmanager: int = Field(9093, ge=1, le=65535)
-
-    @model_validator(mode="after")
-    def _no_collision(self) -> HostPorts:
-        seen: dict[int, str] = {}
-        for name, port in self.model_dump(by_alias=True).items():
-            if port in seen:
-                raise _keyed(
-                    name,
-                    f"port {port} is already given to {seen[port]}; every published port must be distinct",
-                )
-            seen[port] = name
-        return self
-
-
-class Images(_Model):
-    """Image references. Project images left unset are built (dev) or pulled
-    from ``imageRegistry`` (prod); third-party images default to pinned
-    official releases."""
-
-    redis: str = "redis:7.4.5-bookworm"
-    prometheus: str = "prom/prometheus:v3.5.0"
-    grafana: str = "grafana/grafana:12.2.0"
-    alertmanager: str = "prom/alertmanager:v0.28.1"
-    spark: str | None = None
-    minio: str | None = None
-    gateway: str | None = None
-    inference: str | None = None
-
-    @field_validator("*")
-    @classmethod
-    def _pinned(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        name = value.split("@", 1)[0]
-        tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
-        if "@sha256:" not in value and (not tag or tag == "latest"):
-            raise ValueError("must be pinned to a version tag or digest, not latest or untagged")
-        return value
-
-
-class SparkSettings(_Model):
-    workers: int = Field(2, ge=1, le=64)
-    worker_cores: int = Field(1, ge=1, le=64)
-    worker_memory: str = "1Gi"
-    driver_cores: int = Field(1, ge=1, le=64)
-    driver_memory: str = "1Gi"
-    executor_cores: int = Field(1, ge=1, le=64)
-    executor_memory: str = "1Gi"
-    min_executors: int = Field(1, ge=0, le=1000)
-    max_executors: int = Field(4, ge=1, le=1000)
-
-    _memory = field_validator("worker_memory", "driver_memory", "executor_memory")(_check_memory)
-
-    @model_validator(mode="after")
-    def _executor_range(self) -> SparkSettings:
-        if self.min_executors > self.max_executors:
-            raise _keyed(
-                "minExecutors",
-                f"{self.min_executors} is above maxExecutors {self.max_executors}",
-            )
-        return self
-
-
-JobName = Literal["event_counts", "datagen", "features", "train"]
-
-
-class SparkJobSettings(_Model):
-    """A job declared in the stack. With a schedule it recurs (prod only)."""
-
-    name: str
-    job: JobName
-    args: list[str] = []
-    schedule: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _dns_name(cls, value: str) -> str:
-        if not DNS_LABEL_RE.match(value) or len(value) > 40:
-            raise ValueError("must be lowercase letters, digits and '-', at most 40 characters")
-        return value
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is not None and not CRON_RE.match(value.strip()):
-            raise ValueError("must be a five-field cron expression or an @-macro such as @daily")
-        return value
-
-
-class IngressSettings(_Model):
-    host: str
-    tls_secret_name: str | None = None
-    class_name: str | None = None
-
-
-class GatewaySettings(_Model):
-    replicas: int = Field(2, ge=1, le=100)
-    max_replicas: int = Field(6, ge=1, le=100)
-    rate_limit: int = Field(100, ge=1)
-    rate_window_seconds: int = Field(60, ge=1, le=86400)
-    fail_mode: Literal["open", "closed"] = "open"
-    service_type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
-    ingress: IngressSettings | None = None
-
-    @model_validator(mode="after")
-    def _replica_range(self) -> GatewaySettings:
-        if self.replicas > self.max_replicas:
-            raise _keyed("replicas", f"{self.replicas} is above maxReplicas {self.max_replicas}")
-        return self
-
-
-class InferenceSettings(_Model):
-    replicas: int = Field(2, ge=1, le=100)
-    max_replicas: int = Field(6, ge=1, le=100)
-    model_name: str = "churn"
-    poll_seconds: int = Field(15, ge=1, le=3600)
-    max_batch: int = Field(256, ge=1, le=10000)
-
-    @model_validator(mode="after")
-    def _replica_range(self) -> InferenceSettings:
-        if self.replicas > self.max_replicas:
-            raise _keyed("replicas", f"{self.replicas} is above maxReplicas {self.max_replicas}")
-        return self
-
-
-class GrafanaSettings(_Model):
-    enabled: bool = True
-
-
-def _check_duration(value: str) -> str:
-    if not value or not PROM_DURATION_RE.match(value):
-        raise ValueError("must be a Prometheus duration such as 30s, 5m or 1h")
-    return value
-
-
-class MonitoringSettings(_Model):
-    """How often Prometheus scrapes and evaluates, and per-alert ``for``
-    overrides (alert name -> duration), e.g. short ones for a test stack."""
-
-    scrape_interval: str = "15s"
-    evaluation_interval: str = "15s"
-    alert_for: dict[str, str] = {}
-
-    _durations = field_validator("scrape_interval", "evaluation_interval")(_check_duration)
-
-    @field_validator("alert_for")
-    @classmethod
-    def _known_alerts(cls, value: dict[str, str]) -> dict[str, str]:
-        from monitoring.rules import ALERT_NAMES
-
-        unknown = sorted(set(value) - set(ALERT_NAMES))
-        if unknown:
-            raise ValueError(f"unknown alert {', '.join(unknown)}; allowed: {', '.join(ALERT_NAMES)}")
-        for duration in value.values():
-            _check_duration(duration)
-        return value
-
-
-class RedisSettings(_Model):
-    """``maxmemoryRatio``: the share of the container's memory limit Redis may
-    fill; the rest is headroom for the copy-on-write of an AOF rewrite and
-    client buffers. ``maxmemoryPolicy``: what Redis evicts once full."""
-
-    maxmemory_ratio: float = Field(0.45, gt=0.05, le=0.6)
-    maxmemory_policy: Literal[
-        "noeviction", "volatile-lru", "volatile-lfu", "volatile-ttl", "allkeys-lru", "allkeys-lfu"
-    ] = "volatile-lru"
 
 
 class Buckets(_Model):
@@ -330,21 +146,8 @@ class Buckets(_Model):
     def _distinct(self) -> Buckets:
         names = list(self.model_dump().values())
         if len(set(names)) != len(names):
-            raise _keyed("events" if names[3] in names[:3] else "lake", "bucket names must be distinct")
+            raise keyed("events" if names[3] in names[:3] else "lake", "bucket names must be distinct")
         return self
-
-
-class StorageSettings(_Model):
-    """Sizes of the persistent volumes (Kubernetes PVCs; Docker ignores sizes)."""
-
-    minio: str = "20Gi"
-    redis: str = "2Gi"
-    prometheus: str = "10Gi"
-    grafana: str = "1Gi"
-    alertmanager: str = "1Gi"
-    storage_class: str | None = None
-
-    _memory = field_validator("minio", "redis", "prometheus", "grafana", "alertmanager")(_check_memory)
 
 
 class KubernetesSettings(_Model):
@@ -368,14 +171,35 @@ class KubernetesSettings(_Model):
         return value
 
 
-class SparkOperatorSettings(_Model):
-    install: bool = True
-    chart_version: str = "2.3.0"
-    chart_repo: str = "https://kubeflow.github.io/spark-operator"
-    namespace: str = "spark-operator"
+class ConfigModel(_Model):
+    """Base of a service's own config object (``dataplatform:<key>``)."""
+
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class Section(Generic[C]):
+    """A top-level config key a service owns, validated by ``annotation``.
+
+    ``field`` is the Python name; users write it in camelCase
+    (``spark_jobs`` is ``dataplatform:sparkJobs``).
+    """
+
+    field: str
+    annotation: Any
+    default: C
+
+    def of(self, settings: Settings) -> C:
+        return cast(C, getattr(settings, self.field))
 
 
 class Settings(_Model):
+    """The platform-wide keys. The keys of each service (its section, host
+    ports, image, volume sizes, resource overrides) come from the service
+    modules through ``infra.services.registry``; ``settings_model()`` is
+    this class with them added, and what ``parse_settings`` returns."""
+
     target: Target = Target.DOCKER
     version: str = "0.1.0"
     image_registry: str | None = None
@@ -383,19 +207,8 @@ class Settings(_Model):
     build_ca_file: str | None = None
     bind_address: str = "127.0.0.1"
     purge_on_destroy: bool = False
-    host_ports: HostPorts = HostPorts()
-    images: Images = Images()
-    spark: SparkSettings = SparkSettings()
-    spark_jobs: list[SparkJobSettings] = []
-    gateway: GatewaySettings = GatewaySettings()
-    inference: InferenceSettings = InferenceSettings()
-    grafana: GrafanaSettings = GrafanaSettings()
-    monitoring: MonitoringSettings = MonitoringSettings()
-    redis: RedisSettings = RedisSettings()
     buckets: Buckets = Buckets()
-    storage: StorageSettings = StorageSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
-    spark_operator: SparkOperatorSettings = SparkOperatorSettings()
     resources: dict[str, ResourceSettings] = {}
 
     @field_validator("version")
@@ -424,50 +237,27 @@ class Settings(_Model):
     @field_validator("resources")
     @classmethod
     def _known_workloads(cls, value: dict[str, ResourceSettings]) -> dict[str, ResourceSettings]:
-        unknown = sorted(set(value) - set(WORKLOAD_NAMES))
+        names = workload_names()
+        unknown = sorted(set(value) - set(names))
         if unknown:
-            raise ValueError(f"unknown workload {', '.join(unknown)}; allowed: {', '.join(WORKLOAD_NAMES)}")
+            raise ValueError(f"unknown workload {', '.join(unknown)}; allowed: {', '.join(names)}")
         return value
 
     @model_validator(mode="after")
     def _prod_needs_registry(self) -> Settings:
         if self.target is Target.KUBERNETES and not self.image_registry:
-            missing = [
-                name
-                for name in ("spark", "minio", "gateway", "inference")
-                if getattr(self.images, name) is None
-            ]
+            missing = [name for name in project_image_names() if self.image(name) is None]
             if missing:
-                raise _keyed(
+                raise keyed(
                     "imageRegistry",
                     "is required when target is kubernetes: the project's own images "
                     f"({', '.join(missing)}) are pulled from it; set it, or give each of "
                     "them in dataplatform:images",
                 )
-        if self.target is Target.DOCKER:
-            self._executors_fit_workers()
-        names = [job.name for job in self.spark_jobs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise _keyed("sparkJobs", f"job names must be unique; repeated: {', '.join(duplicates)}")
+        for spec in _specs():
+            if spec.check is not None:
+                spec.check(self)
         return self
-
-    def _executors_fit_workers(self) -> None:
-        """A standalone worker launches an executor only if the whole executor
-        fits what the worker offers; otherwise the job waits for ever."""
-        spark = self.spark
-        if memory_bytes(spark.executor_memory) > memory_bytes(spark.worker_memory):
-            raise _keyed(
-                "spark.executorMemory",
-                f"an executor of {spark.executor_memory} does not fit a dev Spark worker, which offers "
-                f"spark.workerMemory {spark.worker_memory}; lower executorMemory or raise workerMemory",
-            )
-        if spark.executor_cores > spark.worker_cores:
-            raise _keyed(
-                "spark.executorCores",
-                f"an executor of {spark.executor_cores} cores does not fit a dev Spark worker, which offers "
-                f"spark.workerCores {spark.worker_cores}; lower executorCores or raise workerCores",
-            )
 
     @property
     def is_docker(self) -> bool:
@@ -476,19 +266,128 @@ class Settings(_Model):
     def resources_for(self, workload: str, default: ResourceSettings) -> ResourceSettings:
         return self.resources.get(workload, default)
 
+    # The keys services declare, by their Python names (``spark_master``).
 
-# Workloads whose resources may be overridden under ``dataplatform:resources``.
-WORKLOAD_NAMES = (
-    "spark-master",
-    "spark-worker",
-    "redis",
-    "minio",
-    "gateway",
-    "inference",
-    "prometheus",
-    "grafana",
-    "alertmanager",
-)
+    def host_port(self, name: str) -> int:
+        return int(getattr(getattr(self, "host_ports"), name))  # noqa: B009
+
+    def image(self, name: str) -> str | None:
+        """The configured reference; None for a project image left to the target."""
+        return cast(str | None, getattr(getattr(self, "images"), name))  # noqa: B009
+
+    def pinned_image(self, name: str) -> str:
+        """A third-party image: always has a pinned default."""
+        ref = self.image(name)
+        assert ref is not None, f"{name} is not a third-party image"
+        return ref
+
+    def storage_size(self, name: str) -> str:
+        return str(getattr(getattr(self, "storage"), name))  # noqa: B009
+
+    @property
+    def storage_class(self) -> str | None:
+        return cast(str | None, getattr(self, "storage").storage_class)  # noqa: B009
+
+
+def _specs() -> tuple[Any, ...]:
+    # Imported here: service modules import this one for its types.
+    from infra.services import registry
+
+    return registry.SERVICES
+
+
+def workload_names() -> tuple[str, ...]:
+    """Workloads whose resources may be overridden under ``dataplatform:resources``."""
+    return tuple(name for spec in _specs() for name in spec.workloads)
+
+
+def project_image_names() -> tuple[str, ...]:
+    """The images this repository builds (no default reference)."""
+    return tuple(name for spec in _specs() for name, ref in spec.images.items() if ref is None)
+
+
+def _host_ports_model() -> type[_Model]:
+    fields: dict[str, Any] = {
+        name: (int, Field(default, ge=1, le=65535))
+        for spec in _specs()
+        for name, default in spec.host_ports.items()
+    }
+
+    def no_collision(self: _Model) -> _Model:
+        # A port the stack set collides with one it left alone: name the one it set.
+        given = self.model_dump(by_alias=True)
+        defaults = {(f.alias or n): f.default for n, f in type(self).model_fields.items()}
+        order = [k for k in given if given[k] == defaults[k]] + [k for k in given if given[k] != defaults[k]]
+        seen: dict[int, str] = {}
+        for name in order:
+            port = given[name]
+            if port in seen:
+                raise keyed(
+                    name,
+                    f"port {port} is already given to {seen[port]}; every published port must be distinct",
+                )
+            seen[port] = name
+        return self
+
+    return create_model(
+        "HostPorts",
+        __base__=_Model,
+        __doc__="Dev tier only: ports published on ``bindAddress``. Container ports stay fixed.",
+        __validators__={"_no_collision": model_validator(mode="after")(no_collision)},  # type: ignore[dict-item]
+        **fields,
+    )
+
+
+def _pinned(value: str | None) -> str | None:
+    if value is None:
+        return value
+    name = value.split("@", 1)[0]
+    tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
+    if "@sha256:" not in value and (not tag or tag == "latest"):
+        raise ValueError("must be pinned to a version tag or digest, not latest or untagged")
+    return value
+
+
+def _images_model() -> type[_Model]:
+    fields: dict[str, Any] = {
+        name: (str | None, default) for spec in _specs() for name, default in spec.images.items()
+    }
+    return create_model(
+        "Images",
+        __base__=_Model,
+        __doc__="Image references. Project images left unset are built (dev) or pulled from "
+        "``imageRegistry`` (prod); third-party images default to pinned official releases.",
+        __validators__={"_pinned": field_validator("*")(_pinned)},
+        **fields,
+    )
+
+
+def _storage_model() -> type[_Model]:
+    sizes = {name: default for spec in _specs() for name, default in spec.storage.items()}
+    fields: dict[str, Any] = {name: (str, default) for name, default in sizes.items()}
+    fields["storage_class"] = (str | None, None)
+    return create_model(
+        "StorageSettings",
+        __base__=_Model,
+        __doc__="Sizes of the persistent volumes (Kubernetes PVCs; Docker ignores sizes).",
+        __validators__={"_memory": field_validator(*sizes)(check_memory)} if sizes else {},
+        **fields,
+    )
+
+
+@functools.cache
+def settings_model() -> type[Settings]:
+    """``Settings`` with every registered service's keys."""
+    host_ports, images, storage = _host_ports_model(), _images_model(), _storage_model()
+    fields: dict[str, Any] = {
+        "host_ports": (host_ports, host_ports()),
+        "images": (images, images()),
+        "storage": (storage, storage()),
+    }
+    for spec in _specs():
+        for section in spec.sections:
+            fields[section.field] = (section.annotation, section.default)
+    return create_model("Settings", __base__=Settings, **fields)
 
 
 def _format_error(error: Any) -> str:
@@ -496,7 +395,7 @@ def _format_error(error: Any) -> str:
     # Pydantic appends the validator's tag to some locations; keep user keys only.
     key = f"{PROJECT}:" + ".".join(loc) if loc else f"{PROJECT}"
     if error["type"] == "extra_forbidden":
-        parent = _ALLOWED_BY_PATH.get(tuple(loc[:-1]))
+        parent = _allowed_keys(settings_model()).get(tuple(loc[:-1]))
         allowed = f"; allowed keys: {', '.join(parent)}" if parent else ""
         return f"{key}: unknown key{allowed}"
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -525,13 +424,10 @@ def _allowed_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[
     return result
 
 
-_ALLOWED_BY_PATH = _allowed_keys(Settings)
-
-
 def parse_settings(raw: dict[str, Any]) -> Settings:
     """Validate raw config values (keys without the project prefix)."""
     try:
-        return Settings.model_validate(raw)
+        return settings_model().model_validate(raw)
     except ValidationError as exc:
         lines = [_format_error(e) for e in exc.errors()]
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
@@ -569,7 +465,7 @@ def raw_project_config() -> dict[str, Any]:
     """
     config = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}
-    for key in sorted(set(_ALLOWED_BY_PATH[()]) | _stack_file_keys()):
+    for key in sorted(set(_allowed_keys(settings_model())[()]) | _stack_file_keys()):
         value = config.get(key)
         # Pulumi.yaml declares a default for every key (the engine requires a
         # value otherwise); an empty string there means "not set".

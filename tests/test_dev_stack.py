@@ -261,7 +261,7 @@ def test_prometheus_scrapes_every_declared_metrics_endpoint(dev: tuple[Recorder,
     _recorder, platform = dev
     import yaml
 
-    config = yaml.safe_load(platform.prometheus.config)
+    config = yaml.safe_load(platform.services["prometheus"].config)
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert set(jobs) == {
         "prometheus",
@@ -351,7 +351,7 @@ def test_grafana_can_be_left_out() -> None:
     recorder, platform = run_stack("dev", {"grafana": {"enabled": False}})
     names = set(containers(recorder))
     assert names == set(USERS) - {"grafana"}
-    assert platform.grafana is None
+    assert "grafana" not in platform.services
     volumes = {r.inputs["name"] for r in recorder.of_type("docker:index/volume:Volume")}
     assert not any("grafana" in v for v in volumes)
     passwords = recorder.of_type("random:index/randomPassword:RandomPassword")

@@ -68,7 +68,7 @@ def uncatalogued(queries: list[tuple[str, str]]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dev_rules(dev: tuple[Recorder, Platform]) -> dict[str, Any]:
-    rules: dict[str, Any] = yaml.safe_load(dev[1].prometheus.rules)
+    rules: dict[str, Any] = yaml.safe_load(dev[1].services["prometheus"].rules)
     return rules
 
 
@@ -116,7 +116,7 @@ def test_the_catalog_names_metrics_as_their_exposition_does() -> None:
 def test_one_service_down_rule_per_scrape_job(
     dev_rules: dict[str, Any], dev: tuple[Recorder, Platform]
 ) -> None:
-    config = yaml.safe_load(dev[1].prometheus.config)
+    config = yaml.safe_load(dev[1].services["prometheus"].config)
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     rules = dev_rules["groups"][0]["rules"]
     down = {r["labels"]["job"]: r for r in rules if r["alert"] == "ServiceDown"}
@@ -163,8 +163,8 @@ def test_promtool_accepts_the_rules_and_config(
     dev: tuple[Recorder, Platform], promtool: Path, tmp_path: Path
 ) -> None:
     rules = tmp_path / "rules.yml"
-    rules.write_text(dev[1].prometheus.rules)
-    config = yaml.safe_load(dev[1].prometheus.config)
+    rules.write_text(dev[1].services["prometheus"].rules)
+    config = yaml.safe_load(dev[1].services["prometheus"].config)
     config["rule_files"] = [str(rules)]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     for args in (["check", "rules", str(rules)], ["check", "config", str(tmp_path / "prometheus.yml")]):
@@ -184,9 +184,9 @@ def test_alert_durations_and_intervals_come_from_config() -> None:
             },
         },
     )
-    config = yaml.safe_load(platform.prometheus.config)
+    config = yaml.safe_load(platform.services["prometheus"].config)
     assert config["global"]["scrape_interval"] == config["global"]["evaluation_interval"] == "5s"
-    rules = yaml.safe_load(platform.prometheus.rules)["groups"][0]["rules"]
+    rules = yaml.safe_load(platform.services["prometheus"].rules)["groups"][0]["rules"]
     assert {r["for"] for r in rules if r["alert"] == "ServiceDown"} == {"10s"}
     assert {r["for"] for r in rules if r["alert"] == "TargetDown"} == {DEFAULT_FOR["TargetDown"]}
 

@@ -87,7 +87,9 @@ def test_prometheus_scrapes_the_same_jobs_except_the_standalone_spark_cluster(
 ) -> None:
     import yaml
 
-    dev_jobs = {j["job_name"] for j in yaml.safe_load(dev[1].prometheus.config)["scrape_configs"]}
-    prod_jobs = {j["job_name"] for j in yaml.safe_load(prod[1].prometheus.config)["scrape_configs"]}
+    dev_config = yaml.safe_load(dev[1].services["prometheus"].config)
+    prod_config = yaml.safe_load(prod[1].services["prometheus"].config)
+    dev_jobs = {j["job_name"] for j in dev_config["scrape_configs"]}
+    prod_jobs = {j["job_name"] for j in prod_config["scrape_configs"]}
     assert dev_jobs - prod_jobs == {"spark-master", "spark-worker"}
     assert prod_jobs <= dev_jobs

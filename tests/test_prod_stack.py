@@ -290,7 +290,7 @@ def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
 
     def program() -> None:
         platform = Platform(PROJECT, load_settings(), "prod")
-        pulumi.Output.from_input(platform.spark_submit).apply(outputs.update)
+        pulumi.Output.from_input(platform.outputs["spark_submit"]).apply(outputs.update)
 
     _sync_await(run_pulumi_func(program))
     declared = unwrap(

@@ -142,7 +142,7 @@ def test_maxmemory_follows_the_limit_and_the_settings() -> None:
             "redis": {"maxmemoryRatio": 0.5, "maxmemoryPolicy": "noeviction"},
         },
     )
-    assert platform.redis.maxmemory == 512 * 1024 * 1024
+    assert platform.services["redis"].maxmemory == 512 * 1024 * 1024
 
 
 @pytest.mark.parametrize(

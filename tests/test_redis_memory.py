@@ -21,8 +21,7 @@ import docker
 import pytest
 import redis
 
-from infra.services.redis import maxmemory, redis_conf
-from infra.settings import Images, RedisSettings
+from infra.services.redis import IMAGE, RedisSettings, maxmemory, redis_conf
 from tests.local_redis import PASSWORDS
 from tools.harness import ROOT
 
@@ -36,7 +35,7 @@ STANDIN = "dataplatform/redis-standin:7.0"
 def image(engine: docker.DockerClient) -> str:
     """The official image if this engine has it, else the stand-in, built
     here when missing (Debian's redis-server; half a minute)."""
-    for candidate in (Images().redis, STANDIN):
+    for candidate in (IMAGE, STANDIN):
         try:
             engine.images.get(candidate)
             return candidate

@@ -68,7 +68,7 @@ from botocore.config import Config as BotoConfig
 from pulumi import automation as auto
 
 from infra.project import PROJECT, ROOT
-from infra.settings import HostPorts
+from infra.settings import settings_model
 from monitoring import metrics
 from tools.harness import merge_config, stack_config
 
@@ -79,7 +79,7 @@ STANDINS = {
     "alertmanager": "dataplatform/alertmanager-standin:0.25",
 }
 # Every host port the dev tier publishes, as config keys.
-PORT_KEYS = tuple(field.alias or name for name, field in HostPorts.model_fields.items())
+PORT_KEYS = tuple(settings_model()().model_dump(by_alias=True)["hostPorts"])
 
 
 class Failure(Exception):
@@ -201,13 +201,11 @@ def image_available(engine: docker.DockerClient, reference: str) -> bool:
 
 def machine_overrides(engine: docker.DockerClient) -> tuple[dict[str, Any], list[str]]:
     """Config this machine needs on top of Pulumi.dev.yaml, and why."""
-    from infra.settings import Images
-
-    defaults = Images()
+    defaults = settings_model()()
     images: dict[str, str] = {}
     notes = []
     for name, standin in STANDINS.items():
-        official = getattr(defaults, name)
+        official = defaults.pinned_image(name)
         if not image_available(engine, official):
             images[name] = standin
             notes.append(f"{official} cannot be pulled here: using {standin}")

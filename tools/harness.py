@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import runpy
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,30 @@ def run_stack(
 
     _sync_await(run_pulumi_func(program))
     return recorder, holder["platform"]
+
+
+def run_program(stack: str, overrides: dict[str, Any] | None = None) -> tuple[Recorder, dict[str, Any]]:
+    """Runs ``__main__.py`` itself under mocks; returns what it declared and
+    the names and values it exported."""
+    config = stack_config(stack)
+    config.update(overrides or {})
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    )
+    exported: dict[str, Any] = {}
+
+    def program() -> None:
+        original = pulumi.export
+        pulumi.export = lambda name, value: exported.__setitem__(name, value)  # type: ignore[assignment]
+        try:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        finally:
+            pulumi.export = original
+
+    _sync_await(run_pulumi_func(program))
+    return recorder, exported
 
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
+from infra.services.base import Service, ServiceSpec
 from infra.services.common import defaults, resources
 from infra.settings import Settings
 from infra.targets import Target
@@ -23,7 +25,7 @@ class AlertmanagerArgs:
     settings: Settings
 
 
-class Alertmanager(pulumi.ComponentResource):
+class Alertmanager(Service):
     """One Alertmanager on 9093, configured from ``monitoring/alertmanager.py``.
 
     Defaults: runs as ``nobody``, silences and notification state on a
@@ -40,7 +42,7 @@ class Alertmanager(pulumi.ComponentResource):
         settings = args.settings
         workload = Workload(
             name=NAME,
-            image=settings.images.alertmanager,
+            image=settings.pinned_image(NAME),
             user=USER,
             group=USER,
             command=("alertmanager",),
@@ -51,14 +53,28 @@ class Alertmanager(pulumi.ComponentResource):
                 "--cluster.listen-address=",
             ),
             files=(File(f"{CONFIG_DIR}/alertmanager.yml", config_yaml()),),
-            ports=(Port("http", PORT, host_port=settings.host_ports.alertmanager),),
-            volumes=(Volume("data", "/alertmanager", settings.storage.alertmanager),),
+            ports=(Port("http", PORT, host_port=settings.host_port(NAME)),),
+            volumes=(Volume("data", "/alertmanager", settings.storage_size(NAME)),),
             health=http_check(PORT, "/-/ready", via="wget"),
             metrics=Metrics(PORT),
             resources=resources(settings, NAME, defaults("50m", "64Mi", "256Mi")),
         )
         self.workload = workload
+        self.scraped = [workload]
         self.deployment = target.deploy(workload, self)
         self.address = f"{self.deployment.host}:{PORT}"
         self.url = target.published_url(workload, "http")
         self.register_outputs({"url": self.url})
+
+    def outputs(self) -> dict[str, Any]:
+        return {"alertmanager_url": self.url}
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    build=lambda ctx: Alertmanager(NAME, AlertmanagerArgs(ctx.settings), ctx.target, ctx.opts),
+    host_ports={NAME: PORT},
+    images={NAME: "prom/alertmanager:v0.28.1"},
+    storage={NAME: "1Gi"},
+    workloads=(NAME,),
+)

@@ -31,7 +31,7 @@ def secret_path(filename: str) -> str:
 def project_image(settings: Settings, name: str, context: str, dockerfile: str) -> ProjectImage:
     """One of the project's images at the stack's version, or the reference
     ``dataplatform:images.<name>`` gives instead."""
-    override = getattr(settings.images, name)
+    override = settings.image(name)
     return ProjectImage(name, context, dockerfile, settings.version, override=override)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import pulumi
+from pydantic import Field, model_validator
 
+from infra.services.base import Context, Service, ServiceSpec
 from infra.services.common import defaults, generated_secret, project_image, resources, secret_path
-from infra.services.redis import RedisCredentials
-from infra.settings import Settings
+from infra.services.inference import Inference
+from infra.services.redis import Redis, RedisCredentials
+from infra.settings import ConfigModel, Section, Settings, keyed
 from infra.targets import Target
 from infra.workload import (
     Autoscaling,
@@ -28,6 +32,31 @@ NAME = "gateway"
 USER = 10001
 
 
+class IngressSettings(ConfigModel):
+    host: str
+    tls_secret_name: str | None = None
+    class_name: str | None = None
+
+
+class GatewaySettings(ConfigModel):
+    replicas: int = Field(2, ge=1, le=100)
+    max_replicas: int = Field(6, ge=1, le=100)
+    rate_limit: int = Field(100, ge=1)
+    rate_window_seconds: int = Field(60, ge=1, le=86400)
+    fail_mode: Literal["open", "closed"] = "open"
+    service_type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
+    ingress: IngressSettings | None = None
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> GatewaySettings:
+        if self.replicas > self.max_replicas:
+            raise keyed("replicas", f"{self.replicas} is above maxReplicas {self.max_replicas}")
+        return self
+
+
+CONFIG = Section("gateway", GatewaySettings, GatewaySettings())
+
+
 @dataclass(frozen=True)
 class GatewayArgs:
     settings: Settings
@@ -37,7 +66,7 @@ class GatewayArgs:
     redis: RedisCredentials
 
 
-class Gateway(pulumi.ComponentResource):
+class Gateway(Service):
     """The Rust gateway on 8080 (Kubernetes Service port 80).
 
     Defaults: one generated API key (more can be added to the key file), a
@@ -54,7 +83,7 @@ class Gateway(pulumi.ComponentResource):
     ) -> None:
         super().__init__("dataplatform:index:Gateway", name, None, opts)
         settings = args.settings
-        conf = settings.gateway
+        conf = CONFIG.of(settings)
         self.api_key = generated_secret("gateway-api-key", self, length=40)
         health = HealthCheck(
             ProbeKind.HTTP,
@@ -88,7 +117,7 @@ class Gateway(pulumi.ComponentResource):
                 File(secret_path("redis-password"), args.redis.password, secret=True),
                 File(secret_path("api-keys"), self.api_key.apply(lambda k: k + "\n"), secret=True),
             ),
-            ports=(Port("http", PORT, host_port=settings.host_ports.gateway, service_port=SERVICE_PORT),),
+            ports=(Port("http", PORT, host_port=settings.host_port(NAME), service_port=SERVICE_PORT),),
             replicas=conf.replicas,
             autoscaling=Autoscaling(conf.replicas, conf.max_replicas),
             health=health,
@@ -99,6 +128,35 @@ class Gateway(pulumi.ComponentResource):
             resources=resources(settings, NAME, defaults("100m", "64Mi", "256Mi")),
         )
         self.workload = workload
+        self.scraped = [workload]
         self.deployment = target.deploy(workload, self)
         self.url = target.published_url(workload, "http")
         self.register_outputs({"url": self.url})
+
+    def outputs(self) -> dict[str, Any]:
+        return {"gateway_url": self.url}
+
+    def shared_credentials(self) -> dict[str, pulumi.Input[str]]:
+        return {"gateway_api_key": self.api_key}
+
+
+def build(ctx: Context) -> Gateway:
+    redis = ctx.service("redis", Redis)
+    args = GatewayArgs(
+        ctx.settings,
+        upstream_url=ctx.service("inference", Inference).url,
+        redis_host=redis.host,
+        redis_port=redis.port,
+        redis=redis.credentials[NAME],
+    )
+    return Gateway(NAME, args, ctx.target, ctx.opts)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    build=build,
+    sections=(CONFIG,),
+    host_ports={NAME: PORT},
+    images={NAME: None},
+    workloads=(NAME,),
+)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
 from infra.project import ROOT
+from infra.services.base import Context, Service, ServiceSpec
 from infra.services.common import defaults, generated_secret, resources, secret_path
-from infra.settings import Settings
+from infra.settings import ConfigModel, Section, Settings
 from infra.targets import Target
 from infra.workload import File, Port, Volume, Workload, http_check
 from monitoring import dashboard
@@ -19,13 +21,21 @@ USER = 472
 FILES = ROOT / "monitoring" / "grafana"
 
 
+class GrafanaSettings(ConfigModel):
+    enabled: bool = True
+
+
+CONFIG = Section("grafana", GrafanaSettings, GrafanaSettings())
+PROMETHEUS_URL = "http://prometheus:9090"
+
+
 @dataclass(frozen=True)
 class GrafanaArgs:
     settings: Settings
     prometheus_url: str
 
 
-class Grafana(pulumi.ComponentResource):
+class Grafana(Service):
     """Grafana on 3000 with the Prometheus data source from
     ``monitoring/grafana`` and the platform dashboard built by
     ``monitoring/dashboard.py`` (same files in both tiers).
@@ -59,7 +69,7 @@ class Grafana(pulumi.ComponentResource):
         files.append(File(f"/etc/grafana/dashboards/{dashboard.FILENAME}", dashboard.as_json()))
         workload = Workload(
             name=NAME,
-            image=settings.images.grafana,
+            image=settings.pinned_image(NAME),
             user=USER,
             group=USER,
             env={
@@ -77,8 +87,8 @@ class Grafana(pulumi.ComponentResource):
                 "GF_SERVER_HTTP_PORT": str(PORT),
             },
             files=tuple(files),
-            ports=(Port("http", PORT, host_port=settings.host_ports.grafana),),
-            volumes=(Volume("data", "/var/lib/grafana", settings.storage.grafana),),
+            ports=(Port("http", PORT, host_port=settings.host_port(NAME)),),
+            volumes=(Volume("data", "/var/lib/grafana", settings.storage_size(NAME)),),
             health=http_check(PORT, "/api/health", via="wget", start_seconds=30),
             depends_on=("prometheus",),
             talks_to=("prometheus",),
@@ -88,3 +98,24 @@ class Grafana(pulumi.ComponentResource):
         self.deployment = target.deploy(workload, self)
         self.url = target.published_url(workload, "http")
         self.register_outputs({"url": self.url})
+
+    def outputs(self) -> dict[str, Any]:
+        return {"grafana_url": self.url, "grafana_admin_password": self.admin_password}
+
+
+def build(ctx: Context) -> Grafana | None:
+    # Left out where its image cannot be had; Prometheus keeps running.
+    if not CONFIG.of(ctx.settings).enabled:
+        return None
+    return Grafana(NAME, GrafanaArgs(ctx.settings, prometheus_url=PROMETHEUS_URL), ctx.target, ctx.opts)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    build=build,
+    sections=(CONFIG,),
+    host_ports={NAME: 3001},
+    images={NAME: "grafana/grafana:12.2.0"},
+    storage={NAME: "1Gi"},
+    workloads=(NAME,),
+)

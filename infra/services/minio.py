@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
+from infra.services.base import Context, Service, ServiceSpec
 from infra.services.common import defaults, generated_secret, project_image, resources, secret_path
 from infra.settings import Settings
 from infra.targets import Target
@@ -65,7 +67,7 @@ def _env_key(user: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in user.upper())
 
 
-class Minio(pulumi.ComponentResource):
+class Minio(Service):
     """A single-node MinIO server, its buckets and least-privilege users.
 
     Defaults: root credentials generated (never ``minioadmin``) and used only
@@ -108,10 +110,10 @@ class Minio(pulumi.ComponentResource):
             },
             files=root_files,
             ports=(
-                Port("s3", API_PORT, host_port=settings.host_ports.minio_api),
-                Port("console", CONSOLE_PORT, host_port=settings.host_ports.minio_console),
+                Port("s3", API_PORT, host_port=settings.host_port("minio_api")),
+                Port("console", CONSOLE_PORT, host_port=settings.host_port("minio_console")),
             ),
-            volumes=(Volume("data", "/data", settings.storage.minio),),
+            volumes=(Volume("data", "/data", settings.storage_size(NAME)),),
             health=http_check(API_PORT, "/minio/health/live", via="bash"),
             metrics=Metrics(API_PORT, "/minio/v2/metrics/cluster"),
             resources=resources(settings, NAME, defaults("250m", "512Mi", "1Gi")),
@@ -119,6 +121,7 @@ class Minio(pulumi.ComponentResource):
         self.deployment = target.deploy(server, self)
         self.endpoint = f"http://{self.deployment.host}:{API_PORT}"
         self.server = server
+        self.scraped = [server]
 
         self.credentials = {}
         files: list[File] = list(root_files)
@@ -160,4 +163,35 @@ class Minio(pulumi.ComponentResource):
             resources=resources(settings, NAME, defaults("50m", "64Mi", "256Mi")),
         )
         self.init = target.deploy(init, self)
+        self.console_url = target.published_url(server, "console")
+        self.s3_url = target.published_url(server, "s3")
         self.register_outputs({"endpoint": self.endpoint})
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "minio_endpoint": self.s3_url,
+            "minio_console_url": self.console_url,
+            "minio_root_user": self.root_user,
+            "minio_root_password": self.root_password,
+        }
+
+
+def build(ctx: Context) -> Minio:
+    """MinIO, with a user for each service that asks for bucket access."""
+    buckets = ctx.settings.buckets
+    users = {
+        spec.name: {getattr(buckets, role): access for role, access in spec.s3_access.items()}
+        for spec in ctx.specs
+        if spec.s3_access
+    }
+    return Minio(NAME, MinioArgs(ctx.settings, users=users), ctx.target, ctx.opts)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    build=build,
+    host_ports={"minio_api": API_PORT, "minio_console": CONSOLE_PORT},
+    images={NAME: None},
+    storage={NAME: "20Gi"},
+    workloads=(NAME,),
+)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import yaml
+from pydantic import field_validator
 
+from infra.services.alertmanager import Alertmanager
+from infra.services.base import Context, Service, ServiceSpec
 from infra.services.common import defaults, resources
-from infra.settings import Settings
+from infra.settings import PROM_DURATION_RE, ConfigModel, Section, Settings
 from infra.targets import Target
 from infra.workload import File, Metrics, Port, Volume, Workload, http_check
 from monitoring.rules import rules_yaml
@@ -17,6 +21,38 @@ PORT = 9090
 NAME = "prometheus"
 USER = 65534
 CONFIG_DIR = "/etc/prometheus"
+
+
+def _check_duration(value: str) -> str:
+    if not value or not PROM_DURATION_RE.match(value):
+        raise ValueError("must be a Prometheus duration such as 30s, 5m or 1h")
+    return value
+
+
+class MonitoringSettings(ConfigModel):
+    """How often Prometheus scrapes and evaluates, and per-alert ``for``
+    overrides (alert name -> duration), e.g. short ones for a test stack."""
+
+    scrape_interval: str = "15s"
+    evaluation_interval: str = "15s"
+    alert_for: dict[str, str] = {}
+
+    _durations = field_validator("scrape_interval", "evaluation_interval")(_check_duration)
+
+    @field_validator("alert_for")
+    @classmethod
+    def _known_alerts(cls, value: dict[str, str]) -> dict[str, str]:
+        from monitoring.rules import ALERT_NAMES
+
+        unknown = sorted(set(value) - set(ALERT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown alert {', '.join(unknown)}; allowed: {', '.join(ALERT_NAMES)}")
+        for duration in value.values():
+            _check_duration(duration)
+        return value
+
+
+CONFIG = Section("monitoring", MonitoringSettings, MonitoringSettings())
 
 
 def scrape_config(
@@ -51,7 +87,7 @@ def scrape_config(
                 ],
             }
         )
-    monitoring = settings.monitoring
+    monitoring = CONFIG.of(settings)
     config: dict[str, object] = {
         "global": {
             "scrape_interval": monitoring.scrape_interval,
@@ -74,7 +110,7 @@ class PrometheusArgs:
     alertmanager: Workload | None = None
 
 
-class Prometheus(pulumi.ComponentResource):
+class Prometheus(Service):
     """Prometheus on 9090 with its configuration generated from the declared
     workloads (one source of truth) and the alert rules of ``monitoring/``:
     one ``ServiceDown`` rule per scrape job, plus the services' own alerts.
@@ -96,10 +132,10 @@ class Prometheus(pulumi.ComponentResource):
         address = f"{alertmanager.name}:{alertmanager.ports[0].container_port}" if alertmanager else None
         self.config = scrape_config(args.scraped, target, settings, address)
         jobs = [NAME, *(w.name for w in args.scraped if w.metrics)]
-        self.rules = rules_yaml(jobs, settings.monitoring.alert_for)
+        self.rules = rules_yaml(jobs, CONFIG.of(settings).alert_for)
         workload = Workload(
             name=NAME,
-            image=settings.images.prometheus,
+            image=settings.pinned_image(NAME),
             user=USER,
             group=USER,
             command=("prometheus",),
@@ -113,8 +149,8 @@ class Prometheus(pulumi.ComponentResource):
                 File(f"{CONFIG_DIR}/prometheus.yml", self.config),
                 File(f"{CONFIG_DIR}/rules.yml", self.rules),
             ),
-            ports=(Port("http", PORT, host_port=settings.host_ports.prometheus),),
-            volumes=(Volume("data", "/prometheus", settings.storage.prometheus),),
+            ports=(Port("http", PORT, host_port=settings.host_port(NAME)),),
+            volumes=(Volume("data", "/prometheus", settings.storage_size(NAME)),),
             health=http_check(PORT, "/-/ready", via="wget"),
             metrics=None,
             talks_to=tuple(
@@ -130,5 +166,29 @@ class Prometheus(pulumi.ComponentResource):
         self.url = target.published_url(workload, "http")
         self.register_outputs({"url": self.url})
 
+    def outputs(self) -> dict[str, Any]:
+        return {"prometheus_url": self.url}
 
-__all__ = ["Metrics", "Prometheus", "PrometheusArgs", "scrape_config"]
+
+def build(ctx: Context) -> Prometheus:
+    alertmanager = ctx.services.get("alertmanager")
+    args = PrometheusArgs(
+        ctx.settings,
+        ctx.scraped(),
+        alertmanager=alertmanager.workload if isinstance(alertmanager, Alertmanager) else None,
+    )
+    return Prometheus(NAME, args, ctx.target, ctx.opts)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    build=build,
+    sections=(CONFIG,),
+    host_ports={NAME: PORT},
+    images={NAME: "prom/prometheus:v3.5.0"},
+    storage={NAME: "10Gi"},
+    workloads=(NAME,),
+)
+
+
+__all__ = ["SPEC", "Metrics", "MonitoringSettings", "Prometheus", "PrometheusArgs", "scrape_config"]

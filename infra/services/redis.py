@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import pulumi
+from pydantic import Field
 
+from infra.services.base import Service, ServiceSpec
 from infra.services.common import defaults, generated_secret, resources, secret_path
-from infra.settings import Settings, memory_bytes
+from infra.settings import ConfigModel, Section, Settings, memory_bytes
 from infra.targets import Target
 from infra.workload import File, HealthCheck, Port, ProbeKind, Volume, Workload
 
@@ -53,6 +56,21 @@ USERS: dict[str, tuple[str, ...]] = {
 CLIENTS = ("gateway", "inference", "spark")
 HEALTH_USER = "health"
 ADMIN_USER = "admin"
+
+
+class RedisSettings(ConfigModel):
+    """``maxmemoryRatio``: the share of the container's memory limit Redis may
+    fill; the rest is headroom for the copy-on-write of an AOF rewrite and
+    client buffers. ``maxmemoryPolicy``: what Redis evicts once full."""
+
+    maxmemory_ratio: float = Field(0.45, gt=0.05, le=0.6)
+    maxmemory_policy: Literal[
+        "noeviction", "volatile-lru", "volatile-lfu", "volatile-ttl", "allkeys-lru", "allkeys-lfu"
+    ] = "volatile-lru"
+
+
+CONFIG = Section("redis", RedisSettings, RedisSettings())
+IMAGE = "redis:7.4.5-bookworm"
 
 
 @dataclass(frozen=True)
@@ -99,7 +117,7 @@ class RedisArgs:
     settings: Settings
 
 
-class Redis(pulumi.ComponentResource):
+class Redis(Service):
     """One Redis server with AOF persistence and least-privilege ACL users.
 
     Defaults: each client (gateway, inference, Spark) has its own user and
@@ -124,8 +142,9 @@ class Redis(pulumi.ComponentResource):
             user: RedisCredentials(user, generated_secret(f"redis-{user}-password", self)) for user in USERS
         }
         limits = resources(settings, NAME, defaults("100m", "256Mi", "512Mi"))
-        capacity = maxmemory(limits.memory_limit, settings.redis.maxmemory_ratio)
-        policy = settings.redis.maxmemory_policy
+        conf = CONFIG.of(settings)
+        capacity = maxmemory(limits.memory_limit, conf.maxmemory_ratio)
+        policy = conf.maxmemory_policy
         config = pulumi.Output.all(**{u: c.password for u, c in self.credentials.items()}).apply(
             lambda passwords: redis_conf(passwords, capacity, policy)
         )
@@ -138,7 +157,7 @@ class Redis(pulumi.ComponentResource):
         )
         workload = Workload(
             name=NAME,
-            image=settings.images.redis,
+            image=settings.pinned_image(NAME),
             user=999,
             group=999,
             command=("redis-server",),
@@ -147,8 +166,8 @@ class Redis(pulumi.ComponentResource):
                 File(secret_path("redis.conf"), config, secret=True),
                 File(password_file, self.credentials[HEALTH_USER].password, secret=True),
             ),
-            ports=(Port("redis", PORT, host_port=settings.host_ports.redis),),
-            volumes=(Volume("data", "/data", settings.storage.redis),),
+            ports=(Port("redis", PORT, host_port=settings.host_port(NAME)),),
+            volumes=(Volume("data", "/data", settings.storage_size(NAME)),),
             health=HealthCheck(ProbeKind.EXEC, ping, interval_seconds=5, retries=10, start_seconds=5),
             resources=limits,
         )
@@ -158,5 +177,19 @@ class Redis(pulumi.ComponentResource):
         self.port = PORT
         self.register_outputs({"host": self.host, "port": self.port})
 
+    def outputs(self) -> dict[str, Any]:
+        return {"redis_admin_password": self.credentials[ADMIN_USER].password}
 
-__all__ = ["Redis", "RedisArgs", "RedisCredentials", "redis_conf"]
+
+SPEC = ServiceSpec(
+    name=NAME,
+    build=lambda ctx: Redis(NAME, RedisArgs(ctx.settings), ctx.target, ctx.opts),
+    sections=(CONFIG,),
+    host_ports={NAME: PORT},
+    images={NAME: IMAGE},
+    storage={NAME: "2Gi"},
+    workloads=(NAME,),
+)
+
+
+__all__ = ["SPEC", "Redis", "RedisArgs", "RedisCredentials", "RedisSettings", "redis_conf"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -48,8 +49,16 @@ class Target(Protocol):
     """A tier the platform deploys to: what every target implements."""
 
     name: str
+    # The network a container started outside the stack joins to reach
+    # workloads by name (the jobs CLI's spark-submit); None where there is none.
+    network_name: str | None
 
     def deploy(self, workload: Workload, parent: pulumi.Resource) -> Deployment: ...
+
+    @property
+    def deployed(self) -> Mapping[str, Workload]:
+        """Every workload deployed so far, by name."""
+        ...
 
     def image_name(self, workload_image: ImageRef) -> pulumi.Output[str]:
         """The reference a workload's image resolves to in this tier."""

@@ -23,6 +23,7 @@ is not a ``ClusterTarget``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,10 @@ class DockerTarget:
         self._options = options
         self._parent = parent
         self.prefix = f"dataplatform-{stack}"
+        self.network_name: str | None = self.prefix
         self._images: dict[str, pulumi.Output[str]] = {}
         self._containers: dict[str, list[docker.Container]] = {}
+        self._deployed: dict[str, Workload] = {}
         self._current_parent: pulumi.Resource = parent
         self.network = docker.Network(
             "network",
@@ -131,6 +134,10 @@ class DockerTarget:
         return remote.image_id
 
     # -- workloads --------------------------------------------------------
+
+    @property
+    def deployed(self) -> Mapping[str, Workload]:
+        return self._deployed
 
     def metrics_host(self, workload: Workload) -> str:
         return workload.name
@@ -305,6 +312,7 @@ class DockerTarget:
             )
             containers.append(container)
         self._containers[workload.name] = containers
+        self._deployed[workload.name] = workload
         return Deployment(workload, list(containers))
 
     def finalize(self) -> None:

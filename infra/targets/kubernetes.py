@@ -16,6 +16,7 @@ Recreate strategy so two pods never write the same volume.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ class KubernetesTarget:
     Implements ``ClusterTarget`` as well as ``Target``."""
 
     name = "kubernetes"
+    network_name: str | None = None
 
     def __init__(self, options: KubernetesOptions, stack: str, parent: pulumi.Resource) -> None:
         self._options = options
@@ -105,6 +107,10 @@ class KubernetesTarget:
                 workload_image.override or workload_image.reference(self._options.image_registry)
             )
         return pulumi.Output.from_input(workload_image)
+
+    @property
+    def deployed(self) -> Mapping[str, Workload]:
+        return self._workloads
 
     def metrics_host(self, workload: Workload) -> str:
         # A headless Service resolves to every ready pod, so Prometheus'

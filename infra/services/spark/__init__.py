@@ -10,27 +10,49 @@ module picks one by what the target can do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 
+from infra.services.base import Context, Service, ServiceSpec
+from infra.services.common import secret_path
+from infra.services.minio import Minio
+from infra.services.redis import Redis
 from infra.services.spark import operator, standalone
 from infra.services.spark.shared import (
+    CONFIG,
+    JOBS,
+    OPERATOR,
     SparkEnvironment,
+    SparkJobSettings,
+    SparkOperatorSettings,
+    SparkSettings,
+    check,
     image,
     job_resources,
     spark_memory,
     submit_conf,
 )
-from infra.settings import Settings, SparkJobSettings
+from infra.settings import Settings
 from infra.targets import ClusterTarget, Target
-from infra.workload import Workload
+from infra.workload import File, Workload
+from jobs.launch import DRIVER_ACCOUNT, memory_mib
+
+NAME = "spark"
 
 __all__ = [
+    "CONFIG",
+    "JOBS",
+    "OPERATOR",
+    "SPEC",
     "Spark",
     "SparkArgs",
     "SparkEnvironment",
     "SparkJob",
+    "SparkJobSettings",
+    "SparkOperatorSettings",
+    "SparkSettings",
     "image",
     "job_resources",
     "spark_memory",
@@ -45,6 +67,10 @@ class SparkArgs:
     # What jobs need ready before they run (the buckets). The cluster itself
     # does not wait for them, so it starts alongside storage.
     jobs_depend_on: tuple[pulumi.Resource, ...] = ()
+    # Where a job submitted from the dev host reaches S3, and the credentials
+    # it uses (the ``platform_credentials`` output).
+    s3_url: pulumi.Output[str] | None = None
+    credentials: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class SparkJob(pulumi.ComponentResource):
@@ -78,7 +104,7 @@ class SparkJob(pulumi.ComponentResource):
         self.register_outputs({})
 
 
-class Spark(pulumi.ComponentResource):
+class Spark(Service):
     """Spark in either tier, and the jobs the stack declares.
 
     Dev: a standalone master (7077, UI 8080) and ``spark.workers`` workers
@@ -97,6 +123,11 @@ class Spark(pulumi.ComponentResource):
     ) -> None:
         super().__init__("dataplatform:index:Spark", name, None, opts)
         settings = args.settings
+        self.settings = settings
+        self.target = target
+        self.environment = args.environment
+        self._s3_url = args.s3_url
+        self._credentials = args.credentials
         self.workloads = []
         runtime: list[pulumi.Resource] = []
         secret_name: pulumi.Output[str] | None = None
@@ -110,6 +141,7 @@ class Spark(pulumi.ComponentResource):
         else:
             self.workloads, self.ui_url = standalone.deploy_cluster(settings, args.environment, target, self)
             self.master_url = standalone.MASTER_URL
+        self.scraped = list(self.workloads)
         self.secret_name = secret_name
         self.jobs = [
             SparkJob(
@@ -121,6 +153,104 @@ class Spark(pulumi.ComponentResource):
                 secret_name=secret_name,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.jobs_depend_on)),
             )
-            for job in settings.spark_jobs
+            for job in JOBS.of(settings)
         ]
         self.register_outputs({"master_url": self.master_url})
+
+    def submit_info(self, s3_url: pulumi.Output[str] | None) -> dict[str, object]:
+        """What ``python -m jobs submit`` needs to launch a job like the stack's own."""
+        settings, target = self.settings, self.target
+        spark_image = image(settings)
+        info: dict[str, object] = {
+            "tier": "prod" if isinstance(target, ClusterTarget) else "dev",
+            "image": target.image_name(spark_image)
+            if isinstance(target, ClusterTarget)
+            else (spark_image.override or spark_image.reference()),
+            "master_url": self.master_url,
+            "env": self.environment.env,
+            # Jobs submitted from the CLI ask for what the stack's jobs ask for.
+            "conf": self.submit_conf,
+            "resources": self.job_resources.to_output(),
+            "raw_bucket": settings.buckets.raw,
+        }
+        if isinstance(target, ClusterTarget):
+            info["namespace"] = settings.kubernetes.namespace
+            info["service_account"] = DRIVER_ACCOUNT
+            info["secret_name"] = self.secret_name
+        else:
+            spark = CONFIG.of(settings)
+            info["network"] = target.network_name
+            info["master_ui_url"] = self.ui_url
+            info["s3_endpoint"] = s3_url
+            info["workers"] = {
+                "count": spark.workers,
+                "cores": spark.worker_cores,
+                "memoryMib": memory_mib(spark.worker_memory),
+            }
+        return info
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "spark_master_url": self.master_url,
+            "spark_ui_url": self.ui_url,
+            "spark_submit": self.submit_info(self._s3_url),
+        }
+
+    def shared_credentials(self) -> dict[str, pulumi.Input[str]]:
+        return dict(self._credentials)
+
+
+def build(ctx: Context) -> Spark:
+    """Spark with a MinIO user of its own (the data buckets, read-write) and
+    its Redis user, handed to every driver as files."""
+    minio = ctx.service("minio", Minio)
+    redis = ctx.service("redis", Redis)
+    buckets = ctx.settings.buckets
+    s3 = minio.credentials[NAME]
+    redis_user = redis.credentials[NAME]
+    environment = SparkEnvironment(
+        env={
+            "DP_S3_ENDPOINT": minio.endpoint,
+            "DP_S3_ACCESS_KEY_FILE": secret_path("s3-access-key"),
+            "DP_S3_SECRET_KEY_FILE": secret_path("s3-secret-key"),
+            "DP_REDIS_HOST": redis.host,
+            "DP_REDIS_PORT": str(redis.port),
+            "DP_REDIS_USERNAME": redis_user.username,
+            "DP_REDIS_PASSWORD_FILE": secret_path("redis-password"),
+            "DP_RAW_BUCKET": buckets.raw,
+            "DP_LAKE_BUCKET": buckets.lake,
+            "DP_MODELS_BUCKET": buckets.models,
+            "DP_EVENTS_BUCKET": buckets.events,
+        },
+        files=(
+            File(secret_path("s3-access-key"), s3.access_key, secret=True),
+            File(secret_path("s3-secret-key"), s3.secret_key, secret=True),
+            File(secret_path("redis-password"), redis_user.password, secret=True),
+        ),
+        talks_to=("minio", "redis"),
+    )
+    args = SparkArgs(
+        ctx.settings,
+        environment,
+        jobs_depend_on=(minio,),
+        s3_url=minio.s3_url,
+        credentials={
+            "s3_access_key": s3.access_key,
+            "s3_secret_key": s3.secret_key,
+            "redis_username": redis_user.username,
+            "redis_password": redis_user.password,
+        },
+    )
+    return Spark(NAME, args, ctx.target, ctx.opts)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    build=build,
+    sections=(CONFIG, JOBS, OPERATOR),
+    host_ports={"spark_master": 7077, "spark_ui": 8081},
+    images={NAME: None},
+    workloads=("spark-master", "spark-worker"),
+    s3_access={"raw": "readwrite", "lake": "readwrite", "models": "readwrite", "events": "readwrite"},
+    check=check,
+)

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.services.spark.shared import SparkEnvironment, image, job_resources, submit_conf
-from infra.settings import Settings, SparkJobSettings
+from infra.services.spark.shared import (
+    OPERATOR,
+    SparkEnvironment,
+    SparkJobSettings,
+    image,
+    job_resources,
+    submit_conf,
+)
+from infra.settings import Settings
 from infra.targets import ChartSpec, ClusterTarget, PodFlows
 from jobs.launch import APP_LABEL, DRIVER_ACCOUNT, spark_application
 
@@ -46,7 +53,7 @@ def deploy_runtime(
     network policy of Spark pods; returns what jobs wait for and the
     Secret's name."""
     runtime: list[pulumi.Resource] = []
-    operator = settings.spark_operator
+    operator = OPERATOR.of(settings)
     if operator.install:
         runtime.append(
             target.install_chart(

@@ -4,13 +4,110 @@ submission carries, the sizes of a job and what a driver needs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
+from pydantic import Field, field_validator, model_validator
 
 from infra.services.common import project_image
-from infra.settings import Settings, memory_bytes
+from infra.settings import (
+    CRON_RE,
+    DNS_LABEL_RE,
+    ConfigModel,
+    Section,
+    Settings,
+    check_memory,
+    keyed,
+    memory_bytes,
+)
 from infra.workload import File, ProjectImage
 from jobs.launch import MEMORY_OVERHEAD_MIB, SparkResources, memory_mib
+
+
+class SparkSettings(ConfigModel):
+    workers: int = Field(2, ge=1, le=64)
+    worker_cores: int = Field(1, ge=1, le=64)
+    worker_memory: str = "1Gi"
+    driver_cores: int = Field(1, ge=1, le=64)
+    driver_memory: str = "1Gi"
+    executor_cores: int = Field(1, ge=1, le=64)
+    executor_memory: str = "1Gi"
+    min_executors: int = Field(1, ge=0, le=1000)
+    max_executors: int = Field(4, ge=1, le=1000)
+
+    _memory = field_validator("worker_memory", "driver_memory", "executor_memory")(check_memory)
+
+    @model_validator(mode="after")
+    def _executor_range(self) -> SparkSettings:
+        if self.min_executors > self.max_executors:
+            raise keyed(
+                "minExecutors",
+                f"{self.min_executors} is above maxExecutors {self.max_executors}",
+            )
+        return self
+
+
+JobName = Literal["event_counts", "datagen", "features", "train"]
+
+
+class SparkJobSettings(ConfigModel):
+    """A job declared in the stack. With a schedule it recurs (prod only)."""
+
+    name: str
+    job: JobName
+    args: list[str] = []
+    schedule: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not DNS_LABEL_RE.match(value) or len(value) > 40:
+            raise ValueError("must be lowercase letters, digits and '-', at most 40 characters")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not CRON_RE.match(value.strip()):
+            raise ValueError("must be a five-field cron expression or an @-macro such as @daily")
+        return value
+
+
+class SparkOperatorSettings(ConfigModel):
+    install: bool = True
+    chart_version: str = "2.3.0"
+    chart_repo: str = "https://kubeflow.github.io/spark-operator"
+    namespace: str = "spark-operator"
+
+
+CONFIG = Section("spark", SparkSettings, SparkSettings())
+JOBS: Section[list[SparkJobSettings]] = Section("spark_jobs", list[SparkJobSettings], [])
+OPERATOR = Section("spark_operator", SparkOperatorSettings, SparkOperatorSettings())
+
+
+def check(settings: Settings) -> None:
+    """Checks across keys, reported on the key to change."""
+    spark = CONFIG.of(settings)
+    if settings.is_docker:
+        # A standalone worker launches an executor only if the whole executor
+        # fits what the worker offers; otherwise the job waits for ever.
+        if memory_bytes(spark.executor_memory) > memory_bytes(spark.worker_memory):
+            raise keyed(
+                "spark.executorMemory",
+                f"an executor of {spark.executor_memory} does not fit a dev Spark worker, which offers "
+                f"spark.workerMemory {spark.worker_memory}; lower executorMemory or raise workerMemory",
+            )
+        if spark.executor_cores > spark.worker_cores:
+            raise keyed(
+                "spark.executorCores",
+                f"an executor of {spark.executor_cores} cores does not fit a dev Spark worker, which "
+                f"offers spark.workerCores {spark.worker_cores}; lower executorCores or raise workerCores",
+            )
+    names = [job.name for job in JOBS.of(settings)]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise keyed("sparkJobs", f"job names must be unique; repeated: {', '.join(duplicates)}")
+
 
 MASTER_PORT = 7077
 OVERHEAD = MEMORY_OVERHEAD_MIB * 1024 * 1024
@@ -50,7 +147,7 @@ def submit_conf(settings: Settings) -> dict[str, str]:
 
 def job_resources(settings: Settings) -> SparkResources:
     """What each job asks for, from ``dataplatform:spark``."""
-    spark = settings.spark
+    spark = CONFIG.of(settings)
     return SparkResources(
         driver_cores=spark.driver_cores,
         driver_memory_mib=memory_mib(spark.driver_memory),

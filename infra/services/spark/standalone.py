@@ -7,16 +7,18 @@ import pulumi
 
 from infra.services.common import defaults, resources
 from infra.services.spark.shared import (
+    CONFIG,
     MASTER_PORT,
     OVERHEAD,
     SparkEnvironment,
+    SparkJobSettings,
     image,
     job_resources,
     mebibytes,
     spark_memory,
     submit_conf,
 )
-from infra.settings import Settings, SparkJobSettings, memory_bytes
+from infra.settings import Settings, memory_bytes
 from infra.targets import Target
 from infra.workload import Metrics, Port, Resources, Workload, http_check
 from jobs.launch import SPARK_UID, driver_container_memory_mib, spark_submit_command
@@ -31,7 +33,7 @@ def deploy_cluster(
 ) -> tuple[list[Workload], pulumi.Output[str]]:
     """The master (7077, UI 8080) and ``spark.workers`` workers that register
     with it; returns them and the master UI's URL."""
-    spark = settings.spark
+    spark = CONFIG.of(settings)
     master = Workload(
         name="spark-master",
         image=image(settings),
@@ -48,8 +50,8 @@ def deploy_cluster(
         ),
         env={"SPARK_NO_DAEMONIZE": "true"},
         ports=(
-            Port("spark", MASTER_PORT, host_port=settings.host_ports.spark_master),
-            Port("ui", MASTER_UI_PORT, host_port=settings.host_ports.spark_ui),
+            Port("spark", MASTER_PORT, host_port=settings.host_port("spark_master")),
+            Port("ui", MASTER_UI_PORT, host_port=settings.host_port("spark_ui")),
         ),
         health=http_check(MASTER_UI_PORT, "/", start_seconds=20),
         metrics=Metrics(MASTER_UI_PORT, "/metrics/master/prometheus"),
@@ -129,6 +131,6 @@ def deploy_job(
         one_shot=True,
         depends_on=("spark-master", *environment.talks_to),
         talks_to=("spark-master", *environment.talks_to),
-        resources=Resources(str(settings.spark.driver_cores), memory, memory),
+        resources=Resources(str(CONFIG.of(settings).driver_cores), memory, memory),
     )
     target.deploy(workload, parent)

@@ -1,0 +1,18 @@
+"""Every service of the platform, in the order the platform builds them: a
+service comes after those it reads (Prometheus scrapes the ones above it)."""
+
+from __future__ import annotations
+
+from infra.services import alertmanager, gateway, grafana, inference, minio, prometheus, redis, spark
+from infra.services.base import ServiceSpec
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    redis.SPEC,
+    minio.SPEC,
+    spark.SPEC,
+    inference.SPEC,
+    gateway.SPEC,
+    alertmanager.SPEC,
+    prometheus.SPEC,
+    grafana.SPEC,
+)
