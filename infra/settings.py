@@ -1,5 +1,8 @@
 """Every configuration key of the project, typed and validated in one place.
 
+The platform-wide keys are declared here; each service declares its own
+(sections, host ports, images, volume sizes, resource overrides) in its
+``ServiceSpec``, and ``settings_model()`` adds them from the registry.
 The Pulumi program reads nothing from ``pulumi.Config`` outside this module.
 A bad value stops the program before any resource is declared, with one
 message per problem that names the key, the value given and what is allowed.
