@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -38,7 +39,6 @@ from inference.schemas import (
     InlinePredictRequest,
     ModelInfo,
     ModelRef,
-    Prediction,
     PredictRequest,
     PredictResponse,
     ReadyBody,
@@ -184,13 +184,16 @@ def _check_batch(size: int, limit: int) -> None:
 def _inline_matrix(model: LoadedModel, rows: Sequence[Mapping[str, float]]) -> NDArray[np.float64]:
     names = model.feature_names
     index = model.feature_index
-    problems: list[dict[str, Any]] = []
-    for i, row in enumerate(rows):
-        missing = [name for name in names if name not in row]
-        unknown = sorted(name for name in row if name not in index)
-        if missing or unknown:
-            problems.append({"index": i, "missing": missing, "unknown": unknown})
-    if problems:
+    expected = index.keys()
+    # Key views compare as sets, in C: the per-feature report below is only
+    # built when some row does not match.
+    if not all(row.keys() == expected for row in rows):
+        problems: list[dict[str, Any]] = []
+        for i, row in enumerate(rows):
+            missing = [name for name in names if name not in row]
+            unknown = sorted(name for name in row if name not in index)
+            if missing or unknown:
+                problems.append({"index": i, "missing": missing, "unknown": unknown})
         first = problems[0]
         parts = []
         if first["missing"]:
@@ -205,10 +208,8 @@ def _inline_matrix(model: LoadedModel, rows: Sequence[Mapping[str, float]]) -> N
             expected=names,
             rows=problems[:_MAX_REPORTED],
         )
-    matrix = np.empty((len(rows), len(names)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        matrix[i] = [row[name] for name in names]
-    return matrix
+    values = model.row_values
+    return np.array([values(row) for row in rows], dtype=np.float64).reshape(len(rows), len(names))
 
 
 async def _entity_matrix(
@@ -232,6 +233,16 @@ async def _entity_matrix(
         raise ApiError(404, "unknown_entity", message, entity_ids=unknown[:_MAX_REPORTED])
 
     names = model.feature_names
+    values = model.row_values
+    try:
+        # float() per value, as below, but without the per-feature loop; any
+        # missing, non-numeric or non-finite value falls through to the report.
+        matrix = np.array([tuple(map(float, values(h))) for h in hashes], dtype=np.float64)
+        matrix = matrix.reshape(len(entity_ids), len(names))
+        if np.isfinite(matrix).all():
+            return matrix
+    except (KeyError, ValueError):
+        pass
     matrix = np.empty((len(entity_ids), len(names)), dtype=np.float64)
     problems: list[dict[str, Any]] = []
     for i, (entity_id, stored) in enumerate(zip(entity_ids, hashes, strict=True)):
@@ -284,7 +295,7 @@ router = APIRouter()
     response_model_exclude_none=True,
     responses=_ERROR_RESPONSES,
 )
-async def predict(body: Annotated[PredictRequest, Body()], runtime: RuntimeDep) -> PredictResponse:
+async def predict(body: Annotated[PredictRequest, Body()], runtime: RuntimeDep) -> Response:
     """Score entities (features from Redis) or feature vectors given inline."""
     by_entity = isinstance(body, EntityPredictRequest | EntityBatchPredictRequest)
     source = "entity" if by_entity else "inline"
@@ -301,7 +312,7 @@ async def predict(body: Annotated[PredictRequest, Body()], runtime: RuntimeDep) 
         runtime.metrics.requests.labels(source=source, status=str(status)).inc()
 
 
-async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> PredictResponse:
+async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> Response:
     started = time.perf_counter()
     # Taken once: a model swap during this request does not affect it.
     model = runtime.models.current
@@ -319,8 +330,12 @@ async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> Predi
         _check_batch(len(rows), runtime.settings.max_batch)
         matrix = _inline_matrix(model, rows)
 
-    # onnxruntime releases the GIL, so a worker thread keeps the loop free.
-    scores = await run_in_threadpool(model.predict, matrix)
+    # A cheap batch is scored right here; a costly one in a worker thread
+    # (onnxruntime releases the GIL there), which keeps the loop free.
+    if len(matrix) <= model.inline_rows:
+        scores = model.predict(matrix)
+    else:
+        scores = await run_in_threadpool(model.predict, matrix)
     bad_rows = np.flatnonzero(~np.isfinite(scores)).tolist()
     if bad_rows:
         raise ApiError(
@@ -331,16 +346,31 @@ async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> Predi
             rows=bad_rows[:_MAX_REPORTED],
         )
 
-    predictions = [
-        Prediction(entity_id=entity_ids[i] if entity_ids else None, score=float(score))
-        for i, score in enumerate(scores)
-    ]
-    runtime.metrics.predictions.labels(source=source).inc(len(predictions))
-    runtime.metrics.batch_size.labels(source=source).observe(len(predictions))
+    count = len(scores)
+    runtime.metrics.predictions.labels(source=source).inc(count)
+    runtime.metrics.batch_size.labels(source=source).observe(count)
     runtime.metrics.latency.labels(source=source).observe(time.perf_counter() - started)
-    return PredictResponse(
-        model=ModelRef(name=model.name, version=model.version), predictions=predictions
-    )
+    return Response(_render(model, entity_ids, scores.tolist()), media_type="application/json")
+
+
+def _render(model: LoadedModel, entity_ids: Sequence[str] | None, scores: list[float]) -> bytes:
+    """``PredictResponse`` as JSON, written directly: building one pydantic
+    object per row and validating them again costs more than scoring.
+
+    ``repr`` of a finite float is its shortest round-trip form, a valid JSON
+    number; entity ids and the model's name and version go through ``json``.
+    """
+    head = json.dumps({"name": model.name, "version": model.version})
+    if entity_ids is None:
+        rows = ",".join([f'{{"score":{score!r}}}' for score in scores])
+    else:
+        rows = ",".join(
+            [
+                f'{{"entity_id":{json.dumps(eid)},"score":{score!r}}}'
+                for eid, score in zip(entity_ids, scores, strict=True)
+            ]
+        )
+    return f'{{"model":{head},"predictions":[{rows}]}}'.encode()
 
 
 @router.get("/v1/models", response_model=ModelInfo, responses={503: _ERROR_RESPONSES[503]})

@@ -13,8 +13,10 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -66,6 +68,11 @@ class LoadedModel:
     session: ort.InferenceSession
     loaded_at: datetime
     feature_index: dict[str, int] = field(repr=False)
+    # Batches of at most this many rows are scored on the event loop (see
+    # ``inline_rows``); larger ones in a worker thread.
+    inline_rows: int = field(default=0, repr=False)
+    # ``row_values(mapping)``: the feature values of one row, in input order.
+    row_values: Callable[[Mapping[str, Any]], Any] = field(default=None, repr=False)  # type: ignore[assignment]
 
     @property
     def name(self) -> str:
@@ -90,6 +97,13 @@ class LoadedModel:
                 f"model returned {scores.shape[0]} scores for {features.shape[0]} rows"
             )
         return scores
+
+
+def _row_getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    get = itemgetter(*names)
+    if len(names) == 1:
+        return lambda row: (get(row),)
+    return get
 
 
 def build_model(metadata: ModelMetadata, model_bytes: bytes) -> LoadedModel:
@@ -143,6 +157,7 @@ def build_model(metadata: ModelMetadata, model_bytes: bytes) -> LoadedModel:
         session=session,
         loaded_at=datetime.now(UTC),
         feature_index={name: i for i, name in enumerate(metadata.feature_names)},
+        row_values=_row_getter(metadata.feature_names),
     )
     # A dry run catches graphs that load but fail at execution (shape errors,
     # unsupported kernels) before they replace a working version.
@@ -152,7 +167,31 @@ def build_model(metadata: ModelMetadata, model_bytes: bytes) -> LoadedModel:
         raise
     except Exception as exc:
         raise InvalidModelError(f"model fails a trial run: {exc}") from exc
-    return model
+    return replace(model, inline_rows=inline_rows(model))
+
+
+# Handing a batch to a worker thread costs a queue hand-off and two GIL
+# hand-overs; under load the event loop holds the GIL and the worker waits for
+# it (up to the interpreter's switch interval, 5 ms) both to start and to
+# return. A model that scores a batch in less than this runs on the loop.
+INLINE_SCORING_BUDGET_S = 0.0005
+_PROBE_ROWS = 256
+
+
+def inline_rows(model: LoadedModel) -> int:
+    """The largest batch expected to score within ``INLINE_SCORING_BUDGET_S``.
+
+    Timed on zeros at load (best of three), assuming time grows linearly
+    with rows; a probe cost that includes the fixed per-call overhead makes
+    the estimate err on the side of the worker thread.
+    """
+    probe = np.zeros((_PROBE_ROWS, len(model.feature_names)), dtype=np.float64)
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        model.predict(probe)
+        best = min(best, time.perf_counter() - started)
+    return int(INLINE_SCORING_BUDGET_S * _PROBE_ROWS / max(best, 1e-9))
 
 
 class S3ModelRegistry:
