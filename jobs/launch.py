@@ -13,6 +13,7 @@ inspected.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -67,7 +68,10 @@ def memory_mib(quantity: str) -> int:
 class SparkResources:
     """What a job asks for: driver and executor sizes, and the executor range
     dynamic allocation moves in. Memory is the JVM heap, in MiB; each pod or
-    container gets ``MEMORY_OVERHEAD_MIB`` on top."""
+    container gets ``MEMORY_OVERHEAD_MIB`` on top. On Kubernetes a pod's CPU
+    request may be set below its cores (``*_core_request_millis``): Spark
+    still runs ``cores`` tasks at once and the pod may use up to ``cores``
+    CPUs, but it fits a small cluster; None requests the cores."""
 
     driver_cores: int = 1
     driver_memory_mib: int = 1024
@@ -75,11 +79,17 @@ class SparkResources:
     executor_memory_mib: int = 1024
     min_executors: int = 1
     max_executors: int = 4
+    driver_core_request_millis: int | None = None
+    executor_core_request_millis: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("driver_cores", "executor_cores", "driver_memory_mib", "executor_memory_mib"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        for name, cores in (("driver", self.driver_cores), ("executor", self.executor_cores)):
+            request = getattr(self, f"{name}_core_request_millis")
+            if request is not None and not 1 <= request <= cores * 1000:
+                raise ValueError(f"{name} core request {request}m must be between 1m and its {cores} core(s)")
         if not 0 <= self.min_executors <= self.max_executors or self.max_executors < 1:
             raise ValueError(
                 f"executors must satisfy 0 <= min <= max, max >= 1 "
@@ -106,7 +116,8 @@ class SparkResources:
 
     def to_output(self) -> dict[str, int]:
         """The stack output form (camelCase keys, as in the config)."""
-        return {_camel(f.name): getattr(self, f.name) for f in fields(self)}
+        values = {_camel(f.name): getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in values.items() if v is not None}
 
     @classmethod
     def from_output(cls, value: Mapping[str, Any]) -> SparkResources:
@@ -197,29 +208,49 @@ def spark_application(
     OnFailure restarts; 0 means run once (``Never``).
     """
     pod_labels = {**APP_LABEL, **(labels or {})}
+    # One mount per secret file rather than the directory: the driver's
+    # service-account token is mounted under /var/run/secrets (= /run/secrets),
+    # which a read-only volume there would not let the runtime create.
+    secret_files = sorted(
+        posixpath.basename(v)
+        for v in env.values()
+        if isinstance(v, str) and posixpath.dirname(v) == SECRETS_DIR
+    )
     mounts = [
-        {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+        *(
+            {"name": "secrets", "mountPath": f"{SECRETS_DIR}/{f}", "subPath": f, "readOnly": True}
+            for f in secret_files
+        ),
         {"name": "scratch", "mountPath": SCRATCH_DIR},
     ]
     env_list = [{"name": k, "value": v} for k, v in sorted(env.items())]
 
-    def pod(cores: int, memory_mib: int) -> dict[str, Any]:
+    def pod(cores: int, memory_mib: int, request_millis: int | None) -> dict[str, Any]:
         return {
             "cores": cores,
+            **({"coreRequest": f"{request_millis}m"} if request_millis is not None else {}),
             "coreLimit": f"{cores * 1000}m",
             "memory": f"{memory_mib}m",
             "memoryOverhead": f"{MEMORY_OVERHEAD_MIB}m",
             "labels": dict(pod_labels),
             "env": env_list,
             "volumeMounts": mounts,
+            # Secret files are 0440: readable through the group the kubelet
+            # gives them.
+            "podSecurityContext": {"fsGroup": SPARK_UID},
             "securityContext": _security_context(),
         }
 
-    driver = {**pod(resources.driver_cores, resources.driver_memory_mib), "serviceAccount": DRIVER_ACCOUNT}
+    driver = {
+        **pod(resources.driver_cores, resources.driver_memory_mib, resources.driver_core_request_millis),
+        "serviceAccount": DRIVER_ACCOUNT,
+    }
     if driver_annotations:
         driver["annotations"] = dict(driver_annotations)
     executor = {
-        **pod(resources.executor_cores, resources.executor_memory_mib),
+        **pod(
+            resources.executor_cores, resources.executor_memory_mib, resources.executor_core_request_millis
+        ),
         "instances": resources.initial_executors,
     }
     restart: dict[str, Any] = (

@@ -11,6 +11,7 @@ import pytest
 
 from jobs import cli, submit
 from jobs.errors import JobError
+from jobs.launch import SparkResources, spark_application
 
 DEV_OUTPUTS: dict[str, Any] = {
     "spark_submit": {
@@ -98,7 +99,14 @@ def test_spark_application() -> None:
         env = {e["name"]: e["value"] for e in pod["env"]}
         assert env["DP_S3_SECRET_KEY_FILE"] == "/run/secrets/s3_secret_key"
         assert env["DP_RAW_BUCKET"] == "raw"
-        assert {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True} in pod["volumeMounts"]
+        # File by file, so the driver's service-account token can still be
+        # mounted under /var/run/secrets.
+        secret_mounts = [m for m in pod["volumeMounts"] if m["name"] == "secrets"]
+        assert secret_mounts == [
+            {"name": "secrets", "mountPath": f"/run/secrets/{f}", "subPath": f, "readOnly": True}
+            for f in ("redis_password", "s3_access_key", "s3_secret_key")
+        ]
+        assert pod["podSecurityContext"] == {"fsGroup": 185}
         assert pod["labels"]["dataplatform.io/spark-app"] == "true"
         assert pod["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -280,3 +288,16 @@ json.dump(log, open(path, "w"))
     assert states == ["RUNNING", "FAILED"]
     assert "FAILED: driver container failed with ExitCode: 2" in captured.err
     assert "below --min-auc" in captured.err
+
+
+def test_core_requests_below_the_cores_fit_small_clusters() -> None:
+    sizes = SparkResources(driver_cores=1, executor_cores=2, executor_core_request_millis=500)
+    app = spark_application(
+        "dp-x", "datagen", [], image="i", env={}, secret_name="s", conf={}, resources=sizes
+    )
+    assert "coreRequest" not in app["spec"]["driver"]
+    assert app["spec"]["executor"]["coreRequest"] == "500m"
+    assert app["spec"]["executor"]["coreLimit"] == "2000m"
+    assert SparkResources.from_output(sizes.to_output()) == sizes
+    with pytest.raises(ValueError, match="executor core request 2500m"):
+        SparkResources(executor_cores=2, executor_core_request_millis=2500)
