@@ -15,7 +15,15 @@ fn main() -> ExitCode {
         return healthcheck();
     }
 
+    let (log_writer, _flush_logs) = match gateway::logging::stdout_writer() {
+        Ok(writer) => writer,
+        Err(error) => {
+            eprintln!("cannot start the log writer: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     fmt()
+        .with_writer(log_writer)
         .json()
         .flatten_event(true)
         .with_current_span(false)
