@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,14 +22,21 @@ if TYPE_CHECKING:
 
 POINTER_KEY = "features:current"
 VERSIONS_PREFIX = "features:v:"
+# Connections to Redis at most; more concurrent lookups wait for one.
+MAX_CONNECTIONS = 64
 
 
 def connect(settings: Settings) -> Redis:
     """A client whose failures surface within about a second, for fast 503s."""
     password = settings.redis_password()
     timeout = settings.redis_timeout_seconds
-    return Redis.from_url(
+    # A bounded pool that makes a request wait (up to the timeout) for a free
+    # connection: redis-py's default pool refuses the 101st concurrent
+    # request outright, which turned a burst of lookups into 503s.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout,
         username=settings.redis_username,
         password=password.get_secret_value() if password is not None else None,
         decode_responses=True,
@@ -42,6 +49,7 @@ def connect(settings: Settings) -> Redis:
         health_check_interval=30,
         client_name="inference",
     )
+    return Redis.from_pool(pool)
 
 
 class FeatureStore:
