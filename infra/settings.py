@@ -91,7 +91,7 @@ class _Model(BaseModel):
     )
 
 
-def _check_cpu(value: str) -> str:
+def check_cpu(value: str) -> str:
     if not CPU_RE.match(value) or cpu_millis(value) <= 0:
         raise ValueError("must be a CPU quantity greater than zero, such as 250m, 1 or 1.5")
     return value
@@ -117,7 +117,7 @@ class ResourceSettings(_Model):
     memory_limit: str
     cpu_limit: str | None = None
 
-    _cpu = field_validator("cpu_request", "cpu_limit")(lambda v: None if v is None else _check_cpu(v))
+    _cpu = field_validator("cpu_request", "cpu_limit")(lambda v: None if v is None else check_cpu(v))
     _memory = field_validator("memory_request", "memory_limit")(check_memory)
 
     @model_validator(mode="after")
@@ -158,6 +158,19 @@ class KubernetesSettings(_Model):
     version: str = "1.33"
     render_dir: str | None = None
     kubeconfig_context: str | None = None
+    # Where pods that use the API (Spark drivers) may connect: the API
+    # server's endpoint addresses. Empty: any address on ports 443/6443.
+    api_server_cidrs: list[str] = []
+
+    @field_validator("api_server_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR block such as 10.0.0.1/32") from None
+        return value
 
     @field_validator("namespace")
     @classmethod

@@ -186,6 +186,13 @@ class IngressRoute:
     host: str
     tls_secret_name: str | None = None
     class_name: str | None = None
+    # Only these path prefixes are routed; anything else (health, metrics)
+    # stays inside the cluster.
+    paths: tuple[str, ...] = ("/",)
+
+    def __post_init__(self) -> None:
+        if not self.paths or any(not p.startswith("/") for p in self.paths):
+            raise WorkloadError(f"ingress paths {self.paths!r} must be absolute, and at least one")
 
 
 @dataclass(frozen=True)
@@ -220,7 +227,12 @@ class Workload:
     user: int
     group: int
     resources: Resources
+    # Liveness: restarting would help (Docker's health check, Kubernetes'
+    # liveness and startup probes).
     health: HealthCheck | None
+    # Kubernetes only: ready for traffic, when that differs from alive (for
+    # example, a dependency is down or a model cannot load). None: ``health``.
+    readiness: HealthCheck | None = None
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -271,8 +283,11 @@ class Workload:
         if len(set(mounts)) != len(mounts):
             raise WorkloadError(f"{self.name}: two mounts share a path: {sorted(mounts)}")
         declared = {p.container_port for p in self.ports}
-        if self.health and self.health.port is not None and self.health.port not in declared:
-            raise WorkloadError(f"{self.name}: health check port {self.health.port} is not a declared port")
+        for check in (self.health, self.readiness):
+            if check and check.port is not None and check.port not in declared:
+                raise WorkloadError(f"{self.name}: health check port {check.port} is not a declared port")
+        if self.readiness and self.health is None:
+            raise WorkloadError(f"{self.name}: a readiness check needs a health check beside it")
         if self.metrics and self.metrics.port not in {p.container_port for p in self.ports}:
             raise WorkloadError(f"{self.name}: metrics port {self.metrics.port} is not a declared port")
 

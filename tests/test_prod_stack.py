@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -231,11 +232,21 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
 def test_spark_operator_and_jobs(prod: tuple[Recorder, Platform]) -> None:
     recorder, _ = prod
     chart = unwrap(recorder.of_type("kubernetes:helm.sh/v4:Chart")[0].inputs)
-    assert chart["version"] == "2.3.0"
+    assert chart["version"] == "2.5.2"
+    assert chart["repositoryOpts"]["repo"] == "https://kubeflow.github.io/spark-operator"
     assert chart["values"]["webhook"]["enable"] is True
     assert chart["values"]["spark"]["jobNamespaces"] == ["dataplatform"]
+    # Least privilege: executor pods and their ConfigMap, nothing else.
     role = unwrap(recorder.named("kubernetes:rbac.authorization.k8s.io/v1:Role", "spark-driver").inputs)
-    assert "pods" in role["rules"][0]["resources"] and "create" in role["rules"][0]["verbs"]
+    granted = {(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
+    assert ("pods", "create") in granted and ("configmaps", "create") in granted
+    assert not {res for res, _ in granted} - {"pods", "configmaps"}
+    assert not {verb for _, verb in granted} & {"patch", "update", "escalate", "bind"}
+    # The driver talks to the API server, so its account mounts a token.
+    account = unwrap(recorder.named("kubernetes:core/v1:ServiceAccount", "spark-driver").inputs)
+    assert account["automountServiceAccountToken"] is True
+    operator_ns = unwrap(recorder.named("kubernetes:core/v1:Namespace", "spark-operator-namespace").inputs)
+    assert operator_ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     apps = {
         r.name: unwrap(r.inputs)
         for r in recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication")
@@ -297,8 +308,10 @@ def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
         recorder.named("kubernetes:sparkoperator.k8s.io/v1beta2:SparkApplication", "dp-features").inputs
     )
     target = submit.StackTarget.from_outputs(
-        {"spark_submit": outputs, "platform_credentials": {"s3_access_key": "a", "s3_secret_key": "s",
-                                                          "redis_password": "r"}},
+        {
+            "spark_submit": outputs,
+            "platform_credentials": {"s3_access_key": "a", "s3_secret_key": "s", "redis_password": "r"},
+        },
         "prod",
     )
     assert outputs["secret_name"] == "spark-credentials"
@@ -313,3 +326,112 @@ def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
             pods[role].pop("annotations", None)
     assert cli_pods == stack_pods
     assert cli["spec"]["driver"]["labels"]["dataplatform.io/spark-app"] == "true"
+
+
+def test_the_operator_chart_from_a_local_directory_with_its_image(tmp_path: Path) -> None:
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: spark-operator\nversion: 2.5.2\n")
+    recorder, _ = run_stack(
+        "prod",
+        {
+            "sparkOperator": {
+                "chartPath": str(tmp_path),
+                "image": "127.0.0.1:5000/dataplatform/spark-operator:2.5.2",
+            }
+        },
+    )
+    chart = unwrap(recorder.of_type("kubernetes:helm.sh/v4:Chart")[0].inputs)
+    assert chart["chart"] == str(tmp_path)
+    assert "repositoryOpts" not in chart and "version" not in chart
+    assert chart["values"]["image"] == {
+        "registry": "127.0.0.1:5000",
+        "repository": "dataplatform/spark-operator",
+        "tag": "2.5.2",
+    }
+
+
+def test_a_local_chart_of_another_version_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: spark-operator\nversion: 2.3.0\n")
+    with pytest.raises(
+        Exception,
+        match=r"sparkOperator.chartPath: the chart in .* is version 2.3.0, but chartVersion is 2.5.2",
+    ):
+        run_stack("prod", {"sparkOperator": {"chartPath": str(tmp_path)}})
+
+
+@pytest.mark.parametrize("purge", [False, True])
+def test_destroy_keeps_the_namespace_holding_retained_claims(
+    monkeypatch: pytest.MonkeyPatch, purge: bool
+) -> None:
+    seen: dict[str, bool | None] = {}
+    cls = pulumi_kubernetes.core.v1.Namespace
+    original = cls.__init__
+
+    def capture(self: Any, resource_name: str, *args: Any, **kwargs: Any) -> None:
+        opts = kwargs.get("opts")
+        seen[resource_name] = opts.retain_on_delete if opts else None
+        original(self, resource_name, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__init__", capture)
+    run_stack("prod", {"purgeOnDestroy": purge})
+    # Deleting a namespace deletes its PVCs, retained or not.
+    assert seen["namespace"] is (not purge)
+
+
+def test_readiness_and_liveness_are_different_checks() -> None:
+    recorder, _ = run_stack("prod")
+    for name in ("gateway", "inference"):
+        deployment = unwrap(recorder.named("kubernetes:apps/v1:Deployment", name).inputs)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_file_contents_roll_the_pods_and_a_rotation_renews_the_key() -> None:
+    def gateway(overrides: dict[str, Any]) -> tuple[str, Any]:
+        recorder, _ = run_stack("prod", overrides)
+        deployment = unwrap(recorder.named("kubernetes:apps/v1:Deployment", "gateway").inputs)
+        password = unwrap(
+            recorder.named("random:index/randomPassword:RandomPassword", "gateway-api-key").inputs
+        )
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        return annotations["dataplatform.io/files-sha256"], password.get("keepers")
+
+    digest, keepers = gateway({})
+    assert len(digest) == 64 and keepers is None
+    # Raising apiKeyRotation makes the provider generate a new key; the key
+    # file's digest on the pod template then changes and the pods roll.
+    _, keepers = gateway({"gateway": {"apiKeyRotation": 1}})
+    assert keepers == {"rotation": "1"}
+
+
+def test_a_files_digest_follows_every_file() -> None:
+    from infra.targets.kubernetes import _files_digest
+    from infra.workload import File
+
+    def value(*files: File) -> str:
+        return str(_sync_await(_files_digest(files).future()))
+
+    a = File("/etc/x/a", "one")
+    assert value(a) == value(File("/etc/x/a", "one"))
+    assert value(a) != value(File("/etc/x/a", "two"))
+    assert value(a) != value(File("/etc/x/b", "one"))
+
+
+def test_ingress_routes_only_the_public_api_and_spark_reaches_only_the_api_server() -> None:
+    recorder, _ = run_stack(
+        "prod",
+        {
+            "gateway": {"ingress": {"host": "api.example.com", "className": "traefik"}},
+            "kubernetes": {"apiServerCidrs": ["10.250.0.1/32"]},
+        },
+    )
+    ingress = unwrap(recorder.named("kubernetes:networking.k8s.io/v1:Ingress", "gateway").inputs)
+    assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == ["/v1"]
+    policy = unwrap(recorder.named("kubernetes:networking.k8s.io/v1:NetworkPolicy", "spark-pods").inputs)
+    to_api = [r for r in policy["spec"]["egress"] if any(p["port"] == 6443 for p in r.get("ports", []))]
+    assert to_api == [
+        {
+            "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}],
+            "to": [{"ipBlock": {"cidr": "10.250.0.1/32"}}],
+        }
+    ]

@@ -176,12 +176,14 @@ class Rendered:
         return collections.Counter(m.kind for m in self.manifests)
 
 
-def stack_config(render_dir: Path, install_operator: bool) -> dict[str, Any]:
-    """Pulumi.prod.yaml's config, rendering to ``render_dir``."""
+def stack_config(
+    render_dir: Path, install_operator: bool, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Pulumi.prod.yaml's config with ``extra`` on top, rendering to ``render_dir``."""
     overrides: dict[str, Any] = {"kubernetes": {"renderDir": str(render_dir)}}
     if not install_operator:
         overrides["sparkOperator"] = {"install": False}
-    config = merge_config(harness_stack_config("prod"), overrides)
+    config = merge_config(merge_config(harness_stack_config("prod"), extra or {}), overrides)
     return {f"{PROJECT}:{key}": value for key, value in config.items()}
 
 
@@ -256,6 +258,7 @@ def render(
     *,
     stack: str | None = None,
     install_operator: bool = False,
+    overrides: dict[str, Any] | None = None,
     on_output: Callable[[str], None] = log,
 ) -> Rendered:
     """``pulumi up`` of an ephemeral stack in render mode; the manifests land
@@ -267,7 +270,7 @@ def render(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty; the render would mix with what is there")
     stack = stack or f"render-{os.getpid()}"
-    config = stack_config(out_dir, install_operator)
+    config = stack_config(out_dir, install_operator, overrides)
     version = str((config.get(f"{PROJECT}:kubernetes") or {}).get("version", "1.33"))
     start = time.monotonic()
     with ephemeral_stack(stack, config) as run:

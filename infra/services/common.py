@@ -9,9 +9,12 @@ from infra.settings import ResourceSettings, Settings
 from infra.workload import SECRETS_DIR, ProjectImage, Resources
 
 
-def generated_secret(name: str, parent: pulumi.Resource, length: int = 32) -> pulumi.Output[str]:
+def generated_secret(
+    name: str, parent: pulumi.Resource, length: int = 32, keepers: dict[str, str] | None = None
+) -> pulumi.Output[str]:
     """A random credential, generated once and kept in the stack's state as a
-    secret. Letters and digits only, so it is safe in URLs and config files."""
+    secret. Letters and digits only, so it is safe in URLs and config files.
+    A change in ``keepers`` generates a new one (rotation through config)."""
     password = random.RandomPassword(
         name,
         length=length,
@@ -19,6 +22,7 @@ def generated_secret(name: str, parent: pulumi.Resource, length: int = 32) -> pu
         min_upper=2,
         min_lower=2,
         min_numeric=2,
+        keepers=keepers,
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return pulumi.Output.secret(password.result)

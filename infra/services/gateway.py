@@ -30,6 +30,7 @@ PORT = 8080
 SERVICE_PORT = 80
 NAME = "gateway"
 USER = 10001
+PUBLIC_PATHS = ("/v1",)
 
 
 class IngressSettings(ConfigModel):
@@ -46,6 +47,9 @@ class GatewaySettings(ConfigModel):
     fail_mode: Literal["open", "closed"] = "open"
     service_type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
     ingress: IngressSettings | None = None
+    # Raise it to rotate the API key: a new key is generated, the pods roll
+    # onto it and the old key stops working.
+    api_key_rotation: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _replica_range(self) -> GatewaySettings:
@@ -84,7 +88,10 @@ class Gateway(Service):
         super().__init__("dataplatform:index:Gateway", name, None, opts)
         settings = args.settings
         conf = CONFIG.of(settings)
-        self.api_key = generated_secret("gateway-api-key", self, length=40)
+        # No keeper until the first rotation, so stacks made before this
+        # setting keep their key.
+        rotation = {"rotation": str(conf.api_key_rotation)} if conf.api_key_rotation else None
+        self.api_key = generated_secret("gateway-api-key", self, length=40, keepers=rotation)
         health = HealthCheck(
             ProbeKind.HTTP,
             ("/usr/local/bin/gateway", "--healthcheck"),
@@ -92,8 +99,21 @@ class Gateway(Service):
             path="/healthz",
             interval_seconds=5,
         )
+        # Ready: inference and Redis answer. Not a liveness check: restarting
+        # the gateway would not bring either back.
+        readiness = HealthCheck(
+            ProbeKind.HTTP,
+            ("/usr/local/bin/gateway", "--healthcheck"),
+            port=PORT,
+            path="/readyz",
+            interval_seconds=5,
+        )
+        # Only the public API goes through the Ingress; /healthz, /readyz and
+        # /metrics stay inside the cluster.
         ingress = (
-            IngressRoute(conf.ingress.host, conf.ingress.tls_secret_name, conf.ingress.class_name)
+            IngressRoute(
+                conf.ingress.host, conf.ingress.tls_secret_name, conf.ingress.class_name, paths=PUBLIC_PATHS
+            )
             if conf.ingress
             else None
         )
@@ -121,6 +141,7 @@ class Gateway(Service):
             replicas=conf.replicas,
             autoscaling=Autoscaling(conf.replicas, conf.max_replicas),
             health=health,
+            readiness=readiness,
             metrics=Metrics(PORT),
             depends_on=("inference", "redis"),
             talks_to=("inference", "redis"),

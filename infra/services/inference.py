@@ -98,6 +98,9 @@ class Inference(Service):
             replicas=conf.replicas,
             autoscaling=Autoscaling(conf.replicas, conf.max_replicas),
             health=http_check(PORT, "/healthz", start_seconds=15),
+            # Not ready while the published model cannot be loaded, or Redis
+            # is down; alive as long as the process answers.
+            readiness=http_check(PORT, "/readyz"),
             metrics=Metrics(PORT),
             depends_on=("redis", "minio-init"),
             talks_to=("redis", "minio"),

@@ -26,12 +26,18 @@ class Deployment:
 
 @dataclass(frozen=True)
 class ChartSpec:
+    """A Helm chart: ``chart`` at ``version`` from the repository ``repo``,
+    or, with ``path``, the chart in that local directory (the version must
+    then match its Chart.yaml). Its namespace enforces the "restricted" Pod
+    Security profile like the platform's."""
+
     name: str
     chart: str
     version: str
     repo: str
     namespace: str
     values: dict[str, object]
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,15 @@ class ClusterTarget(Target, Protocol):
     def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource: ...
 
     def service_account(
-        self, name: str, rules: list[dict[str, list[str]]], parent: pulumi.Resource
-    ) -> pulumi.Resource: ...
+        self,
+        name: str,
+        rules: list[dict[str, list[str]]],
+        parent: pulumi.Resource,
+        mount_token: bool = False,
+    ) -> pulumi.Resource:
+        """A service account bound to ``rules`` in the platform namespace; its
+        token is mounted into pods only with ``mount_token``."""
+        ...
 
     def custom_resource(
         self,

@@ -10,12 +10,15 @@ opens exactly the declared flows. Credentials live in Secrets mounted as
 files; no literal secret appears in an environment variable.
 
 Persistent volumes are PVCs kept on ``pulumi destroy`` unless the stack sets
-``purgeOnDestroy``; workloads that own one run as a single replica with the
-Recreate strategy so two pods never write the same volume.
+``purgeOnDestroy``, and so is the namespace holding them (deleting a
+namespace deletes its PVCs); workloads that own one run as a single replica
+with the Recreate strategy so two pods never write the same volume. A
+change to a workload's files (ConfigMaps, Secrets) rolls its pods.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +34,13 @@ LABEL = "app.kubernetes.io/name"
 PART_OF = {"app.kubernetes.io/part-of": "dataplatform"}
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 API_SERVER_PORTS = [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
+PSA_RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+# On a pod template: the digest of the workload's ConfigMap and Secret
+# contents, so changing one rolls the pods.
+FILES_DIGEST = "dataplatform.io/files-sha256"
 
 
 def _labels(name: str) -> dict[str, str]:
@@ -75,13 +85,10 @@ class KubernetesTarget:
             "namespace",
             metadata={
                 "name": self.namespace,
-                "labels": {
-                    **PART_OF,
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
+                "labels": {**PART_OF, **PSA_RESTRICTED},
             },
-            opts=self._opts(parent),
+            # Deleting the namespace would take the retained PVCs with it.
+            opts=self._opts(parent, retain_on_delete=not options.purge_on_destroy),
         )
         k8s.networking.v1.NetworkPolicy(
             "default-deny",
@@ -227,7 +234,7 @@ class KubernetesTarget:
         if workload.args is not None:
             container["args"] = list(workload.args)
         if workload.health:
-            container["readinessProbe"] = self._probe(workload.health, liveness=False)
+            container["readinessProbe"] = self._probe(workload.readiness or workload.health, liveness=False)
             container["livenessProbe"] = self._probe(workload.health, liveness=True)
             container["startupProbe"] = {
                 **self._probe(workload.health, liveness=False),
@@ -281,7 +288,9 @@ class KubernetesTarget:
             self._claims[(workload.name, v.name)] = claim.metadata.name
             made.append(claim)
 
-        pod = {"metadata": {"labels": labels}, "spec": self._pod_spec(workload, parent)}
+        pod: dict[str, Any] = {"metadata": {"labels": labels}, "spec": self._pod_spec(workload, parent)}
+        if workload.files:
+            pod["metadata"]["annotations"] = {FILES_DIGEST: _files_digest(workload.files)}
         if workload.one_shot:
             pod["spec"]["restartPolicy"] = "Never"
             made.append(
@@ -404,7 +413,7 @@ class KubernetesTarget:
                     "http": {
                         "paths": [
                             {
-                                "path": "/",
+                                "path": path,
                                 "pathType": "Prefix",
                                 "backend": {
                                     "service": {
@@ -413,6 +422,7 @@ class KubernetesTarget:
                                     }
                                 },
                             }
+                            for path in ingress.paths
                         ]
                     },
                 }
@@ -468,7 +478,7 @@ class KubernetesTarget:
                 }
             )
         if workload.service_account:
-            egress.append({"ports": API_SERVER_PORTS})
+            egress.append(self._api_server_egress())
         return k8s.networking.v1.NetworkPolicy(
             workload.name,
             metadata=self._meta(workload.name, _labels(workload.name)),
@@ -481,6 +491,15 @@ class KubernetesTarget:
             opts=self._opts(parent),
         )
 
+    def _api_server_egress(self) -> dict[str, Any]:
+        """To the API server: its addresses when the stack names them
+        (``kubernetes.apiServerCidrs``), else any address on its ports."""
+        rule: dict[str, Any] = {"ports": API_SERVER_PORTS}
+        cidrs = self._options.cluster.api_server_cidrs
+        if cidrs:
+            rule["to"] = [{"ipBlock": {"cidr": c}} for c in cidrs]
+        return rule
+
     def _ports_of(self, name: str) -> list[dict[str, Any]]:
         workload = self._workloads.get(name)
         if workload is None:
@@ -492,26 +511,37 @@ class KubernetesTarget:
     def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource:
         namespace = k8s.core.v1.Namespace(
             f"{spec.name}-namespace",
-            metadata={"name": spec.namespace, "labels": dict(PART_OF)},
+            metadata={"name": spec.namespace, "labels": {**PART_OF, **PSA_RESTRICTED}},
             opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+        )
+        source: dict[str, Any] = (
+            {"chart": spec.path}
+            if spec.path
+            else {
+                "chart": spec.chart,
+                "version": spec.version,
+                "repository_opts": k8s.helm.v4.RepositoryOptsArgs(repo=spec.repo),
+            }
         )
         return k8s.helm.v4.Chart(
             spec.name,
-            chart=spec.chart,
-            version=spec.version,
+            **source,
             namespace=spec.namespace,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=spec.repo),
             values=spec.values,
             opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[namespace]),
         )
 
     def service_account(
-        self, name: str, rules: list[dict[str, list[str]]], parent: pulumi.Resource
+        self,
+        name: str,
+        rules: list[dict[str, list[str]]],
+        parent: pulumi.Resource,
+        mount_token: bool = False,
     ) -> pulumi.Resource:
         account = k8s.core.v1.ServiceAccount(
             name,
             metadata=self._meta(name),
-            automount_service_account_token=False,
+            automount_service_account_token=mount_token,
             opts=self._opts(parent),
         )
         role = k8s.rbac.v1.Role(name, metadata=self._meta(name), rules=rules, opts=self._opts(parent))
@@ -576,7 +606,7 @@ class KubernetesTarget:
                 }
             )
         if flows.to_api_server:
-            egress.append({"ports": API_SERVER_PORTS})
+            egress.append(self._api_server_egress())
         k8s.networking.v1.NetworkPolicy(
             name,
             metadata=self._meta(name),
@@ -588,3 +618,16 @@ class KubernetesTarget:
             },
             opts=self._opts(parent),
         )
+
+
+def _files_digest(files: tuple[File, ...]) -> pulumi.Output[str]:
+    """sha256 over the workload's file paths and contents (a secret's digest
+    reveals nothing of it, but stays marked secret in the state)."""
+
+    def digest(contents: list[str]) -> str:
+        h = hashlib.sha256()
+        for f, content in zip(files, contents, strict=True):
+            h.update(f"{f.path}\0{content}\0".encode())
+        return h.hexdigest()
+
+    return pulumi.Output.all(*(f.content for f in files)).apply(digest)

@@ -20,14 +20,30 @@ from jobs.launch import APP_LABEL, DRIVER_ACCOUNT, spark_application
 
 MASTER_URL = "k8s://https://kubernetes.default.svc:443"
 UI_HINT = "kubectl port-forward to the driver pod, port 4040"
-# What a driver does to the executors it runs.
+# What a driver does, and nothing more: it creates, watches and removes its
+# executor pods and the ConfigMap they read their configuration from. It
+# creates no Service (the operator makes the driver's) and no volume claim
+# (jobs use emptyDir scratch). RBAC cannot limit which pods it creates; Pod
+# Security "restricted" on the namespace and the Spark NetworkPolicy do.
 DRIVER_RULES: list[dict[str, list[str]]] = [
     {
         "apiGroups": [""],
-        "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
-        "verbs": ["create", "get", "list", "watch", "delete", "deletecollection", "patch", "update"],
-    }
+        "resources": ["pods"],
+        "verbs": ["create", "get", "list", "watch", "delete", "deletecollection"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["create", "get", "list", "delete", "deletecollection"],
+    },
 ]
+
+
+def image_values(reference: str) -> dict[str, str]:
+    """The chart's ``image`` values for a full reference registry/repo:tag."""
+    name, tag = reference.rsplit(":", 1)
+    registry, _, repository = name.partition("/")
+    return {"registry": registry, "repository": repository, "tag": tag}
 
 
 def operator_pod_values() -> dict[str, object]:
@@ -62,8 +78,10 @@ def deploy_runtime(
                     chart="spark-operator",
                     version=operator.chart_version,
                     repo=operator.chart_repo,
+                    path=operator.chart_path,
                     namespace=operator.namespace,
                     values={
+                        **({"image": image_values(operator.image)} if operator.image else {}),
                         "spark": {
                             "jobNamespaces": [settings.kubernetes.namespace],
                             "serviceAccount": {"create": False},
@@ -79,7 +97,8 @@ def deploy_runtime(
                 parent,
             )
         )
-    runtime.append(target.service_account(DRIVER_ACCOUNT, DRIVER_RULES, parent))
+    # Drivers call the API server, so their account's token is mounted.
+    runtime.append(target.service_account(DRIVER_ACCOUNT, DRIVER_RULES, parent, mount_token=True))
     secret_name = target.secret_volume("spark-credentials", environment.files, parent)
     target.allow_flows(
         "spark-pods",

@@ -3,10 +3,13 @@ submission carries, the sizes of a job and what a driver needs."""
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
+import yaml
 from pydantic import Field, field_validator, model_validator
 
 from infra.services.common import project_image
@@ -16,7 +19,9 @@ from infra.settings import (
     ConfigModel,
     Section,
     Settings,
+    check_cpu,
     check_memory,
+    cpu_millis,
     keyed,
     memory_bytes,
 )
@@ -34,8 +39,15 @@ class SparkSettings(ConfigModel):
     executor_memory: str = "1Gi"
     min_executors: int = Field(1, ge=0, le=1000)
     max_executors: int = Field(4, ge=1, le=1000)
+    # Kubernetes only: the CPU a driver / executor pod requests, when less
+    # than its cores (a small cluster); the pod may still use its cores.
+    driver_core_request: str | None = None
+    executor_core_request: str | None = None
 
     _memory = field_validator("worker_memory", "driver_memory", "executor_memory")(check_memory)
+    _cpu = field_validator("driver_core_request", "executor_core_request")(
+        lambda v: None if v is None else check_cpu(v)
+    )
 
     @model_validator(mode="after")
     def _executor_range(self) -> SparkSettings:
@@ -44,6 +56,15 @@ class SparkSettings(ConfigModel):
                 "minExecutors",
                 f"{self.min_executors} is above maxExecutors {self.max_executors}",
             )
+        for role, request, cores in (
+            ("driver", self.driver_core_request, self.driver_cores),
+            ("executor", self.executor_core_request, self.executor_cores),
+        ):
+            if request is not None and cpu_millis(request) > cores * 1000:
+                raise keyed(
+                    f"{role}CoreRequest",
+                    f"{request} is above {role}Cores {cores}; a request may only be lower",
+                )
         return self
 
 
@@ -73,11 +94,55 @@ class SparkJobSettings(ConfigModel):
         return value
 
 
+# registry[:port]/repository[/more]:tag
+IMAGE_WITH_TAG_RE = re.compile(r"^[^\s/:@]+(:\d+)?(/[^\s:@]+)+:[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
 class SparkOperatorSettings(ConfigModel):
+    """The Kubeflow Spark Operator's chart, pinned. ``chartPath`` installs it
+    from a local directory (the chart from the operator's source at the
+    same version) instead of the chart repository; ``image`` replaces the
+    chart's controller/webhook image (a full reference)."""
+
     install: bool = True
-    chart_version: str = "2.3.0"
+    chart_version: str = "2.5.2"
     chart_repo: str = "https://kubeflow.github.io/spark-operator"
+    chart_path: str | None = None
+    image: str | None = None
     namespace: str = "spark-operator"
+
+    @field_validator("chart_path")
+    @classmethod
+    def _chart_dir(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = os.path.expanduser(value)
+        if not os.path.isfile(os.path.join(path, "Chart.yaml")):
+            raise ValueError(f"must be a directory holding a Helm chart (no Chart.yaml in {path})")
+        return path
+
+    @model_validator(mode="after")
+    def _chart_version_matches(self) -> SparkOperatorSettings:
+        if self.chart_path:
+            with open(os.path.join(self.chart_path, "Chart.yaml")) as handle:
+                found = str((yaml.safe_load(handle) or {}).get("version"))
+            if found != self.chart_version:
+                raise keyed(
+                    "chartPath",
+                    f"the chart in {self.chart_path} is version {found}, but chartVersion is "
+                    f"{self.chart_version}; use the chart of the pinned version",
+                )
+        return self
+
+    @field_validator("image")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        if value is not None and not IMAGE_WITH_TAG_RE.match(value):
+            raise ValueError(
+                "must be an image reference with a registry and a tag, such as "
+                "registry.example.com:5000/spark-operator:2.5.2"
+            )
+        return value
 
 
 CONFIG = Section("spark", SparkSettings, SparkSettings())
@@ -155,4 +220,10 @@ def job_resources(settings: Settings) -> SparkResources:
         executor_memory_mib=memory_mib(spark.executor_memory),
         min_executors=spark.min_executors,
         max_executors=spark.max_executors,
+        driver_core_request_millis=(
+            cpu_millis(spark.driver_core_request) if spark.driver_core_request else None
+        ),
+        executor_core_request_millis=(
+            cpu_millis(spark.executor_core_request) if spark.executor_core_request else None
+        ),
     )
