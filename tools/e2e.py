@@ -212,9 +212,9 @@ def machine_overrides(engine: docker.DockerClient) -> tuple[dict[str, Any], list
     overrides: dict[str, Any] = {}
     if images:
         overrides["images"] = images
-    if not image_available(engine, defaults.grafana):
+    if not image_available(engine, defaults.pinned_image("grafana")):
         overrides["grafana"] = {"enabled": False}
-        notes.append(f"{defaults.grafana} cannot be pulled or built here: Grafana left out")
+        notes.append(f"{defaults.pinned_image('grafana')} cannot be pulled or built here: Grafana left out")
     overrides["hostPorts"] = dict(zip(PORT_KEYS, free_ports(len(PORT_KEYS)), strict=True))
     # High enough for the latency run, low enough for a burst to cross it.
     overrides["gateway"] = {"replicas": 1, "maxReplicas": 1, "rateLimit": 1500, "rateWindowSeconds": 60}
