@@ -71,6 +71,15 @@ compose-bench: ## Time docker compose up --wait on the same images
 	bash benchmarks/compose/install-compose.sh
 	bash benchmarks/compose/compare.sh
 
+.PHONY: bench-gateway bench-inference
+bench-gateway: ## Gateway against nginx in front of the same inference container (wrk, loopback; ~8 min)
+	bash scripts/build-images.sh inference
+	$(PULUMI_ENV) PYTHONPATH=. jobs/.venv/bin/python -m benchmarks.gateway.bench
+
+bench-inference: ## Inference service against onnxruntime in-process, rows per second (wrk, loopback; ~10 min)
+	bash scripts/build-images.sh inference
+	PYTHONPATH=. jobs/.venv/bin/python -m benchmarks.inference.bench
+
 .PHONY: bench-engine
 bench-engine: ## Time no-op `pulumi up` of a deployed dev stack and `pulumi preview` of prod (render), and their pieces
 	$(PULUMI_ENV) DATAPLATFORM_CACHE=$(CACHE) $(VENV)/python -m benchmarks.engine.bench $(BENCH_ARGS)
