@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +95,7 @@ func TestStreamWriterCopiesEachChunk(t *testing.T) {
 }
 
 // TestDiscoverPlugins runs the discovery script against a site-packages
-// directory holding one provider SDK and one plain package.
+// directory holding provider SDKs, a policy SDK and one plain package.
 func TestDiscoverPlugins(t *testing.T) {
 	t.Parallel()
 	python, err := exec.LookPath("python3")
@@ -135,6 +137,15 @@ func TestDiscoverPlugins(t *testing.T) {
 	writeDist("pulumi_random", "pulumi_random", "4.21.4", `{"resource": true}`)
 	writeDist("pulumi_policy", "pulumi_policy", "1.0.0", `{"resource": false}`)
 	writeDist("pyyaml", "yaml", "6.0.3", "")
+	// A package whose file list does not name its plugin file (as an
+	// editable install's does not) is found by its package directory.
+	if err := os.MkdirAll(filepath.Join(site, "pulumi_docker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dockerJSON := `{"resource": true, "name": "docker", "version": "5.2.0"}`
+	if err := os.WriteFile(filepath.Join(site, "pulumi_docker", "pulumi-plugin.json"), []byte(dockerJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	cmd := exec.Command(python, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); exec(sys.argv[2])", site, discoverPlugins)
 	out, err := cmd.Output()
@@ -149,7 +160,7 @@ func TestDiscoverPlugins(t *testing.T) {
 	for _, s := range specs {
 		got[s.Name] = s.Version
 	}
-	want := map[string]string{"kubernetes": "4.24.1", "random": "4.21.4"}
+	want := map[string]string{"kubernetes": "4.24.1", "random": "4.21.4", "docker": "5.2.0"}
 	if len(got) != len(want) {
 		t.Fatalf("plugins = %v, want %v", got, want)
 	}
@@ -157,5 +168,71 @@ func TestDiscoverPlugins(t *testing.T) {
 		if got[name] != version {
 			t.Errorf("plugin %s version = %q, want %q (all: %v)", name, got[name], version, got)
 		}
+	}
+}
+
+// TestAboutReportsTheInterpreter asks about the python3 on PATH, as a
+// program without a virtualenv runs.
+func TestAboutReportsTheInterpreter(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not on PATH")
+	}
+	want, err := exec.Command(python, "-c", "import platform; print(platform.python_version())").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &languageHost{}
+	resp, err := h.About(context.Background(), &pulumirpc.AboutRequest{Info: programInfo(t, map[string]any{})})
+	if err != nil {
+		t.Fatalf("About: %v", err)
+	}
+	if resp.Executable == "" || !filepath.IsAbs(resp.Executable) {
+		t.Errorf("executable = %q, want an absolute path", resp.Executable)
+	}
+	if resp.Version != strings.TrimSpace(string(want)) {
+		t.Errorf("version = %q, want %q", resp.Version, strings.TrimSpace(string(want)))
+	}
+}
+
+// TestQuickExit runs scripts through the launcher that starts the executor:
+// output is flushed and exit codes kept, and the interpreter's teardown is
+// skipped only after success.
+func TestQuickExit(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not on PATH")
+	}
+	cases := []struct {
+		name, body string
+		code       int
+		stdout     string
+	}{
+		{"success", "import atexit, sys\natexit.register(print, 'teardown')\nsys.stdout.write('done')\n", 0, "done"},
+		{"sys.exit(0)", "import sys\nprint('ok', sys.argv[1:])\nsys.exit(0)\n", 0, "ok ['--flag', 'x']\n"},
+		{"failure", "import atexit, sys\natexit.register(print, 'teardown')\nsys.exit(3)\n", 3, "teardown\n"},
+		{"main guard", "if __name__ == '__main__':\n    print(__file__.endswith('.py'))\n", 0, "True\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			script := filepath.Join(t.TempDir(), "script.py")
+			if err := os.WriteFile(script, []byte(tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(python, "-c", quickExit, script, "--flag", "x").Output()
+			code := 0
+			var exitErr *exec.ExitError
+			if errors.As(err, &exitErr) {
+				code = exitErr.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || string(out) != tc.stdout {
+				t.Errorf("exit %d, stdout %q; want exit %d, stdout %q", code, out, tc.code, tc.stdout)
+			}
+		})
 	}
 }
