@@ -49,10 +49,9 @@ done
 cache=$(dataplatform_cache)
 mkdir -p "$cache"
 
-# The oldest CLI that runs the project's programs: the release whose engine
-# the offline build carries.
-min_cli_version=$(go -C "$repo/toolchain/pulumi" list -m -f '{{.Version}}' github.com/pulumi/pulumi/pkg/v3 2>/dev/null || echo v3.259.0)
-min_cli_version=${min_cli_version#v}
+# The oldest CLI that runs the project's programs: an engine as new as the
+# Python SDK they run on (requirements.txt's pulumi pin).
+min_cli_version=$PULUMI_PYTHON_SDK_VERSION
 
 version_at_least() { # version_at_least HAVE WANT
   [[ $(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1) == "$2" ]]
