@@ -14,12 +14,15 @@ throwaway state backends, it times:
 - dev, unless ``--no-dev-up`` or no Docker engine answers: Pulumi.dev.yaml
   plus what this machine needs (free host ports, stand-in images, as
   ``tools.e2e`` sets them) deployed with ``pulumi up``; then ``--runs``
-  no-op ``pulumi up --yes`` (each must change nothing) and ``pulumi
-  preview``; then ``pulumi destroy``, volumes included;
+  no-op ``pulumi up --yes`` (each must change nothing; it runs the program
+  twice, for its preview and for the update), the same with
+  ``--skip-preview``, and ``pulumi preview``; then ``pulumi destroy``,
+  volumes included;
 - the pieces each run pays: the CLI's start, each plugin's start up to its
-  handshake (the port on its first line), the program's imports; with
-  ``--timeline``, the engine's longest silences in one verbose warm run of
-  each stack, which say what it waited for.
+  handshake (the port on its first line), the program's imports; the CPU
+  of each program the engine starts, in one more warm run of each stack;
+  with ``--timeline``, the engine's longest silences in one verbose warm
+  run of each stack, which say what it waited for.
 
 Wall seconds and CPU seconds (the process and all it waited for) are shown
 side by side: other work on a shared machine stretches wall times, not CPU
@@ -386,12 +389,17 @@ def bench_dev(runs: int, with_timeline: bool) -> tuple[list[Figure], list[str]]:
     if engine is None:
         return [Figure("dev: pulumi up, no changes", note="skipped: no Docker engine answers")], []
     up = Figure("dev: pulumi up, no changes")
+    skip = Figure("dev: pulumi up --skip-preview, no changes")
     preview = Figure("dev: pulumi preview, no changes")
     deploy = Figure("dev: pulumi up, first (deploy)")
     notes: list[str] = []
     with ephemeral_stack(f"bench-dev-{os.getpid()}", dev_config(engine)) as run, deployed(run) as first:
         deploy.cold = first
-        for figure, args in ((up, ("up", "--yes")), (preview, ("preview",))):
+        for figure, args in (
+            (up, ("up", "--yes")),
+            (skip, ("up", "--yes", "--skip-preview")),
+            (preview, ("preview",)),
+        ):
             for _ in range(runs):
                 lines, sample = pulumi(run, *args)
                 counts = summary(lines)
@@ -403,7 +411,7 @@ def bench_dev(runs: int, with_timeline: bool) -> tuple[list[Figure], list[str]]:
         notes = cpu_breakdown("dev no-op up", run, "up", "--yes")
         if with_timeline:
             notes += ["dev no-op up, verbose:", *timeline(run, "up", "--yes")]
-    return [deploy, up, preview], notes
+    return [deploy, up, skip, preview], notes
 
 
 # -- main -----------------------------------------------------------------
