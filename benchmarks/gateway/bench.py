@@ -29,10 +29,13 @@ from pathlib import Path
 
 from benchmarks.inference import stack as inference_stack
 from benchmarks.loadgen import (
+    NICE,
     REPO,
     Load,
     Result,
     Tools,
+    cpu_seconds,
+    exit_on_sigterm,
     free_port,
     install_tools,
     load_average,
@@ -173,6 +176,8 @@ class Row:
     p50_ms: float
     p99_ms: float
     rps: float
+    proxy_cpu_us: float
+    redis_cpu_us: float
     runs: list[dict[str, float]]
 
 
@@ -186,8 +191,10 @@ def measure(
     warmup: float,
     cpus: str | None,
     samplers: dict[str, MemorySampler],
+    cpu_pids: dict[str, list[int]],
 ) -> list[Row]:
     results: dict[tuple[int, str], list[Result]] = {}
+    cpu: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for r in range(rounds):
         for c in concurrency:
             order = VARIANTS[r % 3 :] + VARIANTS[: r % 3]
@@ -198,9 +205,15 @@ def measure(
                 sampler = samplers.get(variant) if c == max(concurrency) else None
                 if sampler and not sampler.is_alive():
                     sampler.start()
+                before = [cpu_seconds(cpu_pids[variant]), cpu_seconds(cpu_pids["redis"])]
                 result = run_wrk(tools, Load(url, BODY, c, seconds, headers[variant], cpus))
+                proxy_s = cpu_seconds(cpu_pids[variant]) - before[0]
+                redis_s = cpu_seconds(cpu_pids["redis"]) - before[1]
+                cpu.setdefault((c, variant), []).append(
+                    (1e6 * proxy_s / result.requests, 1e6 * redis_s / result.requests)
+                )
                 if result.errors:
-                    raise RuntimeError(f"{variant} at {c} connections: {result.errors} failed requests")
+                    raise RuntimeError(f"{variant} at {c} connections: failed requests {result.error_kinds}")
                 results.setdefault((c, variant), []).append(result)
                 print(
                     f"round {r + 1} c={c:>3} {variant:<8} p50 {result.p50_ms:7.3f} ms  "
@@ -217,6 +230,8 @@ def measure(
                 median([x.p50_ms for x in runs]),
                 median([x.p99_ms for x in runs]),
                 median([x.rps for x in runs]),
+                median([x[0] for x in cpu[c, variant]]),
+                median([x[1] for x in cpu[c, variant]]),
                 [{"p50_ms": x.p50_ms, "p99_ms": x.p99_ms, "rps": x.rps} for x in runs],
             )
         )
@@ -250,10 +265,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--pin", choices=sorted(LAYOUTS), default="split")
     parser.add_argument("--gateway-bin", type=Path, help="default: cargo build --release")
+    parser.add_argument(
+        "--nice", type=int, default=-10 if os.geteuid() == 0 else 0, help="niceness of everything measured"
+    )
     parser.add_argument("--image", default=inference_stack.IMAGE)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
+    exit_on_sigterm()
+    NICE["value"] = args.nice
     tools = install_tools()
     gateway_bin = args.gateway_bin or build_gateway()
     cpus = LAYOUTS[args.pin]
@@ -340,6 +360,12 @@ def main() -> None:
             args.warmup,
             cpus["load"],
             samplers,
+            {
+                "direct": [],
+                "nginx": process_tree(nginx.pid),
+                "gateway": [gateway.pid],
+                "redis": [serving.redis_pid],
+            },
         )
         elapsed = time.monotonic() - started_at
         load_after = load_average()
@@ -348,6 +374,18 @@ def main() -> None:
         nginx_workers = len(process_tree(nginx.pid)) - 1
 
     print(table(rows))
+    print()
+    print("CPU time per request (median over rounds; Redis serves inference's features in every variant):")
+    print()
+    print("| connections | nginx µs | gateway µs | Redis µs direct / nginx / gateway |")
+    print("|---|---|---|---|")
+    by = {(r.connections, r.variant): r for r in rows}
+    for c in sorted({r.connections for r in rows}):
+        d, n, g = by[c, "direct"], by[c, "nginx"], by[c, "gateway"]
+        print(
+            f"| {c} | {n.proxy_cpu_us:.0f} | {g.proxy_cpu_us:.0f} "
+            f"| {d.redis_cpu_us:.0f} / {n.redis_cpu_us:.0f} / {g.redis_cpu_us:.0f} |"
+        )
     print()
     print("| | at rest PSS / RSS MiB | under load (peak) PSS / RSS MiB |")
     print("|---|---|---|")
@@ -359,7 +397,7 @@ def main() -> None:
         )
     print()
     print(
-        f"pinning: {args.pin} {cpus}; nginx workers: {nginx_workers}; "
+        f"pinning: {args.pin} {cpus}, nice {args.nice}; nginx workers: {nginx_workers}; "
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
         f"(5 min {load_after[1]:.2f}); {args.rounds} rounds, {args.seconds:g} s per run, "
         f"{elapsed / 60:.1f} min"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.inference import stack
-from benchmarks.loadgen import REPO, Load, install_tools, load_average, median, pinned, run_wrk
+from benchmarks.loadgen import (
+    NICE,
+    REPO,
+    Load,
+    container_cpu_seconds,
+    exit_on_sigterm,
+    install_tools,
+    load_average,
+    median,
+    pinned,
+    run_wrk,
+)
 
 BATCHES = (1, 32, 256)
 SOURCES = ("inline", "entity")
@@ -47,6 +59,7 @@ class Measured:
     rows_per_s: float
     p50_ms: float
     p99_ms: float
+    rows_per_cpu_s: float = 0.0
 
 
 def in_process(source: str, batch: int, seconds: float, serving: stack.Stack, cpus: str | None) -> Measured:
@@ -55,7 +68,7 @@ def in_process(source: str, batch: int, seconds: float, serving: stack.Stack, cp
     argv += ["--redis-port", str(serving.redis_port), "--redis-password", serving.redis_password]
     out = subprocess.run(pinned(cpus, argv), cwd=REPO, check=True, stdout=subprocess.PIPE, text=True)
     raw = json.loads(out.stdout.strip().splitlines()[-1])
-    return Measured(raw["rows_per_s"], raw["p50_ms"], raw["p99_ms"])
+    return Measured(raw["rows_per_s"], raw["p50_ms"], raw["p99_ms"], raw["rows_per_cpu_s"])
 
 
 def main() -> None:
@@ -67,10 +80,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--pin", choices=sorted(LAYOUTS), default="split")
+    parser.add_argument(
+        "--nice", type=int, default=-10 if os.geteuid() == 0 else 0, help="niceness of everything measured"
+    )
     parser.add_argument("--image", default=stack.IMAGE)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
+    exit_on_sigterm()
+    NICE["value"] = args.nice
     tools = install_tools()
     cpus = LAYOUTS[args.pin]
     http: dict[tuple[str, int], list[Measured]] = {}
@@ -89,10 +107,13 @@ def main() -> None:
 
                     def over_http(c: int, payload: str = payload, batch: int = batch) -> Measured:
                         run_wrk(tools, Load(url, payload, c, args.warmup, {}, cpus["load"]))
+                        cpu = container_cpu_seconds(serving.container)
                         res = run_wrk(tools, Load(url, payload, c, args.seconds, {}, cpus["load"]))
+                        cpu = container_cpu_seconds(serving.container) - cpu
                         if res.errors:
-                            raise RuntimeError(f"{res.errors} failed requests, batch {batch}")
-                        return Measured(res.rps * batch, res.p50_ms, res.p99_ms)
+                            raise RuntimeError(f"failed requests {res.error_kinds}, batch {batch}")
+                        rows = res.requests * batch
+                        return Measured(res.rps * batch, res.p50_ms, res.p99_ms, rows / cpu)
 
                     steps = ["http", "local"] if r % 2 == 0 else ["local", "http"]
                     for step in steps:
@@ -109,7 +130,8 @@ def main() -> None:
                                 local.setdefault(("array", batch), []).append(a)
                         print(
                             f"round {r + 1} {source:<6} batch {batch:>3} {step:<5} "
-                            f"{m.rows_per_s:10.0f} rows/s  p50 {m.p50_ms:.3f} ms  p99 {m.p99_ms:.3f} ms  "
+                            f"{m.rows_per_s:10.0f} rows/s {m.rows_per_cpu_s:10.0f} rows/cpu-s  "
+                            f"p50 {m.p50_ms:.3f} ms  p99 {m.p99_ms:.3f} ms  "
                             f"load {load_average()[0]:.2f}",
                             file=sys.stderr,
                             flush=True,
@@ -136,6 +158,16 @@ def main() -> None:
             summary.append(entry)
             print(f"| {source} | {batch} | {h:,.0f} | {inproc:,.0f} | {100 * h / inproc:.1f}% {extra}")
     print()
+    print("Per CPU-second of the server (the container's cgroup; the scoring process):")
+    print()
+    print("| features | batch | service rows/CPU-s | in-process rows/CPU-s | service / in-process |")
+    print("|---|---|---|---|---|")
+    for source in SOURCES:
+        for batch in BATCHES:
+            h = median([m.rows_per_cpu_s for m in http[source, batch]])
+            inproc = median([m.rows_per_cpu_s for m in local[source, batch]])
+            print(f"| {source} | {batch} | {h:,.0f} | {inproc:,.0f} | {100 * h / inproc:.1f}% |")
+    print()
     print("| features | batch 1, one connection | p50 ms | p99 ms | in-process p50 / p99 ms |")
     print("|---|---|---|---|---|")
     for source in SOURCES:
@@ -147,7 +179,8 @@ def main() -> None:
         print(f"| {source} | service | {p50:.2f} | {p99:.2f} | {i50:.3f} / {i99:.3f} |")
     print()
     print(
-        f"pinning: {args.pin} {cpus}; {args.connections} connections for throughput; load average before "
+        f"pinning: {args.pin} {cpus}, nice {args.nice}; {args.connections} connections for throughput; "
+        f"load average before "
         f"{load_before[0]:.2f}, after {load_after[0]:.2f} (5 min {load_after[1]:.2f}); {args.rounds} rounds, "
         f"{args.seconds:g} s per run, {elapsed / 60:.1f} min"
     )

@@ -31,7 +31,7 @@ import numpy as np
 import redis
 from moto.server import ThreadedMotoServer
 
-from benchmarks.loadgen import free_port, pinned, wait_http
+from benchmarks.loadgen import NICE, free_port, pinned, renice_tree, wait_http
 from jobs import online, onnx_export
 from jobs.schema import feature_names
 
@@ -87,6 +87,7 @@ class Stack:
     inference_url: str
     container: str
     workdir: Path
+    redis_pid: int
 
     def redis_client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.redis_port, password=self.redis_password)
@@ -186,6 +187,10 @@ def running(
         argv += ["--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=3"]
         if inference_cpus:
             argv += ["--cpuset-cpus", inference_cpus]
+        if NICE["value"] < 0:
+            # A container is one scheduling entity, of weight 1024 by default
+            # like each other container; give it the weight of its nice level.
+            argv += ["--cpu-shares", str(int(1024 * 1.25 ** -NICE["value"]))]
         env = {
             "INFERENCE_HOST": "127.0.0.1",
             "INFERENCE_PORT": str(inference_port),
@@ -208,4 +213,8 @@ def running(
         except RuntimeError:
             logs = subprocess.run(["docker", "logs", "--tail", "30", name], capture_output=True, text=True)
             raise RuntimeError(f"inference did not get ready:\n{logs.stdout}{logs.stderr}") from None
-        yield Stack(redis_port, password, url, name, workdir)
+        pid = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", name], check=True, stdout=subprocess.PIPE, text=True
+        )
+        renice_tree(int(pid.stdout))
+        yield Stack(redis_port, password, url, name, workdir, process.pid)
