@@ -435,3 +435,14 @@ def test_ingress_routes_only_the_public_api_and_spark_reaches_only_the_api_serve
             "to": [{"ipBlock": {"cidr": "10.250.0.1/32"}}],
         }
     ]
+
+
+def test_an_operator_image_pinned_by_digest_keeps_its_digest() -> None:
+    from infra.services.spark.operator import image_values
+
+    digest = "sha256:" + "a" * 64
+    assert image_values(f"127.0.0.1:5000/dataplatform/spark-operator:2.5.2@{digest}") == {
+        "registry": "127.0.0.1:5000",
+        "repository": "dataplatform/spark-operator",
+        "tag": f"2.5.2@{digest}",
+    }

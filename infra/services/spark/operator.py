@@ -40,8 +40,12 @@ DRIVER_RULES: list[dict[str, list[str]]] = [
 
 
 def image_values(reference: str) -> dict[str, str]:
-    """The chart's ``image`` values for a full reference registry/repo:tag."""
+    """The chart's ``image`` values for a full reference
+    registry/repo:tag[@digest]; the chart joins them as registry/repo:tag,
+    so a digest rides along in the tag."""
+    reference, at, digest = reference.partition("@")
     name, tag = reference.rsplit(":", 1)
+    tag += at + digest
     registry, _, repository = name.partition("/")
     return {"registry": registry, "repository": repository, "tag": tag}
 

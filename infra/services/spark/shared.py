@@ -94,8 +94,10 @@ class SparkJobSettings(ConfigModel):
         return value
 
 
-# registry[:port]/repository[/more]:tag
-IMAGE_WITH_TAG_RE = re.compile(r"^[^\s/:@]+(:\d+)?(/[^\s:@]+)+:[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# registry[:port]/repository[/more]:tag[@sha256:digest]
+IMAGE_WITH_TAG_RE = re.compile(
+    r"^[^\s/:@]+(:\d+)?(/[^\s:@]+)+:[A-Za-z0-9_][A-Za-z0-9_.-]*(@sha256:[0-9a-f]{64})?$"
+)
 
 
 class SparkOperatorSettings(ConfigModel):
