@@ -73,11 +73,11 @@ compose-bench: ## Time docker compose up --wait on the same images
 
 .PHONY: bench-gateway bench-inference
 bench-gateway: ## Gateway against nginx in front of the same inference container (wrk, loopback; ~8 min)
-	bash scripts/build-images.sh inference
+	DATAPLATFORM_VERSION=bench bash scripts/build-images.sh inference
 	$(PULUMI_ENV) PYTHONPATH=. jobs/.venv/bin/python -m benchmarks.gateway.bench
 
 bench-inference: ## Inference service against onnxruntime in-process, rows per second (wrk, loopback; ~10 min)
-	bash scripts/build-images.sh inference
+	DATAPLATFORM_VERSION=bench bash scripts/build-images.sh inference
 	PYTHONPATH=. jobs/.venv/bin/python -m benchmarks.inference.bench
 
 .PHONY: bench-engine

@@ -40,7 +40,7 @@ MODEL_VERSION = "20260101T000000Z"
 FEATURES_VERSION = "bench"
 ENTITIES = 2000
 BUCKET = "models"
-IMAGE = "dataplatform/inference:0.1.0"
+IMAGE = "dataplatform/inference:bench"
 
 
 def entity_id(i: int) -> str:
@@ -155,7 +155,9 @@ def running(
 ) -> Iterator[Stack]:
     """Redis, S3 and the inference container; all removed on exit."""
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
-        raise SystemExit(f"image {image} is missing: bash scripts/build-images.sh inference")
+        raise SystemExit(
+            f"image {image} is missing: DATAPLATFORM_VERSION=bench bash scripts/build-images.sh inference"
+        )
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dp-bench-")))
         workdir.chmod(0o755)
