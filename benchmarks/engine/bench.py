@@ -115,7 +115,9 @@ class ProcessSampler:
         name = os.path.basename(args[0])
         if name.startswith("python") and len(args) > 1:
             if args[1] == "-c":
-                return f"{name} -c (plugin discovery, About)"
+                # The language host starts the program's executor through a
+                # short script; its other scripts take no path.
+                return os.path.basename(args[3]) if len(args) > 3 else f"{name} -c (plugin discovery, About)"
             if args[1].startswith("-"):
                 return f"{name} {' '.join(args[1:3])}"
             return os.path.basename(args[1])
@@ -143,9 +145,9 @@ class ProcessSampler:
                 ancestor = parents.get(ancestor)
             if ancestor != me:
                 continue
-            key = (pid, started)
-            label = self.seen[key][0] if key in self.seen else self._label(pid)
-            self.seen[key] = (label, cpu)
+            # Read each time: a child shows its parent's command line until
+            # it calls exec.
+            self.seen[(pid, started)] = (self._label(pid), cpu)
 
     def by_program(self) -> dict[str, float]:
         totals: dict[str, float] = {}
