@@ -146,8 +146,12 @@ class ProcessSampler:
             if ancestor != me:
                 continue
             # Read each time: a child shows its parent's command line until
-            # it calls exec.
-            self.seen[(pid, started)] = (self._label(pid), cpu)
+            # it calls exec, and an exiting process shows none.
+            key = (pid, started)
+            label = self._label(pid)
+            if label == "?" and key in self.seen:
+                label = self.seen[key][0]
+            self.seen[key] = (label, cpu)
 
     def by_program(self) -> dict[str, float]:
         totals: dict[str, float] = {}
