@@ -124,7 +124,12 @@ pub fn redis_connection(config: &Config) -> Result<ConnectionManager, RedisError
     if let Some(password) = &config.redis_password {
         settings = settings.set_password(password.expose());
     }
-    info = info.set_redis_settings(settings);
+    // One small command per request, and concurrent requests share the
+    // connection: with Nagle's algorithm on (the crate's default), a command
+    // written while the previous one is unacknowledged waits for that ACK,
+    // which the kernel may delay by up to 40 ms.
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    info = info.set_redis_settings(settings).set_tcp_settings(tcp);
     let client = Client::open(info)?;
     // No retries inside a call: a request waits at most `redis_timeout`, and
     // the next call after a failure starts a fresh connection attempt.
