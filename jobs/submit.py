@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -575,12 +576,13 @@ class Kubectl:
         )
 
     def driver_log_tail(self, pod: str, lines: int = TAIL_LINES) -> str:
-        completed = subprocess.run(
-            ["kubectl", "logs", pod, "-n", self.namespace, f"--tail={lines}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return self.driver_log(pod, tail=lines)
+
+    def driver_log(self, pod: str, tail: int | None = None) -> str:
+        command = ["kubectl", "logs", pod, "-n", self.namespace]
+        if tail is not None:
+            command.append(f"--tail={tail}")
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
         return completed.stdout if completed.returncode == 0 else ""
 
 
@@ -706,7 +708,26 @@ def run_prod(job: str, job_args: Sequence[str], target: StackTarget, options: Su
             if log:
                 print(f"last lines of driver pod {status.driver_pod}:\n{log}", file=sys.stderr)
         return 1
+    # What the job printed (event_counts' counts, train's summary) is in the
+    # driver's log among Spark's own lines; show it as a dev run would.
+    if status.driver_pod:
+        for line in job_output(kubectl.driver_log(status.driver_pod)):
+            print(line)
     return 0
+
+
+# Spark's log4j lines ("2026-01-01T00:00:00.000Z INFO Logger: ..."), the
+# JVM's and SLF4J's warnings, exceptions and stack frames: everything in a
+# driver log that the job did not print itself.
+_SPARK_LOG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\dT\S+ (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) |WARNING: |SLF4J: |\s+at |Caused by: "
+    r"|\s*\.\.\. \d+ more|[a-z][\w$]*(\.[\w$]+)*\.[A-Z][\w$]*(Exception|Error)\b)"
+)
+
+
+def job_output(log: str) -> list[str]:
+    """The lines of a driver log the job itself printed."""
+    return [line for line in log.splitlines() if line.strip() and not _SPARK_LOG_LINE.match(line)]
 
 
 def submit(

@@ -301,3 +301,25 @@ def test_core_requests_below_the_cores_fit_small_clusters() -> None:
     assert SparkResources.from_output(sizes.to_output()) == sizes
     with pytest.raises(ValueError, match="executor core request 2500m"):
         SparkResources(executor_cores=2, executor_core_request_millis=2500)
+
+
+def test_a_prod_job_prints_what_the_job_printed_and_not_spark_s_log() -> None:
+    log = "\n".join(
+        [
+            "WARNING: Using incubator modules: jdk.incubator.vector",
+            "2026-12-01T20:39:47.702Z INFO BlockManagerMasterEndpoint: Registering block manager",
+            "SLF4J: Defaulting to no-operation (NOP) logger implementation",
+            "column1\tcount",
+            "k0\t429",
+            "io.fabric8.kubernetes.client.KubernetesClientException: Failure executing: DELETE",
+            "\tat io.fabric8.kubernetes.client.dsl.internal.OperationSupport.requestFailure(X.java:1)",
+            "Caused by: java.io.IOException: boom",
+            "\t... 12 more",
+            "published churn 20261201T000000Z to s3a://models/churn/20261201T000000Z; LATEST updated",
+        ]
+    )
+    assert submit.job_output(log) == [
+        "column1\tcount",
+        "k0\t429",
+        "published churn 20261201T000000Z to s3a://models/churn/20261201T000000Z; LATEST updated",
+    ]
