@@ -36,6 +36,7 @@ from benchmarks.loadgen import (
     pinned,
     run_wrk,
 )
+from jobs.schema import feature_names
 
 BATCHES = (1, 32, 256)
 SOURCES = ("inline", "entity")
@@ -62,11 +63,21 @@ class Measured:
     rows_per_cpu_s: float = 0.0
 
 
+# The scorer runs in the inference service's own virtualenv: the same
+# onnxruntime, NumPy and redis client (with hiredis) as the service.
+INFERENCE_PYTHON = REPO / "services" / "inference" / ".venv" / "bin" / "python"
+
+
 def in_process(source: str, batch: int, seconds: float, serving: stack.Stack, cpus: str | None) -> Measured:
-    argv = [sys.executable, "-m", "benchmarks.inference.inprocess", "--batch", str(batch)]
+    model = serving.workdir / "model.onnx"
+    if not model.exists():
+        model.write_bytes(stack.model_bytes())
+    argv = [str(INFERENCE_PYTHON), "-m", "benchmarks.inference.inprocess", "--batch", str(batch)]
+    argv += ["--model", str(model), "--features", ",".join(feature_names())]
     argv += ["--seconds", str(seconds), "--source", source]
     argv += ["--redis-port", str(serving.redis_port), "--redis-password", serving.redis_password]
-    out = subprocess.run(pinned(cpus, argv), cwd=REPO, check=True, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(pinned(cpus, argv), cwd=REPO, env=env, check=True, stdout=subprocess.PIPE, text=True)
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     return Measured(raw["rows_per_s"], raw["p50_ms"], raw["p99_ms"], raw["rows_per_cpu_s"])
 

@@ -1,6 +1,10 @@
 """The same model scored by onnxruntime in one Python process, no HTTP.
 
-    python -m benchmarks.inference.inprocess --batch 32 --seconds 5 [--source inline|entity|array]
+    python -m benchmarks.inference.inprocess --model model.onnx --features a,b,... --batch 32 \
+        [--seconds 5] [--source inline|entity|array] [--redis-port P --redis-password PW]
+
+Run with the inference service's virtualenv (``services/inference/.venv``),
+so that onnxruntime, NumPy and redis (with hiredis) are the service's own.
 
 What a caller embedding the model would run, with the session options of the
 inference service (one intra-op and one inter-op thread):
@@ -23,31 +27,46 @@ import json
 import time
 from collections.abc import Callable
 from operator import itemgetter
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import redis
 
-from benchmarks.inference import stack
-from jobs import online, onnx_export
-from jobs.schema import feature_names
+from benchmarks.inference.data import (
+    ENTITIES,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    POINTER_KEY,
+    VERSIONS_PREFIX,
+    entity_id,
+    feature_rows,
+    instances,
+)
 
 
-def session() -> ort.InferenceSession:
+def session(model: bytes) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(stack.model_bytes(), sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def scorer(source: str, batch: int, redis_port: int | None, redis_password: str | None) -> Callable[[], int]:
-    sess = session()
-    row_values = itemgetter(*feature_names())
-    inp, out = onnx_export.INPUT_NAME, onnx_export.OUTPUT_NAME
+def scorer(
+    model: bytes,
+    names: list[str],
+    source: str,
+    batch: int,
+    redis_port: int | None,
+    redis_password: str | None,
+) -> Callable[[], int]:
+    sess = session(model)
+    row_values = itemgetter(*names)
+    inp, out = INPUT_NAME, OUTPUT_NAME
 
     if source == "array":
-        matrix = stack.feature_rows(batch)
+        matrix = feature_rows(batch, len(names))
 
         def run_array() -> int:
             (scores,) = sess.run([out], {inp: matrix})
@@ -56,7 +75,7 @@ def scorer(source: str, batch: int, redis_port: int | None, redis_password: str 
         return run_array
 
     if source == "inline":
-        rows = stack.instances(batch)
+        rows = instances(batch, names)
 
         def run_inline() -> int:
             matrix = np.array([row_values(row) for row in rows], dtype=np.float64)
@@ -68,11 +87,11 @@ def scorer(source: str, batch: int, redis_port: int | None, redis_password: str 
     client = redis.Redis(
         host="127.0.0.1", port=redis_port or 0, password=redis_password, decode_responses=True
     )
-    ids = [stack.entity_id(i % stack.ENTITIES) for i in range(batch)]
+    ids = [entity_id(i % ENTITIES) for i in range(batch)]
 
     def run_entity() -> int:
-        version = client.get(online.POINTER_KEY)
-        prefix = online.version_prefix(str(version))
+        version = client.get(POINTER_KEY)
+        prefix = f"{VERSIONS_PREFIX}{version}:"
         pipe = client.pipeline(transaction=False)
         for entity in ids:
             pipe.hgetall(prefix + entity)
@@ -86,6 +105,8 @@ def scorer(source: str, batch: int, redis_port: int | None, redis_password: str 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--features", required=True, help="feature names, comma-separated, in input order")
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--source", choices=["array", "inline", "entity"], default="inline")
@@ -93,7 +114,10 @@ def main() -> None:
     parser.add_argument("--redis-password")
     args = parser.parse_args()
 
-    call = scorer(args.source, args.batch, args.redis_port, args.redis_password)
+    names = args.features.split(",")
+    call = scorer(
+        args.model.read_bytes(), names, args.source, args.batch, args.redis_port, args.redis_password
+    )
     warm_until = time.perf_counter() + 0.5
     while time.perf_counter() < warm_until:
         call()

@@ -31,6 +31,8 @@ import numpy as np
 import redis
 from moto.server import ThreadedMotoServer
 
+from benchmarks.inference.data import ENTITIES, entity_id, feature_rows
+from benchmarks.inference.data import instances as data_instances
 from benchmarks.loadgen import NICE, free_port, pinned, renice_tree, wait_http
 from jobs import online, onnx_export
 from jobs.schema import feature_names
@@ -38,18 +40,17 @@ from jobs.schema import feature_names
 MODEL_NAME = "churn"
 MODEL_VERSION = "20260101T000000Z"
 FEATURES_VERSION = "bench"
-ENTITIES = 2000
 BUCKET = "models"
 IMAGE = "dataplatform/inference:bench"
-
-
-def entity_id(i: int) -> str:
-    return f"u{i:08d}"
 
 
 def coefficients() -> tuple[list[float], float]:
     rng = np.random.default_rng(14)
     return [float(x) for x in rng.normal(0, 0.1, len(feature_names()))], -0.5
+
+
+def instances(count: int) -> list[dict[str, float]]:
+    return data_instances(count, feature_names())
 
 
 def model_bytes() -> bytes:
@@ -62,22 +63,6 @@ def model_bytes() -> bytes:
         version=MODEL_VERSION,
     )
     return bytes(model.SerializeToString())
-
-
-def feature_rows(count: int, seed: int = 7) -> np.ndarray:
-    """``count`` plausible feature vectors (counts, shares, rates, recency)."""
-    rng = np.random.default_rng(seed)
-    n = len(feature_names())
-    rows = rng.integers(0, 200, size=(count, n)).astype(np.float64)
-    rows[:, 6:11] = rng.random((count, 5)).round(4)
-    rows[:, 11:13] = (rng.random((count, 2)) * 20).round(3)
-    rows[:, 13] = rng.integers(0, 30 * 86400, size=count)
-    return rows
-
-
-def instances(count: int) -> list[dict[str, float]]:
-    names = feature_names()
-    return [dict(zip(names, map(float, row), strict=True)) for row in feature_rows(count)]
 
 
 @dataclass(frozen=True)
@@ -117,7 +102,7 @@ def _start_redis(workdir: Path, password: str, cpus: str | None) -> tuple[subpro
 
 def _write_features(client: redis.Redis) -> None:
     names = feature_names()
-    rows = feature_rows(ENTITIES, seed=11)
+    rows = feature_rows(ENTITIES, len(names), seed=11)
     pipe = client.pipeline(transaction=False)
     for i, row in enumerate(rows):
         mapping = {name: online.format_value(float(v)) for name, v in zip(names, row, strict=True)}
