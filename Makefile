@@ -62,6 +62,11 @@ e2e: bootstrap ## Deploy the dev stack for real on an ephemeral stack and test i
 	bash scripts/test-deps.sh
 	$(PULUMI_ENV) $(VENV)/python -m tools.e2e
 
+.PHONY: e2e-prod
+e2e-prod: bootstrap ## Deploy the prod configuration on the local cluster (make cluster first) and test it end to end
+	bash scripts/test-deps.sh
+	$(PULUMI_ENV) $(VENV)/python -m tools.e2e_prod
+
 .PHONY: walkthrough
 walkthrough: ## Run the READMEs' commands as written: set up, dev stack, jobs, purge
 	python3 -m scripts.walkthrough README.md jobs/README.md

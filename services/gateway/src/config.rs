@@ -127,7 +127,10 @@ impl Config {
             .as_deref()
             .is_some_and(|name| name.contains(char::is_whitespace))
         {
-            return Err(invalid("GATEWAY_REDIS_USERNAME", "must not contain whitespace"));
+            return Err(invalid(
+                "GATEWAY_REDIS_USERNAME",
+                "must not contain whitespace",
+            ));
         }
         let redis_password = get("GATEWAY_REDIS_PASSWORD_FILE")
             .map(|path| read_secret("GATEWAY_REDIS_PASSWORD_FILE", &path).map(Secret))
