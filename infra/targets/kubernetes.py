@@ -279,9 +279,15 @@ class KubernetesTarget:
             }
             if self._options.storage_class:
                 claim_spec["storageClassName"] = self._options.storage_class
+            # Nothing to await on a claim: it binds when its pod schedules
+            # (which the Deployment's await covers), and a claim kept from
+            # before a destroy never reports the event the provider waits for.
             claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{workload.name}-{v.name}",
-                metadata=self._meta(f"{workload.name}-{v.name}", labels),
+                metadata={
+                    **self._meta(f"{workload.name}-{v.name}", labels),
+                    "annotations": {"pulumi.com/skipAwait": "true"},
+                },
                 spec=claim_spec,
                 opts=self._opts(parent, retain_on_delete=not self._options.purge_on_destroy),
             )
