@@ -941,7 +941,8 @@ class ProdEndToEnd:
         _, seconds = self.up("after destroy")
         self.time("up after destroy (PVCs reattached)", seconds)
         self.refresh_outputs()
-        self.markers_kept(self.marker, "pulumi destroy + up")
+        if self.marker:  # a run resumed at this step wrote none
+            self.markers_kept(self.marker, "pulumi destroy + up")
 
     def leftovers(self) -> list[str]:
         found = []
@@ -982,8 +983,9 @@ class ProdEndToEnd:
         from tools import render
 
         namespace, operator_namespace = f"{self.namespace}-peer", f"{self.operator_namespace}-peer"
+        # This run's configuration, pinned images included, in other namespaces.
         extra = merge_config(
-            self.overrides,
+            self.config,
             {"kubernetes": {"namespace": namespace}, "sparkOperator": {"namespace": operator_namespace}},
         )
         with tempfile.TemporaryDirectory() as directory:
@@ -1114,7 +1116,7 @@ class ProdEndToEnd:
                 self.pod_security()
             else:
                 self.resume()
-                if start_at not in ("network", "jobs"):
+                if start_at in ("seed", "scheduled", "serving", "monitoring", "resilience"):
                     version = self.live_model()
             if "network" in steps:
                 self.network_policies()
