@@ -79,6 +79,12 @@ TEST_OVERRIDES: dict[str, Any] = {
     "gateway": {"rateLimit": 1500, "rateWindowSeconds": 60},
 }
 PROBE_IMAGE = "inference"
+CLUSTER_SCOPED_KINDS = (
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+)
 
 
 def log(message: str) -> None:
@@ -1042,19 +1048,11 @@ class ProdEndToEnd:
                     "-",
                     stdin="\n---\n".join(yaml.safe_dump(d) for d in spark),
                 )
-            cluster_scoped = [
-                d
-                for d in rest
-                if "namespace" not in d.get("metadata", {}) and d["kind"] != "CustomResourceDefinition"
-            ]
-            if cluster_scoped:
-                self.kube.run(
-                    "delete",
-                    "--ignore-not-found",
-                    "-f",
-                    "-",
-                    stdin="\n---\n".join(yaml.safe_dump(d) for d in cluster_scoped),
-                )
+            # The render writes a namespace even on cluster-scoped objects:
+            # pick them by kind. They would clash with the stack's own.
+            for d in rest:
+                if d["kind"] in CLUSTER_SCOPED_KINDS:
+                    self.kube.run("delete", d["kind"].lower(), d["metadata"]["name"], "--ignore-not-found")
             self.kube.run(
                 "delete", "namespace", namespace, operator_namespace, "--wait=true", "--timeout=300s"
             )
