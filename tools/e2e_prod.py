@@ -27,8 +27,8 @@ happen in seconds (listed in ``TEST_OVERRIDES``), it:
    gateway's API key through config;
 8. keeps a Redis key and a MinIO object across pod deletion and across
    ``destroy`` + ``up``, and lists what ``destroy`` leaves;
-9. times ``kubectl apply --server-side`` + ``kubectl wait`` of the same
-   rendered manifests as the peer of the first ``up``.
+9. with ``--peer``, times ``kubectl apply --server-side`` + ``kubectl wait``
+   of the same rendered manifests as the peer of the first ``up``.
 
 A summary table ends the run; the exit status is non-zero on any failure.
 """
@@ -184,8 +184,9 @@ class SNIConnection(HTTPSConnection):
 
 
 class ProdEndToEnd:
-    def __init__(self, name: str, rows: int, build: bool) -> None:
+    def __init__(self, name: str, rows: int, build: bool, with_peer: bool = False) -> None:
         self.name = name
+        self.with_peer = with_peer
         self.rows = rows
         self.build = build
         self.report = Report()
@@ -943,7 +944,8 @@ class ProdEndToEnd:
         kept = {c["metadata"]["name"] for c in self.kube.json("get", "pvc", "-n", self.namespace)["items"]}
         check(claims <= kept, f"PVCs lost with destroy: {sorted(claims - kept)}")
         self.report.ok(f"destroy kept the namespace and its {len(kept)} PVCs: {sorted(kept)}")
-        self.peer()
+        if self.with_peer:
+            self.peer()
         _, seconds = self.up("after destroy")
         self.time("up after destroy (PVCs reattached)", seconds)
         self.refresh_outputs()
@@ -1208,6 +1210,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="events datagen writes")
     parser.add_argument("--no-build", action="store_true", help="push the images already built")
     parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="also time kubectl apply --server-side + kubectl wait of the same manifests (step 9)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="leave the stack up at the end, or after a failure"
     )
     parser.add_argument(
@@ -1219,7 +1226,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("pulumi") is None:
         print("pulumi is not on PATH: run scripts/bootstrap.sh and source its env.sh", file=sys.stderr)
         return 2
-    run = ProdEndToEnd(args.stack, args.rows, build=not args.no_build)
+    run = ProdEndToEnd(args.stack, args.rows, build=not args.no_build, with_peer=args.peer)
     if not Path(run.cluster["ADMIN_KUBECONFIG"]).exists():
         print("no cluster: run make cluster first", file=sys.stderr)
         return 2
