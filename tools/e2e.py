@@ -236,6 +236,38 @@ def engine_config(overrides: dict[str, Any]) -> dict[str, auto.ConfigValue]:
     }
 
 
+def jobs_submit_command(stack: str, job: str, *args: str) -> list[str]:
+    """``python -m jobs submit`` against ``stack``, with the stack's own sizes."""
+    return [
+        str(ROOT / "jobs" / ".venv" / "bin" / "python"),
+        "-m",
+        "jobs",
+        "submit",
+        "--stack",
+        stack,
+        "--project-dir",
+        str(ROOT),
+        job,
+        *args,
+    ]
+
+
+def write_seed_csv(path: Path) -> dict[str, str]:
+    """Seed 002's kind of input: a header CSV whose values hold commas; returns
+    the counts per ``column1`` value that event_counts must print."""
+    rows = [[f"k{i % 7}", f"value, {i}", str(i)] for i in range(3000)]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["column1", "column2", "column3"])
+        writer.writerows(rows)
+    return {k: str(v) for k, v in collections.Counter(r[0] for r in rows).items()}
+
+
+def printed_counts(output: str) -> dict[str, str]:
+    """The ``value<TAB>count`` lines event_counts printed for the seed CSV."""
+    return dict(line.split("\t") for line in output.splitlines() if re.fullmatch(r"k\d\t\d+", line))
+
+
 def build_images() -> float:
     start = time.monotonic()
     subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), "--standins"], check=True)
@@ -357,18 +389,7 @@ class EndToEnd:
 
     def submit(self, job: str, *args: str, expect_failure: bool = False) -> float:
         """``python -m jobs submit`` with the stack's own sizes (no size flags)."""
-        command = [
-            str(ROOT / "jobs" / ".venv" / "bin" / "python"),
-            "-m",
-            "jobs",
-            "submit",
-            "--stack",
-            self.name,
-            "--project-dir",
-            str(ROOT),
-            job,
-            *args,
-        ]
+        command = jobs_submit_command(self.name, job, *args)
         log(f"submitting {job}")
         start = time.monotonic()
         completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -452,18 +473,11 @@ class EndToEnd:
     def seed_job_on_a_local_csv(self) -> None:
         """Seed 002's job on a CSV of the user's own, given as a local path:
         uploaded to the raw bucket, counted on the cluster, exactly."""
-        rows = [[f"k{i % 7}", f"value, {i}", str(i)] for i in range(3000)]
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "data.csv"
-            with path.open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["column1", "column2", "column3"])
-                writer.writerows(rows)
+            expected = write_seed_csv(path)
             self.submit("event_counts", str(path), "--column", "column1")
-        printed = dict(
-            line.split("\t") for line in self.last_output.splitlines() if re.fullmatch(r"k\d\t\d+", line)
-        )
-        expected = {k: str(v) for k, v in collections.Counter(r[0] for r in rows).items()}
+        printed = printed_counts(self.last_output)
         check(printed == expected, f"event_counts printed {printed}, expected {expected}")
         check("uploading" in self.last_output, "the local CSV was not uploaded")
         self.report.ok("event_counts on a local CSV: uploaded, 7 groups counted exactly")

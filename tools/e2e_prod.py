@@ -39,7 +39,6 @@ import argparse
 import collections
 import concurrent.futures
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -66,7 +65,19 @@ from pulumi import automation as auto
 from infra.project import PROJECT, ROOT
 from jobs.launch import APP_LABEL
 from monitoring import metrics
-from tools.e2e import MODEL, Failure, Report, check, http, percentile, timed, wait_for
+from tools.e2e import (
+    MODEL,
+    Failure,
+    Report,
+    check,
+    http,
+    jobs_submit_command,
+    percentile,
+    printed_counts,
+    timed,
+    wait_for,
+    write_seed_csv,
+)
 from tools.harness import merge_config, stack_config
 
 OVERRIDES_FILE = ROOT / "cluster" / "prod-stack.yaml"
@@ -500,18 +511,7 @@ class ProdEndToEnd:
     # -- 4. jobs ----------------------------------------------------------
 
     def submit(self, job: str, *args: str) -> float:
-        command = [
-            str(ROOT / "jobs" / ".venv" / "bin" / "python"),
-            "-m",
-            "jobs",
-            "submit",
-            "--stack",
-            self.name,
-            "--project-dir",
-            str(ROOT),
-            job,
-            *args,
-        ]
+        command = jobs_submit_command(self.name, job, *args)
         log(f"submitting {job}")
         watcher = ExecutorWatch(self.kube, self.namespace)
         watcher.start()
@@ -590,20 +590,11 @@ class ProdEndToEnd:
         return version
 
     def seed_job(self) -> None:
-        rows = [[f"k{i % 7}", f"value, {i}", str(i)] for i in range(3000)]
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "data.csv"
-            with path.open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["column1", "column2", "column3"])
-                writer.writerows(rows)
+            expected = write_seed_csv(path)
             self.submit("event_counts", str(path), "--column", "column1")
-        printed = dict(
-            line.split("\t")
-            for line in self.last_output.splitlines()
-            if len(line.split("\t")) == 2 and line.startswith("k") and line.split("\t")[1].isdigit()
-        )
-        expected = {k: str(v) for k, v in collections.Counter(r[0] for r in rows).items()}
+        printed = printed_counts(self.last_output)
         check(printed == expected, f"event_counts printed {printed}, expected {expected}")
         uploaded = [line for line in self.last_output.splitlines() if "s3a://" in line and "uploads/" in line]
         check(bool(uploaded), "the CSV was not put into MinIO")
