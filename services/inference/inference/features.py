@@ -60,9 +60,11 @@ class FeatureStore:
 
     async def fetch(self, entity_ids: Sequence[str]) -> list[dict[str, str]]:
         """Each entity's hash, ``{}`` for entities without one, in request order."""
-        version = await self._client.get(POINTER_KEY)
-        if version is None:
+        pointer = await self._client.get(POINTER_KEY)
+        if pointer is None:
             return [{} for _ in entity_ids]
+        # Replies are decoded (``decode_responses``); bytes only satisfy the type.
+        version = pointer.decode() if isinstance(pointer, bytes) else pointer
         prefix = f"{VERSIONS_PREFIX}{version}:"
         # One more round trip for the whole batch; no MULTI, since the
         # version's hashes do not change once it is live.
