@@ -76,7 +76,7 @@ impl fmt::Debug for ApiKeys {
 
 /// An authenticated caller: the hex SHA-256 of its key, safe to use as a
 /// Redis key or in logs where the raw key must never appear.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KeyId(Arc<str>);
 
 impl KeyId {

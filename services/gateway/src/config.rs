@@ -96,6 +96,12 @@ pub struct Config {
     pub rate_limit: u64,
     pub rate_window: Duration,
     pub fail_mode: FailMode,
+    /// Most rate-limit tokens one Redis call reserves for a busy key; 1
+    /// turns leasing off.
+    pub rate_lease_max: u64,
+    /// How long reserved tokens may be spent locally; also how recently
+    /// Redis must have answered for a key for it to count as busy.
+    pub rate_lease_ttl: Duration,
     pub max_body_bytes: usize,
     pub upstream_timeout: Duration,
     /// Bound on establishing a TCP connection to the upstream: an unreachable
@@ -106,6 +112,10 @@ pub struct Config {
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+
+/// Reserved tokens are spent at most this long after Redis counted them, so
+/// the lease TTL bounds how far admissions may trail the count.
+const MAX_LEASE_TTL: Duration = Duration::from_secs(1);
 
 impl Config {
     /// Reads the process environment.
@@ -160,6 +170,21 @@ impl Config {
             "GATEWAY_RATE_LIMIT_FAIL_MODE",
             "open",
         )?;
+        let rate_lease_max: u64 =
+            parse_or(get("GATEWAY_RATE_LEASE_MAX"), "GATEWAY_RATE_LEASE_MAX", "8")?;
+        if rate_lease_max == 0 {
+            return Err(invalid(
+                "GATEWAY_RATE_LEASE_MAX",
+                "must be at least 1 (1 turns leasing off)",
+            ));
+        }
+        let rate_lease_ttl = millis(&get, "GATEWAY_RATE_LEASE_MS", "100")?;
+        if rate_lease_ttl > MAX_LEASE_TTL {
+            return Err(invalid(
+                "GATEWAY_RATE_LEASE_MS",
+                format!("must be at most {} ms", MAX_LEASE_TTL.as_millis()),
+            ));
+        }
         let max_body_bytes: usize = parse_or(
             get("GATEWAY_MAX_BODY_BYTES"),
             "GATEWAY_MAX_BODY_BYTES",
@@ -179,6 +204,8 @@ impl Config {
             rate_limit,
             rate_window: Duration::from_secs(window_secs),
             fail_mode,
+            rate_lease_max,
+            rate_lease_ttl,
             max_body_bytes,
             upstream_timeout: millis(&get, "GATEWAY_UPSTREAM_TIMEOUT_MS", "5000")?,
             upstream_connect_timeout: millis(&get, "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS", "1000")?,
@@ -301,6 +328,8 @@ mod tests {
         assert_eq!(config.rate_limit, 100);
         assert_eq!(config.rate_window, Duration::from_secs(60));
         assert_eq!(config.fail_mode, FailMode::Open);
+        assert_eq!(config.rate_lease_max, 8);
+        assert_eq!(config.rate_lease_ttl, Duration::from_millis(100));
         assert_eq!(config.max_body_bytes, 1_048_576);
         assert_eq!(config.upstream_timeout, Duration::from_millis(5000));
         assert!(config.redis_password.is_none());
@@ -340,6 +369,10 @@ mod tests {
             ),
             ("GATEWAY_REDIS_URL", "http://r:6379", "GATEWAY_REDIS_URL"),
             ("GATEWAY_LISTEN", "8080", "GATEWAY_LISTEN"),
+            ("GATEWAY_RATE_LEASE_MAX", "0", "GATEWAY_RATE_LEASE_MAX"),
+            ("GATEWAY_RATE_LEASE_MAX", "-1", "GATEWAY_RATE_LEASE_MAX"),
+            ("GATEWAY_RATE_LEASE_MS", "0", "GATEWAY_RATE_LEASE_MS"),
+            ("GATEWAY_RATE_LEASE_MS", "1001", "GATEWAY_RATE_LEASE_MS"),
             (
                 "GATEWAY_UPSTREAM_TIMEOUT_MS",
                 "0",

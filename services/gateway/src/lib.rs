@@ -6,6 +6,7 @@ pub mod config;
 pub mod errors;
 pub mod health;
 pub mod healthcheck;
+pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub ratelimit_backend_errors: IntCounter,
     /// Requests let through unchecked because Redis failed in fail-open mode.
     pub ratelimit_bypassed: IntCounter,
+    /// Requests admitted on a token reserved by another request's Redis call.
+    pub ratelimit_leased: IntCounter,
 }
 
 impl Metrics {
@@ -84,6 +86,11 @@ impl Metrics {
             "Requests let through without a rate-limit check (fail-open with Redis down)",
         )
         .expect("valid metric");
+        let ratelimit_leased = IntCounter::new(
+            "ratelimit_leased_total",
+            "Requests admitted on a rate-limit token reserved by another request's Redis call",
+        )
+        .expect("valid metric");
         let fail_mode_gauge = IntGaugeVec::new(
             Opts::new(
                 "ratelimit_fail_mode",
@@ -106,6 +113,7 @@ impl Metrics {
             Box::new(ratelimit_rejected.clone()),
             Box::new(ratelimit_backend_errors.clone()),
             Box::new(ratelimit_bypassed.clone()),
+            Box::new(ratelimit_leased.clone()),
             Box::new(fail_mode_gauge),
         ] {
             registry
@@ -122,6 +130,7 @@ impl Metrics {
             ratelimit_rejected,
             ratelimit_backend_errors,
             ratelimit_bypassed,
+            ratelimit_leased,
         }
     }
 

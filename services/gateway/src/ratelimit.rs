@@ -6,6 +6,10 @@
 //! burst the whole quota, then gets one request per `window / limit`. The
 //! check-and-update runs as one Lua script, so concurrent gateway replicas
 //! never race, and it reads Redis' clock, so their clocks need not agree.
+//!
+//! A busy key reserves several tokens per call and spends them locally
+//! ([`crate::lease`]); an idle one, or one near its limit, costs one call
+//! per request.
 
 use std::{
     future::Future,
@@ -33,6 +37,7 @@ use crate::{
     auth::KeyId,
     config::{Config, FailMode},
     errors::ApiError,
+    lease::{Grant, LeaseConfig, Leases, Plan, Reservation, Spent},
     metrics::Metrics,
 };
 
@@ -48,26 +53,30 @@ const KEY_PREFIX: &str = "gateway:ratelimit:";
 const BACKOFF: Duration = Duration::from_millis(500);
 
 /// KEYS[1]: bucket key. ARGV[1]: limit (bucket size). ARGV[2]: microseconds
-/// per token. Returns {allowed, remaining, reset_us, retry_after_us}: reset is
-/// when the bucket is full again, retry-after when the next request may pass.
-/// All values are whole microseconds (below 2^53, exact in Lua's doubles).
+/// per token. ARGV[3]: tokens wanted. Grants as many of them as the bucket
+/// holds now and returns {granted, remaining, reset_us, retry_after_us}:
+/// granted 0 means limited, reset is when the bucket is full again,
+/// retry-after when the next request may pass. Times are whole microseconds
+/// (below 2^53, exact in Lua's doubles).
 const GCRA: &str = r"
 local limit = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then
   tat = now
 end
-local new_tat = tat + interval
-local allow_at = new_tat - interval * limit
-if now < allow_at then
-  return {0, 0, tat - now, allow_at - now}
+local available = math.floor((now + interval * limit - tat) / interval)
+local granted = math.min(wanted, available)
+if granted < 1 then
+  return {0, 0, tat - now, tat + interval - interval * limit - now}
 end
+local new_tat = tat + interval * granted
 local ttl_ms = math.ceil((new_tat - now) / 1000)
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
-return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
+return {granted, math.floor((now + interval * limit - new_tat) / interval), new_tat - now, 0}
 ";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +120,8 @@ struct Inner {
     started: Instant,
     /// Milliseconds after `started` before which Redis is not asked.
     skip_until_ms: AtomicU64,
+    /// `None` when leasing is off: one call per request.
+    leases: Option<Leases>,
 }
 
 /// Connects lazily: the gateway starts (and, failing open, serves) while
@@ -156,41 +167,77 @@ impl RateLimiter {
                 healthy: AtomicBool::new(true),
                 started: Instant::now(),
                 skip_until_ms: AtomicU64::new(0),
+                leases: Leases::new(LeaseConfig {
+                    max: config.rate_lease_max,
+                    ttl: config.rate_lease_ttl,
+                }),
             }),
         }
     }
 
     pub async fn check(&self, key: &KeyId) -> Decision {
         let inner = &self.inner;
-        let now_ms = inner.elapsed_ms();
-        if now_ms < inner.skip_until_ms.load(Ordering::Relaxed) {
+        let Some(leases) = &inner.leases else {
+            return self.call(key, 1, None).await;
+        };
+        let plan = leases.plan(key, std::time::Instant::now(), !inner.backing_off());
+        match plan {
+            Plan::Local(spent) => inner.leased(spent),
+            Plan::Skip => inner.backend_failed(None),
+            Plan::Wait(claim) => match claim.wait().await {
+                Some(spent) => inner.leased(spent),
+                None => self.call(key, 1, None).await,
+            },
+            Plan::Call { n, reservation } => self.call(key, n, reservation).await,
+        }
+    }
+
+    /// Asks Redis for `n` tokens for `key`, and decides on the first.
+    async fn call(&self, key: &KeyId, n: u64, reservation: Option<Reservation>) -> Decision {
+        let inner = &self.inner;
+        if inner.backing_off() {
             return inner.backend_failed(None);
         }
         let mut invocation = inner.script.key(format!("{KEY_PREFIX}{}", key.as_str()));
-        invocation.arg(inner.limit).arg(inner.interval_us);
+        invocation.arg(inner.limit).arg(inner.interval_us).arg(n);
         let invocation = &invocation;
         let result = inner
             .call(|mut conn| async move {
                 invocation
-                    .invoke_async::<(u8, u64, u64, u64)>(&mut conn)
+                    .invoke_async::<(u64, u64, u64, u64)>(&mut conn)
                     .await
             })
             .await;
         match result {
-            Ok((allowed, remaining, reset_us, retry_us)) => {
+            Ok((granted, remaining, reset_us, retry_us)) => {
                 if !inner.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("rate-limit backend recovered");
                 }
-                let quota = Quota {
-                    limit: inner.limit,
-                    remaining,
-                    reset: Duration::from_micros(reset_us),
-                };
-                if allowed == 1 {
-                    Decision::Allowed(quota)
+                let reset = Duration::from_micros(reset_us);
+                if let Some(leases) = &inner.leases {
+                    let grant = Grant {
+                        granted,
+                        remaining,
+                        reset,
+                        at: std::time::Instant::now(),
+                    };
+                    leases.record(key, grant, reservation);
+                }
+                if granted >= 1 {
+                    // The tokens reserved beyond this request's count as
+                    // left: its client may still spend them.
+                    Decision::Allowed(Quota {
+                        limit: inner.limit,
+                        remaining: remaining + (granted - 1),
+                        reset,
+                    })
                 } else {
                     Decision::Limited {
-                        quota,
+                        quota: Quota {
+                            limit: inner.limit,
+                            remaining,
+                            reset,
+                        },
                         retry_after: Duration::from_micros(retry_us),
                     }
                 }
@@ -200,6 +247,8 @@ impl RateLimiter {
                 inner
                     .skip_until_ms
                     .store(inner.elapsed_ms() + backoff_ms, Ordering::Relaxed);
+                // Only now: the claimants it releases find Redis skipped.
+                drop(reservation);
                 inner.backend_failed(Some(error))
             }
         }
@@ -243,6 +292,21 @@ impl Inner {
 
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether Redis is being skipped after a failure.
+    fn backing_off(&self) -> bool {
+        self.elapsed_ms() < self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// The decision for a request admitted on a reserved token.
+    fn leased(&self, spent: Spent) -> Decision {
+        self.metrics.ratelimit_leased.inc();
+        Decision::Allowed(Quota {
+            limit: self.limit,
+            remaining: spent.remaining,
+            reset: spent.reset,
+        })
     }
 
     /// The decision when Redis failed (`error`) or is being skipped (`None`).

@@ -248,25 +248,31 @@ impl Settings {
     }
 }
 
+/// The gateway's configuration for `settings`, with both test keys and the
+/// Redis password in files of the returned directory.
+pub fn config(settings: Settings) -> (Config, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("api-keys");
+    std::fs::write(&keys, format!("{KEY}\n{OTHER_KEY}\n")).unwrap();
+    let password = dir.path().join("redis-password");
+    std::fs::write(&password, format!("{REDIS_PASSWORD}\n")).unwrap();
+
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("GATEWAY_LISTEN", "127.0.0.1:0".to_owned()),
+        ("GATEWAY_UPSTREAM_URL", settings.upstream_url),
+        ("GATEWAY_REDIS_URL", settings.redis_url),
+        ("GATEWAY_REDIS_PASSWORD_FILE", path_string(&password)),
+        ("GATEWAY_API_KEYS_FILE", path_string(&keys)),
+        ("GATEWAY_RATE_LIMIT", "1000".to_owned()),
+    ]);
+    vars.extend(settings.vars);
+    let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("valid config");
+    (config, dir)
+}
+
 impl Gateway {
     pub async fn start(settings: Settings) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("api-keys");
-        std::fs::write(&keys, format!("{KEY}\n{OTHER_KEY}\n")).unwrap();
-        let password = dir.path().join("redis-password");
-        std::fs::write(&password, format!("{REDIS_PASSWORD}\n")).unwrap();
-
-        let mut vars: HashMap<&str, String> = HashMap::from([
-            ("GATEWAY_LISTEN", "127.0.0.1:0".to_owned()),
-            ("GATEWAY_UPSTREAM_URL", settings.upstream_url),
-            ("GATEWAY_REDIS_URL", settings.redis_url),
-            ("GATEWAY_REDIS_PASSWORD_FILE", path_string(&password)),
-            ("GATEWAY_API_KEYS_FILE", path_string(&keys)),
-            ("GATEWAY_RATE_LIMIT", "1000".to_owned()),
-        ]);
-        vars.extend(settings.vars);
-        let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("valid config");
-
+        let (config, dir) = config(settings);
         let state = AppState::new(&config).expect("gateway state");
         let listener = TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
