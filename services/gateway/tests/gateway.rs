@@ -550,7 +550,15 @@ async fn shutdown_finishes_requests_in_flight() {
         )
         .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shut down once the request has reached the upstream, so it is in flight
+    // however slowly a loaded machine got it there.
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while upstream.recorder.all().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the request never reached the upstream");
     let server = gateway.shut_down();
 
     let reply = in_flight.await.unwrap();
