@@ -69,7 +69,8 @@ macro_rules! substate {
 substate!(keys: ApiKeys, limiter: RateLimiter, metrics: Metrics, upstream: Upstream);
 
 pub fn router(state: AppState) -> Router {
-    // Layers added last run first: authentication, then rate limiting.
+    // Layers added last run first: the body read whole, authentication, then
+    // rate limiting.
     let api = Router::new()
         .route("/v1/predict", post(proxy::predict))
         .route("/v1/models", get(proxy::models))
@@ -80,7 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(
             state.keys.clone(),
             auth::require_api_key,
-        ));
+        ))
+        .route_layer(from_fn_with_state(state.upstream.clone(), proxy::read_body));
 
     Router::new()
         .merge(api)

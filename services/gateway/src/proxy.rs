@@ -1,17 +1,20 @@
 //! Forwarding to the inference service.
 //!
-//! Request bodies of `POST /v1/predict` are read (bounded) and checked to be
-//! JSON before anything is sent upstream; response bodies are streamed back
+//! Request bodies are read whole (bounded) before the key and the rate limit
+//! are checked, and those of `POST /v1/predict` checked to be JSON before
+//! anything is sent upstream; response bodies are streamed back
 //! as they arrive. Only idempotent calls are retried, and only when the
 //! connection could not be established, so a request is never sent twice.
 
 use std::{error::Error as StdError, io, sync::Arc, time::Duration};
 
 use axum::{
-    body::Body,
+    body::{Body, Bytes},
     extract::{Request, State},
+    middleware::Next,
     response::Response,
 };
+
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri, header, request::Parts};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::{
@@ -262,13 +265,29 @@ fn path_and_query(parts: &Parts) -> &str {
     parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
 }
 
-/// `POST /v1/predict`: forwarded once, after the body is known to be JSON.
-pub async fn predict(
+/// Reads the whole request body before authentication and rate limiting run.
+///
+/// hyper closes a connection whose request body is left unread when the
+/// response goes out, without a `Connection: close` in that response. A
+/// keep-alive client such as an ingress controller then sends its next
+/// request on a connection being closed, and a POST it cannot retry comes
+/// back to its caller as a 5xx. A 401 or 429 must leave the connection
+/// usable, as nginx does by discarding the body of a request it refuses.
+/// A body over the limit, or not received in time, is refused here.
+pub async fn read_body(
     State(upstream): State<Upstream>,
     request: Request,
+    next: Next,
 ) -> Result<Response, ApiError> {
-    let limit = upstream.inner.max_body_bytes;
     let (parts, body) = request.into_parts();
+    let bytes = read_limited(&upstream, &parts, body).await?;
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
+}
+
+async fn read_limited(upstream: &Upstream, parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
+    let limit = upstream.inner.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -286,22 +305,29 @@ pub async fn predict(
     }
 
     let deadline = Instant::now() + upstream.inner.timeout;
-    let bytes = match timeout_at(deadline, Limited::new(body, limit).collect()).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body not received in time",
-            ));
-        }
-        Ok(Err(error)) if error.is::<LengthLimitError>() => return Err(too_large()),
-        Ok(Err(_)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "could not read request body",
-            ));
-        }
-        Ok(Ok(collected)) => collected.to_bytes(),
-    };
+    match timeout_at(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time",
+        )),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "could not read request body",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// `POST /v1/predict`: forwarded once, after the body is known to be JSON.
+pub async fn predict(
+    State(upstream): State<Upstream>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    // Already in memory when `read_body` ran first; read here all the same,
+    // so the handler keeps its limits on its own.
+    let bytes = read_limited(&upstream, &parts, body).await?;
     if let Err(error) = serde_json::from_slice::<IgnoredAny>(&bytes) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -399,6 +399,71 @@ async fn oversized_bodies_get_413_with_or_without_a_length() {
     assert_eq!(s.upstream.recorder.all().len(), 1);
 }
 
+/// Reads one HTTP/1.1 response with a `content-length` from a kept-alive
+/// connection: its status and its body.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).await.unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed after {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8(raw).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .expect("content-length")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test]
+async fn refused_requests_leave_the_connection_usable() {
+    // A proxy in front (an ingress controller) keeps connections alive and
+    // may write a request's body after its head: a 401 or a 429 must not
+    // close the connection under the next request.
+    let s = stack(|c| {
+        c.set("GATEWAY_RATE_LIMIT", 1)
+            .set("GATEWAY_RATE_WINDOW_SECONDS", 60)
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(s.gateway.addr)
+        .await
+        .unwrap();
+    let mut exchange = async |key: &str| {
+        let head = format!(
+            "POST /v1/predict HTTP/1.1\r\nhost: gw\r\nx-api-key: {key}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            BODY.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream.write_all(BODY.as_bytes()).await.unwrap();
+        read_response(&mut stream).await.0
+    };
+    assert_eq!(exchange("wrong").await, 401);
+    assert_eq!(exchange(KEY).await, 200);
+    assert_eq!(exchange(KEY).await, 429);
+    assert_eq!(exchange("wrong").await, 401);
+    assert_eq!(s.upstream.recorder.all().len(), 1);
+}
+
 #[tokio::test]
 async fn malformed_json_is_rejected_before_forwarding() {
     let s = stack(|c| c).await;
