@@ -14,7 +14,6 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri, header, request::Parts};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::{
@@ -325,9 +324,13 @@ pub async fn predict(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    // Already in memory when `read_body` ran first; read here all the same,
-    // so the handler keeps its limits on its own.
-    let bytes = read_limited(&upstream, &parts, body).await?;
+    // `read_body`, the route's outermost layer, has bounded the body and holds
+    // it in memory: collecting it here neither waits nor can overrun.
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "could not read request body"))?
+        .to_bytes();
     if let Err(error) = serde_json::from_slice::<IgnoredAny>(&bytes) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
