@@ -14,54 +14,22 @@ inspected.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, PART_OF, RUN_ID_ANNOTATION, SECRETS_DIR
+from jobs.quantity import memory_mib
+
 SPARK_UID = 185
 SPARK_VERSION = "4.0.1"
 JOB_ENTRY = "/opt/dataplatform/jobs/run.py"
-SECRETS_DIR = "/run/secrets"
 SCRATCH_DIR = "/tmp"  # noqa: S108 - an emptyDir or tmpfs of the pod's own
-DRIVER_ACCOUNT = "spark-driver"
-# Selected by the Spark NetworkPolicy: every driver and executor carries it.
-APP_LABEL = {"dataplatform.io/spark-app": "true"}
-PART_OF = {"app.kubernetes.io/part-of": "dataplatform"}
-RUN_ID_ANNOTATION = "dataplatform.io/run-id"
 # JVM off-heap and Python workers beyond the heap Spark is given.
 MEMORY_OVERHEAD_MIB = 384
 SCRATCH_SIZE = "2Gi"
 # Spark settings that the SparkApplication carries as fields of its own.
 _POD_CONF_PREFIXES = ("spark.driver.", "spark.executor.", "spark.dynamicAllocation.")
-
-_UNITS_MIB = {
-    "k": 1 / 1024,
-    "kb": 1 / 1024,
-    "m": 1,
-    "mb": 1,
-    "g": 1024,
-    "gb": 1024,
-    "t": 1024 * 1024,
-    "tb": 1024 * 1024,
-    "ki": 1 / 1024,
-    "mi": 1,
-    "gi": 1024,
-    "ti": 1024 * 1024,
-}
-
-
-def memory_mib(quantity: str) -> int:
-    """Whole MiB in a memory size, in Spark's (``768m``, ``2g``) or Kubernetes'
-    (``768Mi``, ``2Gi``) notation; a bare number is MiB, as in Spark."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", quantity)
-    unit = match.group(2).lower() if match else ""
-    if not match or (unit and unit not in _UNITS_MIB):
-        raise ValueError(f"not a memory size: {quantity!r} (use e.g. 768m, 2g, 768Mi or 2Gi)")
-    mib = int(float(match.group(1)) * _UNITS_MIB.get(unit, 1))
-    if mib < 1:
-        raise ValueError(f"memory size {quantity!r} is below 1 MiB")
-    return mib
 
 
 @dataclass(frozen=True)
