@@ -6,10 +6,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from jobs.definitions import JOBS, keywords
 from jobs.errors import JobError
-from jobs.registry import JOBS
 
 LOCAL_MASTER = "local[*]"
+# The `submit` flags that become SubmitOptions, under the same names.
+SUBMIT_OPTIONS = (
+    "driver_memory",
+    "driver_cores",
+    "executor_memory",
+    "executor_cores",
+    "min_executors",
+    "max_executors",
+    "wait_timeout",
+    "schedule_timeout",
+    "poll_seconds",
+)
 
 
 def execute(job_name: str, argv: Sequence[str], *, master: str | None = None) -> int:
@@ -119,26 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Validate the job's arguments here rather than minutes later in a driver.
     JOBS[args.job].parser(prog=f"python -m jobs submit {args.job}").parse_args(job_argv)
-    from jobs import submit  # deferred: only submission needs subprocess plumbing
+    # Deferred: only submission needs subprocess plumbing.
+    from jobs.stack_outputs import SubmitOptions
+    from jobs.submit import submit
 
+    options = SubmitOptions(**keywords(args, *SUBMIT_OPTIONS))
     try:
-        return submit.submit(
-            args.job,
-            job_argv,
-            stack=args.stack,
-            project_dir=args.project_dir,
-            options=submit.SubmitOptions(
-                driver_memory=args.driver_memory,
-                driver_cores=args.driver_cores,
-                executor_memory=args.executor_memory,
-                executor_cores=args.executor_cores,
-                min_executors=args.min_executors,
-                max_executors=args.max_executors,
-                wait_timeout=args.wait_timeout,
-                schedule_timeout=args.schedule_timeout,
-                poll_seconds=args.poll_seconds,
-            ),
-        )
+        return submit(args.job, job_argv, stack=args.stack, project_dir=args.project_dir, options=options)
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,8 +27,8 @@ from pyspark.sql import functions as F
 
 from jobs import storage
 from jobs.config import Settings
+from jobs.definitions import ROWS_PER_PARTITION, keywords
 from jobs.errors import JobError
-from jobs.registry import ROWS_PER_PARTITION
 from jobs.schema import EVENT_TYPES
 from jobs.sources import CSV_TIMESTAMP_FORMAT
 
@@ -134,13 +134,7 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
     events_path = args.output or settings.bucket_uri(settings.buckets.raw, "events")
     labels_path = args.labels_output or settings.bucket_uri(settings.buckets.raw, "labels")
     events = generate_events(
-        spark,
-        rows=args.rows,
-        entities=args.entities,
-        start=args.start,
-        days=args.days,
-        seed=args.seed,
-        partitions=args.partitions,
+        spark, **keywords(args, "rows", "entities", "start", "days", "seed", "partitions")
     )
     labels = generate_labels(spark, entities=args.entities, seed=args.seed)
     storage.publish_directory(

@@ -1,4 +1,4 @@
-"""Count rows per value of a column: the seed's job, for a CSV of any columns.
+"""The CSV group-by-count job: rows per value of a column, for a CSV of any columns.
 
 ``spark.read.csv(path, header=True).groupBy(column).count()``, made safe:
 the header names the columns, every value is read as the text it is (so

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, PART_OF, RUN_ID_ANNOTATION, SECRETS_DIR
-from jobs.quantity import memory_mib
+from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, PART_OF, SECRETS_DIR
+from jobs.quantity import spark_memory
 
 SPARK_UID = 185
 SPARK_VERSION = "4.0.1"
@@ -71,9 +71,9 @@ class SparkResources:
     def conf(self) -> dict[str, str]:
         return {
             "spark.driver.cores": str(self.driver_cores),
-            "spark.driver.memory": f"{self.driver_memory_mib}m",
+            "spark.driver.memory": spark_memory(self.driver_memory_mib),
             "spark.executor.cores": str(self.executor_cores),
-            "spark.executor.memory": f"{self.executor_memory_mib}m",
+            "spark.executor.memory": spark_memory(self.executor_memory_mib),
             "spark.dynamicAllocation.enabled": "true",
             # No external shuffle service on either tier: track shuffle files.
             "spark.dynamicAllocation.shuffleTracking.enabled": "true",
@@ -193,13 +193,13 @@ def spark_application(
     ]
     env_list = [{"name": k, "value": v} for k, v in sorted(env.items())]
 
-    def pod(cores: int, memory_mib: int, request_millis: int | None) -> dict[str, Any]:
+    def pod(cores: int, heap_mib: int, request_millis: int | None) -> dict[str, Any]:
         return {
             "cores": cores,
             **({"coreRequest": f"{request_millis}m"} if request_millis is not None else {}),
             "coreLimit": f"{cores * 1000}m",
-            "memory": f"{memory_mib}m",
-            "memoryOverhead": f"{MEMORY_OVERHEAD_MIB}m",
+            "memory": spark_memory(heap_mib),
+            "memoryOverhead": spark_memory(MEMORY_OVERHEAD_MIB),
             "labels": dict(pod_labels),
             "env": env_list,
             "volumeMounts": mounts,

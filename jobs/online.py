@@ -15,7 +15,7 @@ a failed run removes what it wrote, and the TTL covers a run killed outright.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import redis
@@ -23,7 +23,7 @@ from pyspark import Accumulator
 from pyspark.sql import DataFrame, Row
 from redis.typing import EncodableT, FieldT
 
-from jobs.config import CONNECT_TIMEOUT_SECONDS, RedisSettings
+from jobs.config import RedisSettings, redis_client
 
 KEY_PREFIX = "features:"
 POINTER_KEY = KEY_PREFIX + "current"
@@ -36,13 +36,9 @@ SCAN_COUNT = 1000
 class OnlineTarget:
     """Everything an executor needs; pickled into the task closure."""
 
-    host: str
-    port: int
-    password: str | None = field(repr=False)
-    db: int
+    server: RedisSettings
     ttl_seconds: int
     batch_commands: int = 500
-    username: str | None = None
 
     @classmethod
     def from_settings(
@@ -50,15 +46,7 @@ class OnlineTarget:
     ) -> OnlineTarget:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
-        return cls(
-            settings.host,
-            settings.port,
-            settings.password,
-            settings.db,
-            ttl_seconds,
-            batch_commands,
-            settings.username,
-        )
+        return cls(settings, ttl_seconds, batch_commands)
 
 
 def format_value(value: object) -> str:
@@ -81,15 +69,7 @@ def entity_key(version: str, entity_id: str) -> str:
 
 
 def connect(target: OnlineTarget) -> redis.Redis:
-    return redis.Redis(
-        host=target.host,
-        port=target.port,
-        username=target.username,
-        password=target.password,
-        db=target.db,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=60,
-    )
+    return redis_client(target.server, timeout=60)
 
 
 def write_rows(
@@ -189,7 +169,9 @@ def switch(target: OnlineTarget, version: str) -> tuple[str | None, list[str]]:
     client = connect(target)
     try:
         previous = client.set(POINTER_KEY, version, get=True)
-        previous_name = _text(previous)
+        # SET ... GET replies with the old value or nil; the client's types
+        # also allow the True of a SET without GET.
+        previous_name = None if isinstance(previous, bool) else _text(previous)
         stale = sorted(_versions(client) - {version, previous_name or ""})
         for name in stale:
             _remove(client, name)

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from jobs import features as features_job
 from jobs import onnx_export, storage
 from jobs.config import Settings
+from jobs.definitions import keywords
 from jobs.errors import JobError
 from jobs.schema import LABEL_SCHEMA, feature_names
 from jobs.sources import input_errors, read_table
@@ -146,13 +147,7 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
     labels = read_table(spark, labels_path, args.labels_format, LABEL_SCHEMA)
     data = training_frame(spark.read.parquet(snapshot), labels)
     with input_errors(labels_path, LABEL_SCHEMA):
-        result = fit(
-            data,
-            test_fraction=args.test_fraction,
-            seed=args.seed,
-            reg_param=args.reg_param,
-            max_iter=args.max_iter,
-        )
+        result = fit(data, **keywords(args, "test_fraction", "seed", "reg_param", "max_iter"))
     print(
         f"held-out AUC {result.auc:.4f} (PR {result.area_under_pr:.4f}) "
         f"on {result.test_rows:,} entities; trained on {result.train_rows:,}"

@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from jobs.definitions import JOBS
 from jobs.errors import JobError
-from jobs.registry import JOBS
+from jobs.quantity import MIB
 
 UPLOAD_PREFIX = "uploads"
-PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+PROGRESS_MIN_BYTES = 8 * MIB
 
 
 def is_store_uri(value: str) -> bool:
@@ -119,7 +120,7 @@ class Progress:
             percent = 100 * self.sent // max(1, self.size)
             if percent // 10 != self.shown // 10 or self.sent >= self.size:
                 self.shown = percent
-                done, size = self.sent / 2**20, self.size / 2**20
+                done, size = self.sent / MIB, self.size / MIB
                 self.out(f"  {self.name}: {done:,.1f} of {size:,.1f} MiB ({percent}%)")
 
 
@@ -158,7 +159,7 @@ def upload_inputs(
         files = files_under(path)
         prefix = f"{UPLOAD_PREFIX}/{content_digest(files)}"
         total = sum(os.path.getsize(full) for full, _ in files)
-        out(f"uploading {path} ({total / 2**20:,.1f} MiB) to s3a://{bucket}/{prefix}/")
+        out(f"uploading {path} ({total / MIB:,.1f} MiB) to s3a://{bucket}/{prefix}/")
         for full, key in files:
             size = os.path.getsize(full)
             callback = Progress(key, size, out) if size >= PROGRESS_MIN_BYTES else None

@@ -287,7 +287,7 @@ def test_render_mode_is_a_provider_setting() -> None:
 def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
     """One builder (jobs.launch): the CLI's SparkApplication for a job equals
     the one the stack declares for it in everything that shapes its pods."""
-    from jobs import submit
+    from jobs import stack_outputs, submit_prod
     from jobs.launch import pod_spec_of
 
     overrides = {"sparkJobs": [{"name": "dp-features", "job": "features", "args": ["--keep", "3"]}]}
@@ -307,7 +307,7 @@ def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
     declared = unwrap(
         recorder.named("kubernetes:sparkoperator.k8s.io/v1beta2:SparkApplication", "dp-features").inputs
     )
-    target = submit.StackTarget.from_outputs(
+    target = stack_outputs.StackTarget.from_outputs(
         {
             "spark_submit": outputs,
             "platform_credentials": {"s3_access_key": "a", "s3_secret_key": "s", "redis_password": "r"},
@@ -315,7 +315,7 @@ def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
         "prod",
     )
     assert outputs["secret_name"] == "spark-credentials"
-    cli = submit.application(
+    cli = submit_prod.application(
         "features", ["--keep", "3"], target, secret_name=outputs["secret_name"], run_id="r1"
     )
     stack_pods, cli_pods = pod_spec_of(declared), pod_spec_of(cli)

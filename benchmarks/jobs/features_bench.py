@@ -31,7 +31,7 @@ from typing import Any
 import psutil
 
 from jobs.config import RedisSettings, Settings
-from jobs.registry import JOBS
+from jobs.definitions import JOBS
 from jobs.session import build_session
 
 MIB = 1024 * 1024

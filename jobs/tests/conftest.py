@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import socket
+import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,8 +21,9 @@ from pyspark.sql import SparkSession
 
 from jobs import datagen
 from jobs.config import RedisSettings, Settings
-from jobs.registry import JOBS
+from jobs.definitions import JOBS
 from jobs.session import build_session
+from jobs.uploads import free_port
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -50,11 +53,20 @@ def run_job(spark: SparkSession, name: str, argv: Sequence[str], settings: Setti
     job.run(spark, settings or Settings(), args)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@pytest.fixture
+def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory ahead of PATH, for stand-ins of the tools submit runs."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    return directory
+
+
+def fake_tool(directory: Path, name: str, body: str) -> None:
+    """An executable Python script ``name`` in ``directory``."""
+    path = directory / name
+    path.write_text(f"#!{sys.executable}\n{body}")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import pytest
 from infra.project import ROOT as REPO
 
 from jobs import cli
-from jobs.tests.conftest import free_port
+from jobs.definitions import JOB_NAMES
+from jobs.uploads import free_port
 
 
 def test_help_lists_the_jobs() -> None:
@@ -17,7 +18,7 @@ def test_help_lists_the_jobs() -> None:
         [sys.executable, "-m", "jobs", "--help"], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0
-    for name in ("event_counts", "datagen", "features", "train", "submit"):
+    for name in (*JOB_NAMES, "submit"):
         assert name in completed.stdout
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from jobs.config import S3Settings, Settings, check_s3, check_tcp, read_secret_file, spark_conf
 from jobs.errors import JobError
-from jobs.tests.conftest import free_port
+from jobs.uploads import free_port
 
 
 def secret(tmp_path: Path, name: str, value: str) -> str:

@@ -92,7 +92,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def test_the_seed_job_on_a_csv_of_any_columns(
+def test_group_by_count_on_a_csv_of_any_columns(
     spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """spark.read.csv("data.csv").groupBy("column1").count(), counted exactly,

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import stat
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from jobs import submit
+from jobs import submit_dev, submit_prod
 from jobs.errors import JobError
 from jobs.launch import SparkResources
+from jobs.stack_outputs import StackTarget, SubmitOptions
+from jobs.tests.conftest import fake_tool
 
 
 def master_state(*workers: tuple[int, int, int, int]) -> dict[str, Any]:
@@ -62,28 +61,28 @@ def master_ui() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_workers_are_read_from_the_master(master_ui: tuple[str, dict[str, Any]]) -> None:
     url, _ = master_ui
-    workers = submit.standalone_workers(url)
+    workers = submit_dev.standalone_workers(url)
     assert workers is not None
     assert [(w.cores, w.memory_mib, w.memory_free_mib) for w in workers] == [(1, 1024, 1024), (1, 1024, 256)]
-    assert submit.standalone_workers("http://127.0.0.1:9") is None
+    assert submit_dev.standalone_workers("http://127.0.0.1:9") is None
 
 
 def test_an_executor_that_fits_no_worker_is_refused_before_it_starts(
     master_ui: tuple[str, dict[str, Any]],
 ) -> None:
     url, _ = master_ui
-    workers = submit.standalone_workers(url)
-    submit.check_fits(SparkResources(executor_memory_mib=768), workers)
+    workers = submit_dev.standalone_workers(url)
+    submit_dev.check_fits(SparkResources(executor_memory_mib=768), workers)
     with pytest.raises(JobError) as raised:
-        submit.check_fits(SparkResources(executor_memory_mib=2048), workers)
+        submit_dev.check_fits(SparkResources(executor_memory_mib=2048), workers)
     message = str(raised.value)
     assert "executors of 1 core(s) and 2048 MiB, which fit no worker" in message
     assert "2 alive worker(s): 172.18.0.2: 1 cores/1024 MiB (1 cores/1024 MiB free)" in message
     with pytest.raises(JobError, match="no alive worker"):
-        submit.check_fits(SparkResources(), [])
+        submit_dev.check_fits(SparkResources(), [])
 
 
-def dev_target(**spark_submit: Any) -> submit.StackTarget:
+def dev_target(**spark_submit: Any) -> StackTarget:
     """A dev stack's outputs with ``spark_submit`` entries added or replaced."""
     base = {
         "tier": "dev",
@@ -92,7 +91,7 @@ def dev_target(**spark_submit: Any) -> submit.StackTarget:
         "network": "n",
         "env": {"DP_RAW_BUCKET": "raw"},
     }
-    return submit.StackTarget.from_outputs(
+    return StackTarget.from_outputs(
         {"spark_submit": {**base, **spark_submit}, "platform_credentials": {}}, "dev"
     )
 
@@ -102,10 +101,10 @@ def test_stack_sizes_are_the_default_and_flags_override_them() -> None:
     assert target.resources() == SparkResources(
         driver_memory_mib=768, executor_memory_mib=768, max_executors=2
     )
-    changed = target.resources(submit.SubmitOptions(executor_memory="1g", executor_cores=2))
+    changed = target.resources(SubmitOptions(executor_memory="1g", executor_cores=2))
     assert (changed.executor_memory_mib, changed.executor_cores, changed.driver_memory_mib) == (1024, 2, 768)
     with pytest.raises(JobError, match="not a memory size"):
-        target.resources(submit.SubmitOptions(executor_memory="lots"))
+        target.resources(SubmitOptions(executor_memory="lots"))
 
 
 class Clock:
@@ -118,11 +117,11 @@ class Clock:
 
 def test_starvation_is_measured_from_spark_s_warnings() -> None:
     clock = Clock()
-    watch = submit.StarvationWatch(limit=60, interval=5, clock=clock)
+    watch = submit_dev.StarvationWatch(limit=60, interval=5, clock=clock)
     watch.line("INFO DAGScheduler: Submitting 2 missing tasks")
     assert watch.waited() == 0
     clock.now = 5
-    warning = f"WARN TaskSchedulerImpl: {submit.STARVATION_MARKER}; check your cluster UI"
+    warning = f"WARN TaskSchedulerImpl: {submit_dev.STARVATION_MARKER}; check your cluster UI"
     watch.line(warning)
     assert watch.waited() == 5  # the first warning comes one interval after the tasks
     for t in range(10, 60, 5):
@@ -136,28 +135,29 @@ def test_starvation_is_measured_from_spark_s_warnings() -> None:
 
 def test_executors_arriving_end_the_wait() -> None:
     clock = Clock()
-    watch = submit.StarvationWatch(limit=60, interval=5, clock=clock)
+    watch = submit_dev.StarvationWatch(limit=60, interval=5, clock=clock)
     clock.now = 5
-    watch.line(submit.STARVATION_MARKER)
+    watch.line(submit_dev.STARVATION_MARKER)
     clock.now = 30  # no warning for more than two intervals: executors came
     assert watch.waited() == 0
     clock.now = 100  # a later stage starves afresh
-    watch.line(submit.STARVATION_MARKER)
+    watch.line(submit_dev.STARVATION_MARKER)
     assert watch.waited() == 5
 
 
 def test_a_starving_driver_is_stopped_and_the_reason_given(
-    tmp_path: Path, master_ui: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    fake_bin: Path,
+    master_ui: tuple[str, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """End to end through run_dev with a fake docker: the 'driver' only ever
-    logs Spark's starvation warning; submit kills it within the limit."""
+    """End to end through submit_dev.run with a fake docker: the 'driver'
+    only ever logs Spark's starvation warning; submit kills it within the limit."""
     url, _ = master_ui
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     killed = tmp_path / "killed"
-    docker = bin_dir / "docker"
-    docker.write_text(
-        f"#!{sys.executable}\n"
+    fake_tool(
+        fake_bin,
+        "docker",
         "import os, signal, sys, time\n"
         "if sys.argv[1] == 'kill':\n"
         f"    open({str(killed)!r}, 'w').write(sys.argv[2])\n"
@@ -165,16 +165,14 @@ def test_a_starving_driver_is_stopped_and_the_reason_given(
         "    sys.exit(0)\n"
         f"open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))\n"
         "while True:\n"
-        f"    print('WARN TaskSchedulerImpl: {submit.STARVATION_MARKER}', flush=True)\n"
-        "    time.sleep(0.2)\n"
+        f"    print('WARN TaskSchedulerImpl: {submit_dev.STARVATION_MARKER}', flush=True)\n"
+        "    time.sleep(0.2)\n",
     )
-    docker.chmod(docker.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(submit, "STARVATION_INTERVAL_SECONDS", 0.2)
+    monkeypatch.setattr(submit_dev, "STARVATION_INTERVAL_SECONDS", 0.2)
     target = dev_target(master_ui_url=url, resources={"executorMemoryMib": 768})
     started = time.monotonic()
     with pytest.raises(JobError) as raised:
-        submit.run_dev("datagen", [], target, submit.SubmitOptions(schedule_timeout=2))
+        submit_dev.run("datagen", [], target, SubmitOptions(schedule_timeout=2))
     elapsed = time.monotonic() - started
     assert elapsed < 10
     assert killed.read_text().startswith("dp-job-datagen-")
@@ -185,20 +183,20 @@ def test_a_starving_driver_is_stopped_and_the_reason_given(
     assert "2 alive worker(s)" in message
 
 
-def pod(role: str, unschedulable: str | None = None, phase: str = "Pending") -> submit.PodState:
-    return submit.PodState(f"p-{role}", role, phase, unschedulable)
+def pod(role: str, unschedulable: str | None = None, phase: str = "Pending") -> submit_prod.PodState:
+    return submit_prod.PodState(f"p-{role}", role, phase, unschedulable)
 
 
 def test_unschedulable_pods_fail_with_the_scheduler_s_reason() -> None:
     reason = "0/1 nodes are available: 1 Insufficient memory."
-    watch = submit.SchedulingWatch(limit=60)
+    watch = submit_prod.SchedulingWatch(limit=60)
     assert watch.check(0, "SUBMITTED", [pod("driver", reason)]) is None
     assert watch.check(59, "SUBMITTED", [pod("driver", reason)]) is None
     assert watch.check(60, "SUBMITTED", [pod("driver", reason)]) == (
         f"the driver pod cannot be scheduled: {reason}"
     )
     # Executors: only when none of them can be placed.
-    watch = submit.SchedulingWatch(limit=10)
+    watch = submit_prod.SchedulingWatch(limit=10)
     running = pod("driver", phase="Running")
     mixed = [running, pod("executor", reason), pod("executor", phase="Running")]
     assert watch.check(0, "RUNNING", mixed) is None
@@ -207,7 +205,7 @@ def test_unschedulable_pods_fail_with_the_scheduler_s_reason() -> None:
         f"no executor pod can be scheduled: {reason}"
     )
     # The problem must last: a pod placed in between resets the clock.
-    watch = submit.SchedulingWatch(limit=10)
+    watch = submit_prod.SchedulingWatch(limit=10)
     watch.check(0, "SUBMITTED", [pod("driver", reason)])
     watch.check(5, "RUNNING", [running])
     assert watch.check(12, "RUNNING", [running, pod("executor", reason)]) is None
@@ -219,9 +217,9 @@ def test_an_application_the_operator_never_takes_up_fails() -> None:
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    with pytest.raises(submit.SchedulingError, match="Spark Operator has not taken the application up"):
-        submit.wait_for_application(
-            lambda: submit.AppStatus(None, None, None, None),
+    with pytest.raises(submit_prod.SchedulingError, match="Spark Operator has not taken the application up"):
+        submit_prod.wait_for_application(
+            lambda: submit_prod.AppStatus(None, None, None, None),
             None,
             timeout=3600,
             poll_seconds=5,
@@ -235,7 +233,7 @@ def test_an_application_the_operator_never_takes_up_fails() -> None:
 
 
 def test_pod_state_reads_the_scheduler_condition() -> None:
-    state = submit.PodState.from_resource(
+    state = submit_prod.PodState.from_resource(
         {
             "metadata": {"name": "dp-x-driver", "labels": {"spark-role": "driver"}},
             "status": {
@@ -252,4 +250,4 @@ def test_pod_state_reads_the_scheduler_condition() -> None:
         }
     )
     reason = "0/1 nodes are available: 1 Insufficient cpu."
-    assert state == submit.PodState("dp-x-driver", "driver", "Pending", reason)
+    assert state == submit_prod.PodState("dp-x-driver", "driver", "Pending", reason)

@@ -14,7 +14,8 @@ from jobs import features, online
 from jobs.config import RedisSettings, Settings
 from jobs.errors import JobError
 from jobs.schema import EVENT_SCHEMA, EVENT_TYPES, RATE_WINDOWS, feature_names
-from jobs.tests.conftest import Dataset, RedisServer, free_port, run_job
+from jobs.tests.conftest import Dataset, RedisServer, run_job
+from jobs.uploads import free_port
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -183,41 +184,16 @@ def _writes_then_fails(original_write_rows: Any) -> Any:
 
 def test_old_snapshots_are_pruned(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
     root = tmp_path / "features"
+    argv = ["--input", dataset.events, "--output-root", str(root), "--no-online"]
     for version in ("20250101T000000Z", "20250102T000000Z", "20250103T000000Z"):
-        run_job(
-            spark,
-            "features",
-            [
-                "--input",
-                dataset.events,
-                "--output-root",
-                str(root),
-                "--no-online",
-                "--version",
-                version,
-                "--keep",
-                "2",
-            ],
-        )
+        run_job(spark, "features", [*argv, "--version", version, "--keep", "2"])
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
         "LATEST",
         "snapshot=20250102T000000Z",
         "snapshot=20250103T000000Z",
     ]
     with pytest.raises(JobError, match="already exists"):
-        run_job(
-            spark,
-            "features",
-            [
-                "--input",
-                dataset.events,
-                "--output-root",
-                str(root),
-                "--no-online",
-                "--version",
-                "20250103T000000Z",
-            ],
-        )
+        run_job(spark, "features", [*argv, "--version", "20250103T000000Z"])
 
 
 def test_unreachable_redis_fails_before_any_output(

@@ -24,7 +24,8 @@ import pytest
 from infra.project import ROOT as REPO
 from moto.server import ThreadedMotoServer
 
-from jobs.tests.conftest import RedisServer, free_port
+from jobs.tests.conftest import RedisServer
+from jobs.uploads import free_port
 
 JARS_DIR = os.environ.get("DP_TEST_S3A_JARS", "")
 BUCKETS = ("raw", "lake", "models", "spark-events")

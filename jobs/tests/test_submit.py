@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jobs import cli, submit
+from jobs import cli, submit_dev, submit_prod
+from jobs.conventions import RUN_ID_ANNOTATION
 from jobs.errors import JobError
 from jobs.launch import SparkResources, spark_application
+from jobs.stack_outputs import StackTarget, secret_values
+from jobs.tests.conftest import fake_tool
 
 DEV_OUTPUTS: dict[str, Any] = {
     "spark_submit": {
@@ -50,8 +51,8 @@ PROD_OUTPUTS: dict[str, Any] = {
 
 
 def test_docker_command() -> None:
-    target = submit.StackTarget.from_outputs(DEV_OUTPUTS, "dev")
-    command = submit.docker_command(
+    target = StackTarget.from_outputs(DEV_OUTPUTS, "dev")
+    command = submit_dev.docker_command(
         "features", ["--keep", "3"], target, secrets_dir="/tmp/s", container_name="dp-job-features-1"
     )
     assert command[:3] == ["docker", "run", "--rm"]
@@ -80,8 +81,8 @@ def test_docker_command() -> None:
 
 
 def test_spark_application() -> None:
-    target = submit.StackTarget.from_outputs(PROD_OUTPUTS, "prod")
-    app = submit.application("train", ["--name", "churn"], target, secret_name="creds", run_id="r1")
+    target = StackTarget.from_outputs(PROD_OUTPUTS, "prod")
+    app = submit_prod.application("train", ["--name", "churn"], target, secret_name="creds", run_id="r1")
     assert app["apiVersion"] == "sparkoperator.k8s.io/v1beta2"
     assert app["kind"] == "SparkApplication"
     assert app["metadata"]["name"] == "dp-train"
@@ -93,7 +94,7 @@ def test_spark_application() -> None:
     assert spec["volumes"][0] == {"name": "secrets", "secret": {"secretName": "creds", "defaultMode": 0o440}}
     assert spec["restartPolicy"] == {"type": "Never"}
     assert spec["driver"]["serviceAccount"] == "spark-driver"
-    assert spec["driver"]["annotations"] == {submit.RUN_ID_ANNOTATION: "r1"}
+    assert spec["driver"]["annotations"] == {RUN_ID_ANNOTATION: "r1"}
     assert spec["executor"]["instances"] == 1
     for pod in (spec["driver"], spec["executor"]):
         env = {e["name"]: e["value"] for e in pod["env"]}
@@ -112,7 +113,7 @@ def test_spark_application() -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert "SK" not in json.dumps(app)
-    secret = submit.credentials_secret("ns", "creds", submit.secret_values(target))
+    secret = submit_prod.credentials_secret("ns", "creds", secret_values(target))
     assert secret["stringData"] == {"s3_access_key": "AK", "s3_secret_key": "SK", "redis_password": "RP"}
 
 
@@ -126,11 +127,11 @@ def test_spark_application() -> None:
 )
 def test_incomplete_outputs(outputs: dict[str, Any]) -> None:
     with pytest.raises(JobError, match="stack x"):
-        submit.StackTarget.from_outputs(outputs, "x")
+        StackTarget.from_outputs(outputs, "x")
 
 
-def status(submission: str | None, state: str | None, error: str | None = None) -> submit.AppStatus:
-    return submit.AppStatus(submission, state, error, "dp-train-driver")
+def status(submission: str | None, state: str | None, error: str | None = None) -> submit_prod.AppStatus:
+    return submit_prod.AppStatus(submission, state, error, "dp-train-driver")
 
 
 def test_wait_ignores_the_previous_run_and_reports_transitions() -> None:
@@ -149,7 +150,7 @@ def test_wait_ignores_the_previous_run_and_reports_transitions() -> None:
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    final = submit.wait_for_application(
+    final = submit_prod.wait_for_application(
         lambda: next(statuses),
         "old",
         timeout=60,
@@ -171,7 +172,7 @@ def test_wait_times_out() -> None:
         now[0] += seconds
 
     with pytest.raises(JobError, match="timed out after 10s"):
-        submit.wait_for_application(
+        submit_prod.wait_for_application(
             lambda: status("s", "RUNNING"),
             None,
             timeout=10,
@@ -182,27 +183,19 @@ def test_wait_times_out() -> None:
         )
 
 
-def fake_tool(directory: Path, name: str, body: str) -> None:
-    path = directory / name
-    path.write_text(f"#!{sys.executable}\n{body}")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-
-
 def test_submit_dev_streams_output_and_reports_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     record = tmp_path / "docker-args.json"
     fake_tool(
-        bin_dir,
+        fake_bin,
         "pulumi",
         f"import json, sys\n"
         f"assert sys.argv[1:] == ['stack', 'output', '--json', '--show-secrets', '--stack', 'dev']\n"
         f"print(json.dumps({DEV_OUTPUTS!r}))\n",
     )
     fake_tool(
-        bin_dir,
+        fake_bin,
         "docker",
         f"""import json, os, sys
 args = sys.argv[1:]
@@ -216,7 +209,6 @@ print("Traceback: JobError raised", file=sys.stderr)
 sys.exit(3)
 """,
     )
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     code = cli.main(["submit", "features", "--stack", "dev", "--no-online", "--keep", "2"])
     assert code == 3
     seen = json.loads(record.read_text())
@@ -246,14 +238,12 @@ def test_spark_submit_entry_rejects_unknown_jobs(capsys: pytest.CaptureFixture[s
 
 
 def test_submit_prod_applies_and_polls_until_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     state = tmp_path / "kubectl-state.json"
-    fake_tool(bin_dir, "pulumi", f"import json\nprint(json.dumps({PROD_OUTPUTS!r}))\n")
+    fake_tool(fake_bin, "pulumi", f"import json\nprint(json.dumps({PROD_OUTPUTS!r}))\n")
     fake_tool(
-        bin_dir,
+        fake_bin,
         "kubectl",
         f"""import json, os, sys
 path = {str(state)!r}
@@ -274,7 +264,6 @@ elif args[0] == "logs":
 json.dump(log, open(path, "w"))
 """,
     )
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     code = cli.main(["submit", "train", "--stack", "prod", "--poll-seconds", "0", "--name", "churn"])
     assert code == 1
     log = json.loads(state.read_text())
@@ -282,7 +271,7 @@ json.dump(log, open(path, "w"))
     assert kinds == ["Secret", "SparkApplication"]
     app = log["applied"]["items"][1]
     assert app["spec"]["arguments"] == ["train", "--name", "churn"]
-    assert app["spec"]["volumes"][0]["secret"]["secretName"] == submit.DEFAULT_SECRET_NAME
+    assert app["spec"]["volumes"][0]["secret"]["secretName"] == submit_prod.DEFAULT_SECRET_NAME
     captured = capsys.readouterr()
     states = [line.split("] ")[1] for line in captured.out.splitlines() if line.startswith("[")]
     assert states == ["RUNNING", "FAILED"]
@@ -318,7 +307,7 @@ def test_a_prod_job_prints_what_the_job_printed_and_not_spark_s_log() -> None:
             "published churn 20261201T000000Z to s3a://models/churn/20261201T000000Z; LATEST updated",
         ]
     )
-    assert submit.job_output(log) == [
+    assert submit_prod.job_output(log) == [
         "column1\tcount",
         "k0\t429",
         "published churn 20261201T000000Z to s3a://models/churn/20261201T000000Z; LATEST updated",

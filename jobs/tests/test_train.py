@@ -38,6 +38,11 @@ def trained(spark: SparkSession, dataset: Dataset, features_root: str) -> train.
     return train.fit(data, test_fraction=0.25, seed=3, reg_param=0.001, max_iter=100)
 
 
+def run_train(spark: SparkSession, features_root: str, labels: str, registry: Path, *extra: str) -> None:
+    argv = ["--features", features_root, "--labels", labels, "--registry", str(registry), *extra]
+    run_job(spark, "train", argv)
+
+
 def test_model_learns_the_hidden_propensity(trained: train.TrainingResult) -> None:
     assert trained.auc > 0.8
     assert trained.train_rows + trained.test_rows == 1_500
@@ -80,20 +85,7 @@ def test_job_publishes_to_the_registry(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     registry = tmp_path / "models"
-    run_job(
-        spark,
-        "train",
-        [
-            "--features",
-            features_root,
-            "--labels",
-            dataset.labels,
-            "--registry",
-            str(registry),
-            "--version",
-            VERSION,
-        ],
-    )
+    run_train(spark, features_root, dataset.labels, registry, "--version", VERSION)
     assert (registry / "churn" / "LATEST").read_text() == VERSION
     meta = json.loads((registry / "churn" / VERSION / "metadata.json").read_text())
     assert meta["name"] == "churn"
@@ -109,20 +101,7 @@ def test_job_publishes_to_the_registry(
     assert f"held-out AUC {meta['metrics']['auc']:.4f}" in capsys.readouterr().out
 
     with pytest.raises(JobError, match="already exists"):
-        run_job(
-            spark,
-            "train",
-            [
-                "--features",
-                features_root,
-                "--labels",
-                dataset.labels,
-                "--registry",
-                str(registry),
-                "--version",
-                VERSION,
-            ],
-        )
+        run_train(spark, features_root, dataset.labels, registry, "--version", VERSION)
 
 
 def test_latest_is_written_last(spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,57 +134,20 @@ def test_weak_model_is_not_published(
 ) -> None:
     registry = tmp_path / "models"
     with pytest.raises(JobError, match="below --min-auc"):
-        run_job(
-            spark,
-            "train",
-            [
-                "--features",
-                features_root,
-                "--labels",
-                dataset.labels,
-                "--registry",
-                str(registry),
-                "--min-auc",
-                "0.9999",
-            ],
-        )
+        run_train(spark, features_root, dataset.labels, registry, "--min-auc", "0.9999")
     assert not registry.exists()
 
 
 def test_unpublished_features(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(JobError, match="no features published"):
-        run_job(
-            spark,
-            "train",
-            [
-                "--features",
-                str(tmp_path / "none"),
-                "--labels",
-                dataset.labels,
-                "--registry",
-                str(tmp_path / "models"),
-            ],
-        )
+        run_train(spark, str(tmp_path / "none"), dataset.labels, tmp_path / "models")
 
 
 def test_version_format_is_enforced(
     spark: SparkSession, dataset: Dataset, features_root: str, tmp_path: Path
 ) -> None:
     with pytest.raises(JobError, match="YYYYMMDDTHHMMSSZ"):
-        run_job(
-            spark,
-            "train",
-            [
-                "--features",
-                features_root,
-                "--labels",
-                dataset.labels,
-                "--registry",
-                str(tmp_path),
-                "--version",
-                "v1",
-            ],
-        )
+        run_train(spark, features_root, dataset.labels, tmp_path, "--version", "v1")
 
 
 def test_labels_are_joined_by_entity(spark: SparkSession) -> None:

@@ -12,7 +12,7 @@ from moto.server import ThreadedMotoServer
 
 from jobs import uploads
 from jobs.errors import JobError
-from jobs.tests.conftest import free_port
+from jobs.uploads import free_port
 
 BUCKET = "raw-data"
 

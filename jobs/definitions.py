@@ -1,8 +1,10 @@
-"""The jobs this package runs, by name, with their command lines.
+"""The catalogue of job definitions: each job's name, command line and module.
 
-Importable without Spark: ``python -m jobs list`` and ``submit`` run on a
-machine with no pyspark, and validate a job's arguments there before anything
-is launched. A job's module (which needs pyspark) is imported only to run it.
+``JOBS`` is the one place a job is named; ``JOB_NAMES`` lists those names
+for the stack and the tools. Importable without Spark: ``python -m jobs
+list`` and ``submit`` run on a machine with no pyspark, and validate a job's
+arguments there before anything is launched. A job's module (which needs
+pyspark) is imported only to run it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.timeutil import parse_utc
 
@@ -52,6 +54,12 @@ class Job:
     def run(self) -> Runner:
         runner: Runner = importlib.import_module(self.module).run
         return runner
+
+
+def keywords(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """Parsed arguments as keyword arguments of the same names, for the
+    functions a job hands its command line to."""
+    return {name: getattr(args, name) for name in names}
 
 
 def event_counts_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,3 +179,5 @@ JOBS: dict[str, Job] = {
         ),
     )
 }
+
+JOB_NAMES: tuple[str, ...] = tuple(JOBS)
