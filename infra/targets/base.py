@@ -10,6 +10,11 @@ import pulumi
 
 from infra.workload import File, ImageRef, Workload
 
+# A Role's rules as Kubernetes writes them: apiGroups, resources, verbs.
+RoleRules = list[dict[str, list[str]]]
+# A custom resource as Kubernetes writes it: apiVersion, kind, metadata, spec.
+Manifest = dict[str, object]
+
 
 @dataclass
 class Deployment:
@@ -93,23 +98,17 @@ class ClusterTarget(Target, Protocol):
     def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource: ...
 
     def service_account(
-        self,
-        name: str,
-        rules: list[dict[str, list[str]]],
-        parent: pulumi.Resource,
-        mount_token: bool = False,
+        self, name: str, rules: RoleRules, parent: pulumi.Resource, mount_token: bool = False
     ) -> pulumi.Resource:
         """A service account bound to ``rules`` in the platform namespace; its
         token is mounted into pods only with ``mount_token``."""
         ...
 
     def custom_resource(
-        self,
-        name: str,
-        manifest: dict[str, object],
-        parent: pulumi.Resource,
-        depends_on: list[pulumi.Resource],
-    ) -> pulumi.Resource: ...
+        self, name: str, manifest: Manifest, parent: pulumi.Resource, depends_on: list[pulumi.Resource]
+    ) -> pulumi.Resource:
+        """``manifest`` declared in the platform namespace, after ``depends_on``."""
+        ...
 
     def secret_volume(
         self, name: str, files: tuple[File, ...], parent: pulumi.Resource

@@ -1,4 +1,4 @@
-"""The prod tier: every workload as Kubernetes objects in one namespace.
+"""The prod tier's target: every workload as Kubernetes objects in one namespace.
 
 Secure defaults applied to every pod: the "restricted" Pod Security profile
 (non-root user, no privilege escalation, all capabilities dropped,
@@ -6,8 +6,10 @@ RuntimeDefault seccomp) enforced on the namespace as well, a read-only root
 filesystem with emptyDir for scratch paths, no service-account token unless
 the workload needs the API, requests and limits, readiness and liveness
 probes, and a default-deny NetworkPolicy with one policy per workload that
-opens exactly the declared flows. Credentials live in Secrets mounted as
-files; no literal secret appears in an environment variable.
+opens exactly the declared flows (``network_policy``). Credentials live in
+Secrets mounted as files; no literal secret appears in an environment
+variable. What services may ask of the cluster beyond workloads (charts,
+custom resources, service accounts) is in ``cluster_extensions``.
 
 Persistent volumes are PVCs kept on ``pulumi destroy`` unless the stack sets
 ``purgeOnDestroy``, and so is the namespace holding them (deleting a
@@ -27,24 +29,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.settings import KubernetesSettings
-from infra.targets.base import ChartSpec, Deployment, PodFlows
+from infra.targets.base import Deployment
+from infra.targets.cluster_extensions import ClusterExtensions
+from infra.targets.namespace import PlatformNamespace, workload_labels
+from infra.targets.network_policy import NetworkPolicies
 from infra.workload import File, HealthCheck, ImageRef, IngressRoute, ProbeKind, ProjectImage, Workload
+from jobs.conventions import NAME_LABEL
 
-LABEL = "app.kubernetes.io/name"
-PART_OF = {"app.kubernetes.io/part-of": "dataplatform"}
-DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
-API_SERVER_PORTS = [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
-PSA_RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-}
 # On a pod template: the digest of the workload's ConfigMap and Secret
 # contents, so changing one rolls the pods.
 FILES_DIGEST = "dataplatform.io/files-sha256"
-
-
-def _labels(name: str) -> dict[str, str]:
-    return {LABEL: name, **PART_OF}
 
 
 @dataclass(frozen=True)
@@ -58,9 +52,9 @@ class KubernetesOptions:
     purge_on_destroy: bool
 
 
-class KubernetesTarget:
+class KubernetesTarget(ClusterExtensions):
     """Renders workloads with pulumi-kubernetes into ``kubernetes.namespace``.
-    Implements ``ClusterTarget`` as well as ``Target``."""
+    Implements ``Target``, and ``ClusterTarget`` through ``ClusterExtensions``."""
 
     name = "kubernetes"
     network_name: str | None = None
@@ -68,45 +62,15 @@ class KubernetesTarget:
     def __init__(self, options: KubernetesOptions, stack: str, parent: pulumi.Resource) -> None:
         self._options = options
         self._stack = stack
-        kube = options.cluster
-        self.provider = k8s.Provider(
-            "kubernetes",
-            render_yaml_to_directory=kube.render_dir,
-            context=kube.kubeconfig_context,
-            enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=parent),
-        )
-        self.namespace = kube.namespace
+        namespace = PlatformNamespace(options.cluster, options.purge_on_destroy, parent)
+        super().__init__(namespace, NetworkPolicies(namespace, options.cluster.api_server_cidrs, parent))
+        self.provider = namespace.provider
+        self.namespace = namespace.name
         self._workloads: dict[str, Workload] = {}
         self._parents: dict[str, pulumi.Resource] = {}
-        self._pod_flows: dict[str, tuple[PodFlows, pulumi.Resource]] = {}
         self._claims: dict[tuple[str, str], pulumi.Output[str]] = {}
-        self._ns = k8s.core.v1.Namespace(
-            "namespace",
-            metadata={
-                "name": self.namespace,
-                "labels": {**PART_OF, **PSA_RESTRICTED},
-            },
-            # Deleting the namespace would take the retained PVCs with it.
-            opts=self._opts(parent, retain_on_delete=not options.purge_on_destroy),
-        )
-        k8s.networking.v1.NetworkPolicy(
-            "default-deny",
-            metadata=self._meta("default-deny"),
-            spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-            opts=self._opts(parent),
-        )
 
     # -- helpers ----------------------------------------------------------
-
-    def _opts(self, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
-        depends = list(extra.pop("depends_on", []))
-        if hasattr(self, "_ns"):
-            depends.append(self._ns)
-        return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=depends, **extra)
-
-    def _meta(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-        return {"name": name, "namespace": self.namespace, "labels": labels or dict(PART_OF)}
 
     def image_name(self, workload_image: ImageRef) -> pulumi.Output[str]:
         if isinstance(workload_image, ProjectImage):
@@ -170,35 +134,18 @@ class KubernetesTarget:
             name = f"{workload.name}-files-{index}"
             data = {f.filename: f.content for f in files}
             items = [{"key": f.filename, "path": f.filename} for f in files]
-            if files[0].secret:
-                secret = k8s.core.v1.Secret(
-                    name,
-                    metadata=self._meta(name, _labels(workload.name)),
-                    type="Opaque",
-                    string_data=data,
-                    opts=self._opts(parent),
-                )
-                source = {
-                    "secret": {
-                        "secretName": secret.metadata.name,
-                        "items": items,
-                        "defaultMode": 0o440,
-                    }
-                }
+            meta = self._namespace.meta(name, workload_labels(workload.name))
+            opts = self._namespace.opts(parent)
+            secret = files[0].secret
+            # Secret files are readable by the pod's group (its fsGroup) only.
+            projection = {"items": items, "defaultMode": 0o440 if secret else 0o444}
+            source: dict[str, Any]
+            if secret:
+                made = k8s.core.v1.Secret(name, metadata=meta, type="Opaque", string_data=data, opts=opts)
+                source = {"secret": {"secretName": made.metadata.name, **projection}}
             else:
-                config = k8s.core.v1.ConfigMap(
-                    name,
-                    metadata=self._meta(name, _labels(workload.name)),
-                    data=data,
-                    opts=self._opts(parent),
-                )
-                source = {
-                    "configMap": {
-                        "name": config.metadata.name,
-                        "items": items,
-                        "defaultMode": 0o444,
-                    }
-                }
+                made = k8s.core.v1.ConfigMap(name, metadata=meta, data=data, opts=opts)
+                source = {"configMap": {"name": made.metadata.name, **projection}}
             volumes.append({"name": volume, **source})
             mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
         return volumes, mounts
@@ -262,7 +209,7 @@ class KubernetesTarget:
                     "maxSkew": 1,
                     "topologyKey": "kubernetes.io/hostname",
                     "whenUnsatisfiable": "ScheduleAnyway",
-                    "labelSelector": {"matchLabels": {LABEL: workload.name}},
+                    "labelSelector": {"matchLabels": {NAME_LABEL: workload.name}},
                 }
             ]
         return spec
@@ -270,7 +217,7 @@ class KubernetesTarget:
     # -- workloads --------------------------------------------------------
 
     def deploy(self, workload: Workload, parent: pulumi.Resource) -> Deployment:
-        labels = _labels(workload.name)
+        labels = workload_labels(workload.name)
         made: list[pulumi.Resource] = []
         for v in workload.volumes:
             claim_spec: dict[str, Any] = {
@@ -285,11 +232,11 @@ class KubernetesTarget:
             claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{workload.name}-{v.name}",
                 metadata={
-                    **self._meta(f"{workload.name}-{v.name}", labels),
+                    **self._namespace.meta(f"{workload.name}-{v.name}", labels),
                     "annotations": {"pulumi.com/skipAwait": "true"},
                 },
                 spec=claim_spec,
-                opts=self._opts(parent, retain_on_delete=not self._options.purge_on_destroy),
+                opts=self._namespace.opts(parent, retain_on_delete=not self._options.purge_on_destroy),
             )
             self._claims[(workload.name, v.name)] = claim.metadata.name
             made.append(claim)
@@ -302,25 +249,25 @@ class KubernetesTarget:
             made.append(
                 k8s.batch.v1.Job(
                     workload.name,
-                    metadata=self._meta(workload.name, labels),
+                    metadata=self._namespace.meta(workload.name, labels),
                     spec={"backoffLimit": 4, "template": pod},
-                    opts=self._opts(parent, delete_before_replace=True),
+                    opts=self._namespace.opts(parent, delete_before_replace=True),
                 )
             )
         else:
             made.append(
                 k8s.apps.v1.Deployment(
                     workload.name,
-                    metadata=self._meta(workload.name, labels),
+                    metadata=self._namespace.meta(workload.name, labels),
                     spec={
                         "replicas": None if workload.autoscaling else workload.replicas,
-                        "selector": {"matchLabels": {LABEL: workload.name}},
+                        "selector": {"matchLabels": {NAME_LABEL: workload.name}},
                         "strategy": {"type": "Recreate"}
                         if workload.stateful
                         else {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}},
                         "template": pod,
                     },
-                    opts=self._opts(parent),
+                    opts=self._namespace.opts(parent),
                 )
             )
         if workload.ports:
@@ -328,10 +275,10 @@ class KubernetesTarget:
             made.append(
                 k8s.core.v1.Service(
                     workload.name,
-                    metadata=self._meta(workload.name, labels),
+                    metadata=self._namespace.meta(workload.name, labels),
                     spec={
                         "type": service_type,
-                        "selector": {LABEL: workload.name},
+                        "selector": {NAME_LABEL: workload.name},
                         "ports": [
                             {
                                 "name": p.name,
@@ -342,20 +289,20 @@ class KubernetesTarget:
                             for p in workload.ports
                         ],
                     },
-                    opts=self._opts(parent),
+                    opts=self._namespace.opts(parent),
                 )
             )
         if workload.metrics:
             made.append(
                 k8s.core.v1.Service(
                     f"{workload.name}-pods",
-                    metadata=self._meta(f"{workload.name}-pods", labels),
+                    metadata=self._namespace.meta(f"{workload.name}-pods", labels),
                     spec={
                         "clusterIP": "None",
-                        "selector": {LABEL: workload.name},
+                        "selector": {NAME_LABEL: workload.name},
                         "ports": [{"name": "metrics", "port": workload.metrics.port}],
                     },
-                    opts=self._opts(parent),
+                    opts=self._namespace.opts(parent),
                 )
             )
         if workload.autoscaling:
@@ -363,7 +310,7 @@ class KubernetesTarget:
             made.append(
                 k8s.autoscaling.v2.HorizontalPodAutoscaler(
                     workload.name,
-                    metadata=self._meta(workload.name, labels),
+                    metadata=self._namespace.meta(workload.name, labels),
                     spec={
                         "scaleTargetRef": {
                             "apiVersion": "apps/v1",
@@ -385,16 +332,16 @@ class KubernetesTarget:
                             }
                         ],
                     },
-                    opts=self._opts(parent),
+                    opts=self._namespace.opts(parent),
                 )
             )
         if not workload.one_shot and (workload.autoscaling or workload.replicas > 1):
             made.append(
                 k8s.policy.v1.PodDisruptionBudget(
                     workload.name,
-                    metadata=self._meta(workload.name, labels),
-                    spec={"minAvailable": 1, "selector": {"matchLabels": {LABEL: workload.name}}},
-                    opts=self._opts(parent),
+                    metadata=self._namespace.meta(workload.name, labels),
+                    spec={"minAvailable": 1, "selector": {"matchLabels": {NAME_LABEL: workload.name}}},
+                    opts=self._namespace.opts(parent),
                 )
             )
         if workload.exposure and workload.exposure.ingress and workload.ports:
@@ -405,10 +352,7 @@ class KubernetesTarget:
 
     def finalize(self) -> None:
         """Network policies, once every workload and flow is known."""
-        for name, workload in self._workloads.items():
-            self._network_policy(workload, self._parents[name])
-        for name, (flows, parent) in self._pod_flows.items():
-            self._pod_policy(name, flows, parent)
+        self._policies.finalize(self._workloads, self._parents)
 
     def _ingress(self, workload: Workload, ingress: IngressRoute, parent: pulumi.Resource) -> pulumi.Resource:
         port = workload.ports[0]
@@ -440,189 +384,9 @@ class KubernetesTarget:
             spec["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls_secret_name}]
         return k8s.networking.v1.Ingress(
             workload.name,
-            metadata=self._meta(workload.name, _labels(workload.name)),
+            metadata=self._namespace.meta(workload.name, workload_labels(workload.name)),
             spec=spec,
-            opts=self._opts(parent),
-        )
-
-    def _network_policy(self, workload: Workload, parent: pulumi.Resource) -> pulumi.Resource:
-        """Ingress from the workloads that declare they talk to this one (and
-        from anywhere for a public one); egress to DNS and to the workloads
-        this one talks to."""
-        ports = [{"protocol": "TCP", "port": p.container_port} for p in workload.ports]
-        ingress: list[dict[str, Any]] = []
-        if workload.ports:
-            if workload.public:
-                ingress.append({"ports": ports})
-            callers = sorted({w.name for w in self._workloads.values() if workload.name in w.talks_to})
-            pod_callers = [
-                {"podSelector": {"matchLabels": flows.selector}}
-                for flows, _ in self._pod_flows.values()
-                if workload.name in flows.to_workloads
-            ]
-            if pod_callers:
-                ingress.append({"from": pod_callers, "ports": ports})
-            if callers:
-                ingress.append(
-                    {
-                        "from": [
-                            {
-                                "podSelector": {
-                                    "matchExpressions": [{"key": LABEL, "operator": "In", "values": callers}]
-                                }
-                            }
-                        ],
-                        "ports": ports,
-                    }
-                )
-        egress: list[dict[str, Any]] = [{"ports": DNS_PORTS}]
-        for target in workload.talks_to:
-            egress.append(
-                {
-                    "to": [{"podSelector": {"matchLabels": {LABEL: target}}}],
-                    "ports": self._ports_of(target),
-                }
-            )
-        if workload.service_account:
-            egress.append(self._api_server_egress())
-        return k8s.networking.v1.NetworkPolicy(
-            workload.name,
-            metadata=self._meta(workload.name, _labels(workload.name)),
-            spec={
-                "podSelector": {"matchLabels": {LABEL: workload.name}},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": ingress,
-                "egress": egress,
-            },
-            opts=self._opts(parent),
-        )
-
-    def _api_server_egress(self) -> dict[str, Any]:
-        """To the API server: its addresses when the stack names them
-        (``kubernetes.apiServerCidrs``), else any address on its ports."""
-        rule: dict[str, Any] = {"ports": API_SERVER_PORTS}
-        cidrs = self._options.cluster.api_server_cidrs
-        if cidrs:
-            rule["to"] = [{"ipBlock": {"cidr": c}} for c in cidrs]
-        return rule
-
-    def _ports_of(self, name: str) -> list[dict[str, Any]]:
-        workload = self._workloads.get(name)
-        if workload is None:
-            raise KeyError(f"a network flow names {name!r}, which is not a declared workload")
-        return [{"protocol": "TCP", "port": p.container_port} for p in workload.ports]
-
-    # -- cluster extensions ----------------------------------------------
-
-    def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource:
-        namespace = k8s.core.v1.Namespace(
-            f"{spec.name}-namespace",
-            metadata={"name": spec.namespace, "labels": {**PART_OF, **PSA_RESTRICTED}},
-            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
-        )
-        source: dict[str, Any] = (
-            {"chart": spec.path}
-            if spec.path
-            else {
-                "chart": spec.chart,
-                "version": spec.version,
-                "repository_opts": k8s.helm.v4.RepositoryOptsArgs(repo=spec.repo),
-            }
-        )
-        return k8s.helm.v4.Chart(
-            spec.name,
-            **source,
-            namespace=spec.namespace,
-            values=spec.values,
-            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[namespace]),
-        )
-
-    def service_account(
-        self,
-        name: str,
-        rules: list[dict[str, list[str]]],
-        parent: pulumi.Resource,
-        mount_token: bool = False,
-    ) -> pulumi.Resource:
-        account = k8s.core.v1.ServiceAccount(
-            name,
-            metadata=self._meta(name),
-            automount_service_account_token=mount_token,
-            opts=self._opts(parent),
-        )
-        role = k8s.rbac.v1.Role(name, metadata=self._meta(name), rules=rules, opts=self._opts(parent))
-        k8s.rbac.v1.RoleBinding(
-            name,
-            metadata=self._meta(name),
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            subjects=[{"kind": "ServiceAccount", "name": name, "namespace": self.namespace}],
-            opts=self._opts(parent, depends_on=[role, account]),
-        )
-        return account
-
-    def custom_resource(
-        self,
-        name: str,
-        manifest: dict[str, object],
-        parent: pulumi.Resource,
-        depends_on: list[pulumi.Resource],
-    ) -> pulumi.Resource:
-        body = dict(manifest)
-        api_version = str(body.pop("apiVersion"))
-        kind = str(body.pop("kind"))
-        metadata = dict(body.pop("metadata", {}) or {})  # type: ignore[call-overload]
-        metadata.setdefault("name", name)
-        metadata["namespace"] = self.namespace
-        return k8s.apiextensions.CustomResource(
-            name,
-            api_version=api_version,
-            kind=kind,
-            metadata=metadata,
-            spec=body.get("spec"),
-            opts=self._opts(parent, depends_on=depends_on),
-        )
-
-    def secret_volume(
-        self, name: str, files: tuple[File, ...], parent: pulumi.Resource
-    ) -> pulumi.Output[str]:
-        secret = k8s.core.v1.Secret(
-            name,
-            metadata=self._meta(name),
-            type="Opaque",
-            string_data={f.filename: f.content for f in files},
-            opts=self._opts(parent),
-        )
-        return secret.metadata.name
-
-    def allow_flows(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
-        self._pod_flows[name] = (flows, parent)
-
-    def _pod_policy(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
-        peers = [{"podSelector": {"matchLabels": flows.selector}}]
-        egress: list[dict[str, Any]] = [{"ports": DNS_PORTS}]
-        ingress: list[dict[str, Any]] = []
-        if flows.among_themselves:
-            ingress.append({"from": peers})
-            egress.append({"to": peers})
-        for target in flows.to_workloads:
-            egress.append(
-                {
-                    "to": [{"podSelector": {"matchLabels": {LABEL: target}}}],
-                    "ports": self._ports_of(target),
-                }
-            )
-        if flows.to_api_server:
-            egress.append(self._api_server_egress())
-        k8s.networking.v1.NetworkPolicy(
-            name,
-            metadata=self._meta(name),
-            spec={
-                "podSelector": {"matchLabels": flows.selector},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": ingress,
-                "egress": egress,
-            },
-            opts=self._opts(parent),
+            opts=self._namespace.opts(parent),
         )
 
 
