@@ -3,7 +3,7 @@
 import pulumi
 
 from infra.platform import Platform
-from infra.settings import load_settings
+from infra.stack_config import load_settings
 
 platform = Platform("dataplatform", load_settings(), pulumi.get_stack())
 # Each service declares its own outputs; the platform adds target, buckets

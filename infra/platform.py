@@ -6,9 +6,9 @@ from typing import Any
 
 import pulumi
 
-from infra.services import registry
-from infra.services.base import Context, Service
-from infra.settings import Settings
+from infra.config import Settings
+from infra.services.base import Context, Service, ServiceSpec
+from infra.services.catalog import SERVICES
 from infra.targets import Target
 from infra.targets.docker import DockerOptions, DockerTarget
 from infra.targets.kubernetes import KubernetesOptions, KubernetesTarget
@@ -41,7 +41,7 @@ def make_target(settings: Settings, stack: str, parent: pulumi.Resource) -> Targ
 
 
 class Platform(pulumi.ComponentResource):
-    """Every service of ``infra.services.registry``, built in its order.
+    """Every service of ``specs`` (the catalogue's by default), built in their order.
 
     Services reach each other by name (``redis``, ``minio``, ...) in both
     tiers. Each service gets only the credentials it needs: Spark a MinIO
@@ -54,12 +54,16 @@ class Platform(pulumi.ComponentResource):
     outputs: dict[str, Any]
 
     def __init__(
-        self, name: str, settings: Settings, stack: str, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: Settings,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+        specs: tuple[ServiceSpec, ...] = SERVICES,
     ) -> None:
         super().__init__("dataplatform:index:Platform", name, None, opts)
         self.settings = settings
         self.target = make_target(settings, stack, self)
-        specs = registry.SERVICES
         context = Context(settings, self.target, self, specs)
         for spec in specs:
             service = spec.build(context)

@@ -8,6 +8,8 @@ from pathlib import Path
 # prefix of resource names and the local repository of the project's images.
 PROJECT = "dataplatform"
 ROOT = Path(__file__).resolve().parents[1]
+# The tag of the project's own images when a stack sets no ``version``.
+DEFAULT_VERSION = "0.1.0"
 
 
 def image_reference(name: str, tag: str, registry: str = PROJECT) -> str:

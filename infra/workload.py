@@ -14,9 +14,11 @@ from typing import Literal
 
 import pulumi
 
+from infra.config import Resources
 from infra.project import PROJECT, image_reference
 
-SECRETS_DIR = "/run/secrets"
+# Re-exported: services take it from here, beside the File it constrains.
+from jobs.conventions import SECRETS_DIR as SECRETS_DIR
 
 
 class WorkloadError(ValueError):
@@ -144,14 +146,6 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
-class Resources:
-    cpu_request: str
-    memory_request: str
-    memory_limit: str
-    cpu_limit: str | None = None
-
-
-@dataclass(frozen=True)
 class Metrics:
     """A Prometheus scrape endpoint of the workload."""
 
@@ -164,7 +158,8 @@ class Metrics:
 class Autoscaling:
     """Kubernetes only: an HPA between the bounds, and a PodDisruptionBudget.
 
-    Docker runs ``min_replicas`` copies... of one container: dev has no
+    Docker ignores it and runs the workload's ``replicas`` containers behind
+    one network alias (only the first publishes host ports): dev has no
     autoscaler, which is a stated gap between the tiers.
     """
 

@@ -80,3 +80,8 @@ def spark_memory(mib: int) -> str:
 def kubernetes_memory(mib: int) -> str:
     """MiB as a Kubernetes quantity (``4096Mi``)."""
     return f"{mib}Mi"
+
+
+def mib(quantity: str) -> int:
+    """Whole MiB in a Kubernetes memory quantity (``1Gi`` is 1024)."""
+    return memory_bytes(quantity) // MIB

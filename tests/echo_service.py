@@ -1,17 +1,17 @@
 """A service that is not part of the platform, declared the way every
 service is: one module with its settings, ports, image, volume, workload,
-scrape target and output. tests/test_new_service.py registers it."""
+scrape target and output. tests/test_new_service.py lists it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from pydantic import Field
 
+from infra.config import ConfigModel, Resources, Section
 from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import defaults, resources
-from infra.settings import ConfigModel, Section
 from infra.targets import Target
 from infra.workload import Metrics, Port, Volume, Workload, http_check
 
@@ -25,27 +25,37 @@ class EchoSettings(ConfigModel):
 
 
 CONFIG = Section("echo", EchoSettings, EchoSettings())
+IMAGE = "hashicorp/http-echo:1.0.0"
+STORAGE = "1Gi"
+RESOURCES = Resources.of("10m", "16Mi", "64Mi")
+
+
+@dataclass(frozen=True)
+class EchoArgs:
+    config: EchoSettings = field(default_factory=EchoSettings)
+    image: str = IMAGE
+    host_port: int = PORT
+    storage_size: str = STORAGE
+    resources: Resources = RESOURCES
 
 
 class Echo(Service):
     url: pulumi.Output[str]
 
-    def __init__(self, ctx: Context, target: Target) -> None:
-        super().__init__("dataplatform:index:Echo", NAME, None, ctx.opts)
-        settings = ctx.settings
-        conf = CONFIG.of(settings)
+    def __init__(self, args: EchoArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:index:Echo", NAME, None, opts)
         workload = Workload(
             name=NAME,
-            image=settings.pinned_image(NAME),
+            image=args.image,
             user=65534,
             group=65534,
-            args=(f"-text={conf.text}", f"-listen=:{PORT}"),
-            ports=(Port("http", PORT, host_port=settings.host_port(NAME)),),
-            volumes=(Volume("data", "/data", settings.storage_size(NAME)),),
+            args=(f"-text={args.config.text}", f"-listen=:{PORT}"),
+            ports=(Port("http", PORT, host_port=args.host_port),),
+            volumes=(Volume("data", "/data", args.storage_size),),
             health=http_check(PORT, "/", via="wget"),
             metrics=Metrics(PORT),
             talks_to=("redis",),
-            resources=resources(settings, NAME, defaults("10m", "16Mi", "64Mi")),
+            resources=args.resources,
         )
         target.deploy(workload, self)
         self.scraped = [workload]
@@ -56,12 +66,24 @@ class Echo(Service):
         return {"echo_url": self.url}
 
 
+def build(ctx: Context) -> Echo:
+    settings = ctx.settings
+    args = EchoArgs(
+        config=CONFIG.of(settings),
+        image=settings.pinned_image(NAME),
+        host_port=settings.host_port(NAME),
+        storage_size=settings.storage_size(NAME),
+        resources=settings.resources_for(NAME, RESOURCES),
+    )
+    return Echo(args, ctx.target, ctx.opts)
+
+
 SPEC = ServiceSpec(
     name=NAME,
-    build=lambda ctx: Echo(ctx, ctx.target),
+    build=build,
     sections=(CONFIG,),
-    host_ports={NAME: 5678},
-    images={NAME: "hashicorp/http-echo:1.0.0"},
-    storage={NAME: "1Gi"},
+    host_ports={NAME: PORT},
+    images={NAME: IMAGE},
+    storage={NAME: STORAGE},
     workloads=(NAME,),
 )

@@ -12,8 +12,8 @@ import promql_parser
 import pytest
 import yaml
 
+from infra.config import SettingsError
 from infra.platform import Platform
-from infra.settings import SettingsError
 from monitoring import dashboard, metrics
 from monitoring.rules import ALERT_NAMES, DEFAULT_FOR, alert_rules, expressions, rules_yaml
 from tools import render

@@ -1,34 +1,28 @@
-"""A new service is one module plus one line in the registry: registered,
+"""A new service is one module plus one line in the catalogue: listed,
 ``tests/echo_service.py`` is rendered on both targets, its settings are
-validated, Prometheus scrapes it and the stack exports its output."""
+validated, Prometheus scrapes it and the platform exports its output.
+
+The catalogue with the echo service is passed to the settings and the
+platform as any program passes its specs: nothing is patched."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 import yaml
 
-from infra.services import registry
-from infra.settings import SettingsError, parse_settings, settings_model
+from infra.config import SettingsError
+from infra.services.catalog import SERVICES
+from infra.settings import parse_settings
 from tests import echo_service
-from tools.harness import run_program, run_stack, unwrap
+from tools.harness import run_stack, unwrap
 
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The one line: placed before Prometheus, which scrapes the services above it.
-    services = list(registry.SERVICES)
-    services.insert([s.name for s in services].index("prometheus"), echo_service.SPEC)
-    monkeypatch.setattr(registry, "SERVICES", tuple(services))
-    settings_model.cache_clear()
-    yield
-    monkeypatch.undo()
-    settings_model.cache_clear()
+# The one line: placed before Prometheus, which scrapes the services above it.
+_AT = [s.name for s in SERVICES].index("prometheus")
+SPECS = (*SERVICES[:_AT], echo_service.SPEC, *SERVICES[_AT:])
 
 
 def test_rendered_on_docker() -> None:
-    recorder, platform = run_stack("dev", {"echo": {"text": "hi"}})
+    recorder, platform = run_stack("dev", {"echo": {"text": "hi"}}, specs=SPECS)
     container = unwrap(recorder.named("docker:index/container:Container", "echo").inputs)
     assert container["command"] == ["-text=hi", "-listen=:5678"]
     assert container["ports"] == [{"internal": 5678, "external": 5678, "ip": "127.0.0.1"}]
@@ -45,6 +39,7 @@ def test_rendered_on_kubernetes() -> None:
             "storage": {"echo": "3Gi"},
             "resources": {"echo": {"cpuRequest": "20m", "memoryRequest": "32Mi", "memoryLimit": "32Mi"}},
         },
+        specs=SPECS,
     )
     deployment = unwrap(recorder.named("kubernetes:apps/v1:Deployment", "echo").inputs)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -73,19 +68,26 @@ def test_rendered_on_kubernetes() -> None:
 )
 def test_settings_validated(raw: dict[str, object], expected: str) -> None:
     with pytest.raises(SettingsError) as caught:
-        parse_settings(raw)
+        parse_settings(raw, SPECS)
     assert expected in str(caught.value)
 
 
 def test_resources_accept_its_workload() -> None:
-    parse_settings({"resources": {"echo": {"cpuRequest": "1", "memoryRequest": "1Gi", "memoryLimit": "1Gi"}}})
+    parse_settings(
+        {"resources": {"echo": {"cpuRequest": "1", "memoryRequest": "1Gi", "memoryLimit": "1Gi"}}}, SPECS
+    )
+
+
+def test_the_catalogue_alone_does_not_know_it() -> None:
+    with pytest.raises(SettingsError, match="dataplatform:echo: unknown key"):
+        parse_settings({"echo": {"text": "x"}}, SERVICES)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_output_exported(stack: str) -> None:
-    _recorder, exported = run_program(stack)
-    assert "echo_url" in exported
-    assert {"gateway_url", "prometheus_url", "spark_submit", "platform_credentials"} <= set(exported)
+    _recorder, platform = run_stack(stack, specs=SPECS)
+    assert "echo_url" in platform.outputs
+    assert {"gateway_url", "prometheus_url", "spark_submit", "platform_credentials"} <= set(platform.outputs)
 
 
 def test_a_flow_to_an_undeclared_workload_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,4 +102,4 @@ def test_a_flow_to_an_undeclared_workload_fails(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(Workload, "__init__", misspelt)
     with pytest.raises(WorkloadError, match="echo: names 'rdis', which is not a declared workload"):
-        run_stack("dev")
+        run_stack("dev", specs=SPECS)

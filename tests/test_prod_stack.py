@@ -14,7 +14,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.platform import Platform
 from infra.project import PROJECT
-from infra.settings import load_settings
+from infra.stack_config import load_settings
 from tools.harness import Recorder, generated_secrets, is_secret, run_stack, stack_config, unwrap
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

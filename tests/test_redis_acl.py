@@ -9,8 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from infra.config import SettingsError
+from infra.services.catalog import SERVICES
 from infra.services.redis import maxmemory, redis_conf
-from infra.settings import SettingsError, parse_settings
+from infra.settings import parse_settings
 from tests.local_redis import PASSWORDS, client, stack_redis
 from tools.harness import run_stack
 
@@ -154,4 +156,4 @@ def test_maxmemory_follows_the_limit_and_the_settings() -> None:
 )
 def test_bad_redis_settings_name_the_key(redis_settings: dict[str, object], key: str) -> None:
     with pytest.raises(SettingsError, match=key):
-        parse_settings({"redis": redis_settings})
+        parse_settings({"redis": redis_settings}, SERVICES)

@@ -7,19 +7,21 @@ from typing import Any
 
 import pytest
 
+from infra.config import SettingsError
+from infra.services.catalog import SERVICES
 from infra.services.spark import CONFIG as SPARK
-from infra.settings import SettingsError, parse_settings
+from infra.settings import parse_settings
 from tools.harness import Recorder, run_stack
 
 
 def error_for(raw: dict[str, Any]) -> str:
     with pytest.raises(SettingsError) as caught:
-        parse_settings(raw)
+        parse_settings(raw, SERVICES)
     return str(caught.value)
 
 
 def test_defaults_are_valid() -> None:
-    settings = parse_settings({})
+    settings = parse_settings({}, SERVICES)
     assert settings.target.value == "docker"
     assert settings.bind_address == "127.0.0.1"
     assert settings.purge_on_destroy is False
@@ -103,7 +105,7 @@ def test_prod_without_registry() -> None:
 
 def test_prod_with_every_project_image_given_needs_no_registry() -> None:
     images = {n: f"example/{n}:1.0" for n in ("spark", "minio", "gateway", "inference")}
-    settings = parse_settings({"target": "kubernetes", "images": images})
+    settings = parse_settings({"target": "kubernetes", "images": images}, SERVICES)
     assert settings.image_registry is None
 
 
@@ -150,7 +152,9 @@ def test_dev_executors_must_fit_a_worker() -> None:
     assert "dataplatform:spark.executorCores: an executor of 2 cores" in message
     assert "spark.workerCores 1" in message
     # Kubernetes sizes pods per job: no worker to fit.
-    parse_settings({"target": "kubernetes", "imageRegistry": "r:5000", "spark": {"executorMemory": "4Gi"}})
+    parse_settings(
+        {"target": "kubernetes", "imageRegistry": "r:5000", "spark": {"executorMemory": "4Gi"}}, SERVICES
+    )
 
 
 def test_unknown_job_and_bad_schedule() -> None:
@@ -203,7 +207,7 @@ def test_project_file_declares_every_platform_wide_key_with_a_default() -> None:
     # The engine refuses to run a stack that lacks a value for a declared
     # key without a default, so every key needs one. Services' own keys are
     # declared with the services, not in Pulumi.yaml.
-    from infra.settings import Settings
+    from infra.config import Settings
 
     declared = _project_config()
     assert not [key for key, spec in declared.items() if "default" not in spec]
@@ -217,7 +221,7 @@ def test_project_defaults_as_the_engine_passes_them_are_valid() -> None:
 
     import pulumi
 
-    from infra.settings import raw_project_config
+    from infra.stack_config import raw_project_config
 
     as_text = {
         f"dataplatform:{k}": v if isinstance(v, str) else json.dumps(v)
@@ -229,7 +233,7 @@ def test_project_defaults_as_the_engine_passes_them_are_valid() -> None:
     finally:
         pulumi.runtime.set_all_config({})
     assert "imageRegistry" not in raw and "buildCaFile" not in raw, "empty strings mean unset"
-    settings = parse_settings(raw)
+    settings = parse_settings(raw, SERVICES)
     assert settings.image_registry is None
     assert settings.host_ports.gateway == 8080
 

@@ -15,7 +15,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.platform import Platform
 from infra.project import PROJECT, ROOT
-from infra.settings import load_settings
+from infra.services.base import ServiceSpec
+from infra.services.catalog import SERVICES
+from infra.stack_config import load_settings
 
 
 @dataclass
@@ -85,8 +87,10 @@ def run_stack(
     *,
     base: bool = True,
     recorder: Recorder | None = None,
+    specs: tuple[ServiceSpec, ...] = SERVICES,
 ) -> tuple[Recorder, Platform]:
-    """Declares the platform for ``stack`` under mocks; returns what it declared."""
+    """Declares the platform of ``specs`` (the catalogue's by default) for
+    ``stack`` under mocks; returns what it declared."""
     config = stack_config(stack) if base else {}
     config.update(overrides or {})
     recorder = recorder or Recorder()
@@ -97,7 +101,7 @@ def run_stack(
     holder: dict[str, Platform] = {}
 
     def program() -> None:
-        holder["platform"] = Platform(PROJECT, load_settings(), stack)
+        holder["platform"] = Platform(PROJECT, load_settings(specs), stack, specs=specs)
 
     _sync_await(run_pulumi_func(program))
     return recorder, holder["platform"]

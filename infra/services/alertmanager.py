@@ -7,22 +7,29 @@ from typing import Any
 
 import pulumi
 
-from infra.services.base import Service, ServiceSpec
-from infra.services.common import defaults, resources
-from infra.settings import Settings
+from infra.config import Resources
+from infra.services.base import Context, Service, ServiceSpec
+from infra.services.common import prometheus_family_server
 from infra.targets import Target
-from infra.workload import File, Metrics, Port, Volume, Workload, http_check
+from infra.workload import File, Metrics
 from monitoring.alertmanager import config_yaml
 
 PORT = 9093
 NAME = "alertmanager"
-USER = 65534
 CONFIG_DIR = "/etc/alertmanager"
+IMAGE = "prom/alertmanager:v0.28.1"
+STORAGE = "1Gi"
+RESOURCES = Resources.of("50m", "64Mi", "256Mi")
 
 
 @dataclass(frozen=True)
 class AlertmanagerArgs:
-    settings: Settings
+    """What Alertmanager is built from; the defaults make a minimal call work."""
+
+    image: str = IMAGE
+    host_port: int = PORT
+    storage_size: str = STORAGE
+    resources: Resources = RESOURCES
 
 
 class Alertmanager(Service):
@@ -39,25 +46,19 @@ class Alertmanager(Service):
         self, name: str, args: AlertmanagerArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Alertmanager", name, None, opts)
-        settings = args.settings
-        workload = Workload(
+        workload = prometheus_family_server(
             name=NAME,
-            image=settings.pinned_image(NAME),
-            user=USER,
-            group=USER,
-            command=("alertmanager",),
-            args=(
-                f"--config.file={CONFIG_DIR}/alertmanager.yml",
-                "--storage.path=/alertmanager",
-                f"--web.listen-address=:{PORT}",
-                "--cluster.listen-address=",
-            ),
-            files=(File(f"{CONFIG_DIR}/alertmanager.yml", config_yaml()),),
-            ports=(Port("http", PORT, host_port=settings.host_port(NAME)),),
-            volumes=(Volume("data", "/alertmanager", settings.storage_size(NAME)),),
-            health=http_check(PORT, "/-/ready", via="wget"),
+            image=args.image,
+            port=PORT,
+            host_port=args.host_port,
+            config=File(f"{CONFIG_DIR}/alertmanager.yml", config_yaml()),
+            storage_flag="--storage.path",
+            storage_path="/alertmanager",
+            storage_size=args.storage_size,
+            # A single replica has no peers to gossip with.
+            last_args=("--cluster.listen-address=",),
             metrics=Metrics(PORT),
-            resources=resources(settings, NAME, defaults("50m", "64Mi", "256Mi")),
+            resources=args.resources,
         )
         self.workload = workload
         self.scraped = [workload]
@@ -70,11 +71,22 @@ class Alertmanager(Service):
         return {"alertmanager_url": self.url}
 
 
+def build(ctx: Context) -> Alertmanager:
+    settings = ctx.settings
+    args = AlertmanagerArgs(
+        image=settings.pinned_image(NAME),
+        host_port=settings.host_port(NAME),
+        storage_size=settings.storage_size(NAME),
+        resources=settings.resources_for(NAME, RESOURCES),
+    )
+    return Alertmanager(NAME, args, ctx.target, ctx.opts)
+
+
 SPEC = ServiceSpec(
     name=NAME,
-    build=lambda ctx: Alertmanager(NAME, AlertmanagerArgs(ctx.settings), ctx.target, ctx.opts),
+    build=build,
     host_ports={NAME: PORT},
-    images={NAME: "prom/alertmanager:v0.28.1"},
-    storage={NAME: "1Gi"},
+    images={NAME: IMAGE},
+    storage={NAME: STORAGE},
     workloads=(NAME,),
 )

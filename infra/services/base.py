@@ -2,9 +2,11 @@
 
 A service module holds one ``ServiceSpec``: the config it owns (its
 sections, host ports, images, volume sizes, resource overrides, checks
-across keys) and how to build it. ``infra.services.registry`` lists the
-specs; the settings collect their keys from there and the platform builds
-them in that order.
+across keys) and ``build``, which resolves the service's own args from the
+settings and creates its component. ``infra.services.catalog`` lists the
+specs; ``infra.settings`` assembles their keys and the platform builds them
+in that order. Components never see the whole ``Settings``: only ``build``
+does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, TypeVar
 
 import pulumi
 
-from infra.settings import Section, Settings
+from infra.config import Section, Settings
 from infra.targets import Target
 from infra.workload import Workload
 
@@ -73,9 +75,10 @@ class Context:
         return [w for s in self.services.values() for w in s.scraped if w.metrics]
 
 
-@dataclass(frozen=True)
+# Compared and hashed by identity: the settings model is cached per set of specs.
+@dataclass(frozen=True, eq=False)
 class ServiceSpec:
-    """One service, as the registry lists it.
+    """One service, as the catalogue lists it.
 
     Keys are Python names; users write them in camelCase under
     ``dataplatform:hostPorts``, ``images``, ``storage`` and ``resources``.

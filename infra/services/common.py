@@ -1,12 +1,14 @@
-"""Small pieces every service module uses."""
+"""Small pieces several service modules use: generated secrets, secret file
+paths, the project's images and the shape of a Prometheus-project server."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_random as random
 
-from infra.settings import ResourceSettings, Settings
-from infra.workload import SECRETS_DIR, ProjectImage, Resources
+from infra.config import Resources, Settings
+from infra.workload import File, Metrics, Port, ProjectImage, Volume, Workload, http_check
+from jobs.conventions import SECRETS_DIR
 
 
 def generated_secret(
@@ -39,15 +41,47 @@ def project_image(settings: Settings, name: str, context: str, dockerfile: str) 
     return ProjectImage(name, context, dockerfile, settings.version, override=override)
 
 
-def resources(settings: Settings, workload: str, default: ResourceSettings) -> Resources:
-    chosen = settings.resources_for(workload, default)
-    return Resources(
-        cpu_request=chosen.cpu_request,
-        memory_request=chosen.memory_request,
-        memory_limit=chosen.memory_limit,
-        cpu_limit=chosen.cpu_limit,
+NOBODY = 65534
+
+
+def prometheus_family_server(
+    *,
+    name: str,
+    image: str,
+    port: int,
+    host_port: int,
+    config: File,
+    storage_flag: str,
+    storage_path: str,
+    storage_size: str,
+    resources: Resources,
+    files: tuple[File, ...] = (),
+    extra_args: tuple[str, ...] = (),
+    last_args: tuple[str, ...] = (),
+    metrics: Metrics | None = None,
+    talks_to: tuple[str, ...] = (),
+) -> Workload:
+    """A server of the Prometheus project (Prometheus, Alertmanager): the same
+    flags for its configuration file, its storage and its listen address,
+    state on a volume, ``/-/ready`` as its check, run as ``nobody``."""
+    return Workload(
+        name=name,
+        image=image,
+        user=NOBODY,
+        group=NOBODY,
+        command=(name,),
+        args=(
+            f"--config.file={config.path}",
+            f"{storage_flag}={storage_path}",
+            *extra_args,
+            f"--web.listen-address=:{port}",
+            *last_args,
+        ),
+        files=(config, *files),
+        ports=(Port("http", port, host_port=host_port),),
+        volumes=(Volume("data", storage_path, storage_size),),
+        health=http_check(port, "/-/ready", via="wget"),
+        metrics=metrics,
+        talks_to=talks_to,
+        resources=resources,
     )
-
-
-def defaults(cpu: str, memory: str, limit: str) -> ResourceSettings:
-    return ResourceSettings(cpu_request=cpu, memory_request=memory, memory_limit=limit)

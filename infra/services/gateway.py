@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
-from pydantic import Field, model_validator
+from pydantic import Field
 
+from infra.config import ConfigModel, Resources, Scaling, Section
+from infra.project import DEFAULT_VERSION
 from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import defaults, generated_secret, project_image, resources, secret_path
+from infra.services.common import generated_secret, project_image, secret_path
 from infra.services.inference import Inference
 from infra.services.redis import Redis, RedisCredentials
-from infra.settings import ConfigModel, Section, Settings, keyed
 from infra.targets import Target
 from infra.workload import (
     Autoscaling,
     Exposure,
     File,
     HealthCheck,
+    ImageRef,
     IngressRoute,
     Metrics,
     Port,
     ProbeKind,
+    ProjectImage,
     Workload,
 )
 
@@ -39,9 +42,7 @@ class IngressSettings(ConfigModel):
     class_name: str | None = None
 
 
-class GatewaySettings(ConfigModel):
-    replicas: int = Field(2, ge=1, le=100)
-    max_replicas: int = Field(6, ge=1, le=100)
+class GatewaySettings(Scaling):
     rate_limit: int = Field(100, ge=1)
     rate_window_seconds: int = Field(60, ge=1, le=86400)
     fail_mode: Literal["open", "closed"] = "open"
@@ -51,23 +52,25 @@ class GatewaySettings(ConfigModel):
     # onto it and the old key stops working.
     api_key_rotation: int = Field(0, ge=0)
 
-    @model_validator(mode="after")
-    def _replica_range(self) -> GatewaySettings:
-        if self.replicas > self.max_replicas:
-            raise keyed("replicas", f"{self.replicas} is above maxReplicas {self.max_replicas}")
-        return self
-
 
 CONFIG = Section("gateway", GatewaySettings, GatewaySettings())
+RESOURCES = Resources.of("100m", "64Mi", "256Mi")
+IMAGE = ProjectImage(NAME, "services/gateway", "services/gateway/Dockerfile", DEFAULT_VERSION)
 
 
 @dataclass(frozen=True)
 class GatewayArgs:
-    settings: Settings
+    """What the gateway is built from: its upstream, where Redis is and its
+    credentials there; the rest has defaults."""
+
     upstream_url: str
     redis_host: str
     redis_port: int
     redis: RedisCredentials
+    config: GatewaySettings = field(default_factory=GatewaySettings)
+    image: ImageRef = IMAGE
+    host_port: int = PORT
+    resources: Resources = RESOURCES
 
 
 class Gateway(Service):
@@ -86,8 +89,7 @@ class Gateway(Service):
         self, name: str, args: GatewayArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Gateway", name, None, opts)
-        settings = args.settings
-        conf = CONFIG.of(settings)
+        conf = args.config
         # No keeper until the first rotation, so stacks made before this
         # setting keep their key.
         rotation = {"rotation": str(conf.api_key_rotation)} if conf.api_key_rotation else None
@@ -119,7 +121,7 @@ class Gateway(Service):
         )
         workload = Workload(
             name=NAME,
-            image=project_image(settings, NAME, "services/gateway", "services/gateway/Dockerfile"),
+            image=args.image,
             user=USER,
             group=USER,
             env={
@@ -137,7 +139,7 @@ class Gateway(Service):
                 File(secret_path("redis-password"), args.redis.password, secret=True),
                 File(secret_path("api-keys"), self.api_key.apply(lambda k: k + "\n"), secret=True),
             ),
-            ports=(Port("http", PORT, host_port=settings.host_port(NAME), service_port=SERVICE_PORT),),
+            ports=(Port("http", PORT, host_port=args.host_port, service_port=SERVICE_PORT),),
             replicas=conf.replicas,
             autoscaling=Autoscaling(conf.replicas, conf.max_replicas),
             health=health,
@@ -146,7 +148,7 @@ class Gateway(Service):
             depends_on=("inference", "redis"),
             talks_to=("inference", "redis"),
             exposure=Exposure(conf.service_type, ingress),
-            resources=resources(settings, NAME, defaults("100m", "64Mi", "256Mi")),
+            resources=args.resources,
         )
         self.workload = workload
         self.scraped = [workload]
@@ -163,12 +165,16 @@ class Gateway(Service):
 
 def build(ctx: Context) -> Gateway:
     redis = ctx.service("redis", Redis)
+    settings = ctx.settings
     args = GatewayArgs(
-        ctx.settings,
         upstream_url=ctx.service("inference", Inference).url,
         redis_host=redis.host,
         redis_port=redis.port,
         redis=redis.credentials[NAME],
+        config=CONFIG.of(settings),
+        image=project_image(settings, NAME, IMAGE.context, IMAGE.dockerfile),
+        host_port=settings.host_port(NAME),
+        resources=settings.resources_for(NAME, RESOURCES),
     )
     return Gateway(NAME, args, ctx.target, ctx.opts)
 

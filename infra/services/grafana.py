@@ -7,10 +7,10 @@ from typing import Any
 
 import pulumi
 
+from infra.config import ConfigModel, Resources, Section
 from infra.project import ROOT
 from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import defaults, generated_secret, resources, secret_path
-from infra.settings import ConfigModel, Section, Settings
+from infra.services.common import generated_secret, secret_path
 from infra.targets import Target
 from infra.workload import File, Port, Volume, Workload, http_check
 from monitoring import dashboard
@@ -27,12 +27,21 @@ class GrafanaSettings(ConfigModel):
 
 CONFIG = Section("grafana", GrafanaSettings, GrafanaSettings())
 PROMETHEUS_URL = "http://prometheus:9090"
+IMAGE = "grafana/grafana:12.2.0"
+HOST_PORT = 3001
+STORAGE = "1Gi"
+RESOURCES = Resources.of("100m", "128Mi", "512Mi")
 
 
 @dataclass(frozen=True)
 class GrafanaArgs:
-    settings: Settings
-    prometheus_url: str
+    """What Grafana is built from; the defaults make a minimal call work."""
+
+    prometheus_url: str = PROMETHEUS_URL
+    image: str = IMAGE
+    host_port: int = HOST_PORT
+    storage_size: str = STORAGE
+    resources: Resources = RESOURCES
 
 
 class Grafana(Service):
@@ -52,7 +61,6 @@ class Grafana(Service):
         self, name: str, args: GrafanaArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Grafana", name, None, opts)
-        settings = args.settings
         self.admin_password = generated_secret("grafana-admin-password", self)
         datasource = (FILES / "provisioning" / "datasources" / "prometheus.yaml").read_text()
         files = [
@@ -69,7 +77,7 @@ class Grafana(Service):
         files.append(File(f"/etc/grafana/dashboards/{dashboard.FILENAME}", dashboard.as_json()))
         workload = Workload(
             name=NAME,
-            image=settings.pinned_image(NAME),
+            image=args.image,
             user=USER,
             group=USER,
             env={
@@ -87,12 +95,12 @@ class Grafana(Service):
                 "GF_SERVER_HTTP_PORT": str(PORT),
             },
             files=tuple(files),
-            ports=(Port("http", PORT, host_port=settings.host_port(NAME)),),
-            volumes=(Volume("data", "/var/lib/grafana", settings.storage_size(NAME)),),
+            ports=(Port("http", PORT, host_port=args.host_port),),
+            volumes=(Volume("data", "/var/lib/grafana", args.storage_size),),
             health=http_check(PORT, "/api/health", via="wget", start_seconds=30),
             depends_on=("prometheus",),
             talks_to=("prometheus",),
-            resources=resources(settings, NAME, defaults("100m", "128Mi", "512Mi")),
+            resources=args.resources,
         )
         self.workload = workload
         self.deployment = target.deploy(workload, self)
@@ -105,17 +113,24 @@ class Grafana(Service):
 
 def build(ctx: Context) -> Grafana | None:
     # Left out where its image cannot be had; Prometheus keeps running.
-    if not CONFIG.of(ctx.settings).enabled:
+    settings = ctx.settings
+    if not CONFIG.of(settings).enabled:
         return None
-    return Grafana(NAME, GrafanaArgs(ctx.settings, prometheus_url=PROMETHEUS_URL), ctx.target, ctx.opts)
+    args = GrafanaArgs(
+        image=settings.pinned_image(NAME),
+        host_port=settings.host_port(NAME),
+        storage_size=settings.storage_size(NAME),
+        resources=settings.resources_for(NAME, RESOURCES),
+    )
+    return Grafana(NAME, args, ctx.target, ctx.opts)
 
 
 SPEC = ServiceSpec(
     name=NAME,
     build=build,
     sections=(CONFIG,),
-    host_ports={NAME: 3001},
-    images={NAME: "grafana/grafana:12.2.0"},
-    storage={NAME: "1Gi"},
+    host_ports={NAME: HOST_PORT},
+    images={NAME: IMAGE},
+    storage={NAME: STORAGE},
     workloads=(NAME,),
 )

@@ -2,57 +2,52 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
-from pydantic import Field, model_validator
+from pydantic import Field
 
+from infra.config import Buckets, Resources, Scaling, Section
+from infra.project import DEFAULT_VERSION
 from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import defaults, project_image, resources, secret_path
+from infra.services.common import project_image, secret_path
 from infra.services.minio import Minio
 from infra.services.redis import Redis, RedisCredentials
-from infra.settings import ConfigModel, Section, Settings, keyed
 from infra.targets import Target
-from infra.workload import (
-    Autoscaling,
-    File,
-    Metrics,
-    Port,
-    Workload,
-    http_check,
-)
+from infra.workload import Autoscaling, File, ImageRef, Metrics, Port, ProjectImage, Workload, http_check
 
 PORT = 3000
 NAME = "inference"
 USER = 10001
 
 
-class InferenceSettings(ConfigModel):
-    replicas: int = Field(2, ge=1, le=100)
-    max_replicas: int = Field(6, ge=1, le=100)
+class InferenceSettings(Scaling):
     model_name: str = "churn"
     poll_seconds: int = Field(15, ge=1, le=3600)
     max_batch: int = Field(256, ge=1, le=10000)
 
-    @model_validator(mode="after")
-    def _replica_range(self) -> InferenceSettings:
-        if self.replicas > self.max_replicas:
-            raise keyed("replicas", f"{self.replicas} is above maxReplicas {self.max_replicas}")
-        return self
-
 
 CONFIG = Section("inference", InferenceSettings, InferenceSettings())
+RESOURCES = Resources.of("250m", "256Mi", "1Gi")
+IMAGE = ProjectImage(NAME, "services/inference", "services/inference/Dockerfile", DEFAULT_VERSION)
 
 
 @dataclass(frozen=True)
 class InferenceArgs:
-    settings: Settings
+    """What the inference service is built from: where Redis and MinIO are
+    and its credentials for them; the rest has defaults."""
+
     redis_host: str
     redis_port: int
     redis: RedisCredentials
     s3_endpoint: str
     s3_access_key: pulumi.Output[str]
     s3_secret_key: pulumi.Output[str]
+    config: InferenceSettings = field(default_factory=InferenceSettings)
+    models_bucket: str = Buckets().models
+    image: ImageRef = IMAGE
+    host_port: int = PORT
+    resources: Resources = RESOURCES
 
 
 class Inference(Service):
@@ -69,11 +64,10 @@ class Inference(Service):
         self, name: str, args: InferenceArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Inference", name, None, opts)
-        settings = args.settings
-        conf = CONFIG.of(settings)
+        conf = args.config
         workload = Workload(
             name=NAME,
-            image=project_image(settings, NAME, "services/inference", "services/inference/Dockerfile"),
+            image=args.image,
             user=USER,
             group=USER,
             env={
@@ -84,7 +78,7 @@ class Inference(Service):
                 "INFERENCE_S3_ENDPOINT": args.s3_endpoint,
                 "INFERENCE_S3_ACCESS_KEY_FILE": secret_path("s3-access-key"),
                 "INFERENCE_S3_SECRET_KEY_FILE": secret_path("s3-secret-key"),
-                "INFERENCE_MODELS_BUCKET": settings.buckets.models,
+                "INFERENCE_MODELS_BUCKET": args.models_bucket,
                 "INFERENCE_MODEL_NAME": conf.model_name,
                 "INFERENCE_POLL_SECONDS": str(conf.poll_seconds),
                 "INFERENCE_MAX_BATCH": str(conf.max_batch),
@@ -94,7 +88,7 @@ class Inference(Service):
                 File(secret_path("s3-access-key"), args.s3_access_key, secret=True),
                 File(secret_path("s3-secret-key"), args.s3_secret_key, secret=True),
             ),
-            ports=(Port("http", PORT, host_port=settings.host_port(NAME)),),
+            ports=(Port("http", PORT, host_port=args.host_port),),
             replicas=conf.replicas,
             autoscaling=Autoscaling(conf.replicas, conf.max_replicas),
             health=http_check(PORT, "/healthz", start_seconds=15),
@@ -104,7 +98,7 @@ class Inference(Service):
             metrics=Metrics(PORT),
             depends_on=("redis", "minio-init"),
             talks_to=("redis", "minio"),
-            resources=resources(settings, NAME, defaults("250m", "256Mi", "1Gi")),
+            resources=args.resources,
         )
         self.workload = workload
         self.scraped = [workload]
@@ -116,14 +110,19 @@ class Inference(Service):
 def build(ctx: Context) -> Inference:
     redis = ctx.service("redis", Redis)
     creds = ctx.service("minio", Minio).credentials[NAME]
+    settings = ctx.settings
     args = InferenceArgs(
-        ctx.settings,
         redis_host=redis.host,
         redis_port=redis.port,
         redis=redis.credentials[NAME],
         s3_endpoint=ctx.service("minio", Minio).endpoint,
         s3_access_key=creds.access_key,
         s3_secret_key=creds.secret_key,
+        config=CONFIG.of(settings),
+        models_bucket=settings.buckets.models,
+        image=project_image(settings, NAME, IMAGE.context, IMAGE.dockerfile),
+        host_port=settings.host_port(NAME),
+        resources=settings.resources_for(NAME, RESOURCES),
     )
     return Inference(NAME, args, ctx.target, ctx.opts)
 

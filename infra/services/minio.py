@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 
+from infra.config import Buckets, Resources
+from infra.project import DEFAULT_VERSION
 from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import defaults, generated_secret, project_image, resources, secret_path
-from infra.settings import Settings
+from infra.services.common import generated_secret, project_image, secret_path
 from infra.targets import Target
-from infra.workload import (
-    File,
-    Metrics,
-    Port,
-    Volume,
-    Workload,
-    http_check,
-)
+from infra.workload import File, ImageRef, Metrics, Port, ProjectImage, Volume, Workload, http_check
 
 API_PORT = 9000
 CONSOLE_PORT = 9001
 NAME = "minio"
 POLICY_DIR = "/etc/minio-init"
+STORAGE = "20Gi"
+RESOURCES = Resources.of("250m", "512Mi", "1Gi")
+INIT_RESOURCES = Resources.of("50m", "64Mi", "256Mi")
+IMAGE = ProjectImage(NAME, "images/minio", "images/minio/Dockerfile", DEFAULT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -35,9 +33,17 @@ class S3Credentials:
 
 @dataclass(frozen=True)
 class MinioArgs:
-    settings: Settings
-    # Service users: name -> {bucket: "read" | "readwrite"}.
+    """What MinIO is built from; the defaults make a minimal call work.
+    ``users``: a service user each, name -> {bucket: "read" | "readwrite"}."""
+
     users: dict[str, dict[str, str]]
+    buckets: Buckets = field(default_factory=Buckets)
+    image: ImageRef = IMAGE
+    api_host_port: int = API_PORT
+    console_host_port: int = CONSOLE_PORT
+    storage_size: str = STORAGE
+    resources: Resources = RESOURCES
+    init_resources: Resources = INIT_RESOURCES
 
 
 def _policy(grants: dict[str, str]) -> str:
@@ -86,14 +92,13 @@ class Minio(Service):
         self, name: str, args: MinioArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Minio", name, None, opts)
-        settings = args.settings
         self.root_user = generated_secret("minio-root-user", self, length=20)
         self.root_password = generated_secret("minio-root-password", self, length=40)
         root_files = (
             File(secret_path("root-user"), self.root_user, secret=True),
             File(secret_path("root-password"), self.root_password, secret=True),
         )
-        image = project_image(settings, "minio", "images/minio", "images/minio/Dockerfile")
+        image = args.image
         server = Workload(
             name=NAME,
             image=image,
@@ -110,13 +115,13 @@ class Minio(Service):
             },
             files=root_files,
             ports=(
-                Port("s3", API_PORT, host_port=settings.host_port("minio_api")),
-                Port("console", CONSOLE_PORT, host_port=settings.host_port("minio_console")),
+                Port("s3", API_PORT, host_port=args.api_host_port),
+                Port("console", CONSOLE_PORT, host_port=args.console_host_port),
             ),
-            volumes=(Volume("data", "/data", settings.storage_size(NAME)),),
+            volumes=(Volume("data", "/data", args.storage_size),),
             health=http_check(API_PORT, "/minio/health/live", via="bash"),
             metrics=Metrics(API_PORT, "/minio/v2/metrics/cluster"),
-            resources=resources(settings, NAME, defaults("250m", "512Mi", "1Gi")),
+            resources=args.resources,
         )
         self.deployment = target.deploy(server, self)
         self.endpoint = f"http://{self.deployment.host}:{API_PORT}"
@@ -129,7 +134,7 @@ class Minio(Service):
             "MINIO_INIT_URL": self.endpoint,
             "MINIO_ROOT_USER_FILE": secret_path("root-user"),
             "MINIO_ROOT_PASSWORD_FILE": secret_path("root-password"),
-            "MINIO_BUCKETS": ",".join(settings.buckets.model_dump().values()),
+            "MINIO_BUCKETS": ",".join(args.buckets.model_dump().values()),
             "MINIO_INIT_USERS": ",".join(sorted(args.users)),
             "MC_CONFIG_DIR": "/tmp/.mc",
         }
@@ -160,7 +165,7 @@ class Minio(Service):
             one_shot=True,
             depends_on=(NAME,),
             talks_to=(NAME,),
-            resources=resources(settings, NAME, defaults("50m", "64Mi", "256Mi")),
+            resources=args.init_resources,
         )
         self.init = target.deploy(init, self)
         self.console_url = target.published_url(server, "console")
@@ -178,13 +183,25 @@ class Minio(Service):
 
 def build(ctx: Context) -> Minio:
     """MinIO, with a user for each service that asks for bucket access."""
-    buckets = ctx.settings.buckets
+    settings = ctx.settings
+    buckets = settings.buckets
     users = {
         spec.name: {getattr(buckets, role): access for role, access in spec.s3_access.items()}
         for spec in ctx.specs
         if spec.s3_access
     }
-    return Minio(NAME, MinioArgs(ctx.settings, users=users), ctx.target, ctx.opts)
+    args = MinioArgs(
+        users=users,
+        buckets=buckets,
+        image=project_image(settings, NAME, IMAGE.context, IMAGE.dockerfile),
+        api_host_port=settings.host_port("minio_api"),
+        console_host_port=settings.host_port("minio_console"),
+        storage_size=settings.storage_size(NAME),
+        # An override of minio's resources sizes its init task too.
+        resources=settings.resources_for(NAME, RESOURCES),
+        init_resources=settings.resources_for(NAME, INIT_RESOURCES),
+    )
+    return Minio(NAME, args, ctx.target, ctx.opts)
 
 
 SPEC = ServiceSpec(
@@ -192,6 +209,6 @@ SPEC = ServiceSpec(
     build=build,
     host_ports={"minio_api": API_PORT, "minio_console": CONSOLE_PORT},
     images={NAME: None},
-    storage={NAME: "20Gi"},
+    storage={NAME: STORAGE},
     workloads=(NAME,),
 )

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import yaml
 from pydantic import field_validator
 
+from infra.config import PROM_DURATION_RE, ConfigModel, Resources, Section
 from infra.services.alertmanager import Alertmanager
 from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import defaults, resources
-from infra.settings import PROM_DURATION_RE, ConfigModel, Section, Settings
+from infra.services.common import prometheus_family_server
 from infra.targets import Target
-from infra.workload import File, Metrics, Port, Volume, Workload, http_check
+from infra.workload import File, Metrics, Workload
 from monitoring.rules import rules_yaml
 
 PORT = 9090
 NAME = "prometheus"
-USER = 65534
 CONFIG_DIR = "/etc/prometheus"
+IMAGE = "prom/prometheus:v3.5.0"
+STORAGE = "10Gi"
+RESOURCES = Resources.of("200m", "512Mi", "1Gi")
 
 
 def _check_duration(value: str) -> str:
@@ -56,7 +58,10 @@ CONFIG = Section("monitoring", MonitoringSettings, MonitoringSettings())
 
 
 def scrape_config(
-    workloads: list[Workload], target: Target, settings: Settings, alertmanager: str | None = None
+    workloads: list[Workload],
+    target: Target,
+    monitoring: MonitoringSettings,
+    alertmanager: str | None = None,
 ) -> str:
     """The Prometheus configuration: one job per workload with metrics, and
     the Alertmanager it sends alerts to (``host:port``).
@@ -87,7 +92,6 @@ def scrape_config(
                 ],
             }
         )
-    monitoring = CONFIG.of(settings)
     config: dict[str, object] = {
         "global": {
             "scrape_interval": monitoring.scrape_interval,
@@ -104,10 +108,16 @@ def scrape_config(
 
 @dataclass(frozen=True)
 class PrometheusArgs:
-    settings: Settings
+    """What Prometheus is built from: the workloads it scrapes and where
+    alerts go (reached on its first port by its name); the rest has defaults."""
+
     scraped: list[Workload]
-    # Where alerts go; reached on its first port by its name.
     alertmanager: Workload | None = None
+    config: MonitoringSettings = field(default_factory=MonitoringSettings)
+    image: str = IMAGE
+    host_port: int = PORT
+    storage_size: str = STORAGE
+    resources: Resources = RESOURCES
 
 
 class Prometheus(Service):
@@ -127,39 +137,29 @@ class Prometheus(Service):
         self, name: str, args: PrometheusArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Prometheus", name, None, opts)
-        settings = args.settings
         alertmanager = args.alertmanager
         address = f"{alertmanager.name}:{alertmanager.ports[0].container_port}" if alertmanager else None
-        self.config = scrape_config(args.scraped, target, settings, address)
+        self.config = scrape_config(args.scraped, target, args.config, address)
         jobs = [NAME, *(w.name for w in args.scraped if w.metrics)]
-        self.rules = rules_yaml(jobs, CONFIG.of(settings).alert_for)
-        workload = Workload(
+        self.rules = rules_yaml(jobs, args.config.alert_for)
+        workload = prometheus_family_server(
             name=NAME,
-            image=settings.pinned_image(NAME),
-            user=USER,
-            group=USER,
-            command=("prometheus",),
-            args=(
-                f"--config.file={CONFIG_DIR}/prometheus.yml",
-                "--storage.tsdb.path=/prometheus",
-                "--storage.tsdb.retention.time=15d",
-                f"--web.listen-address=:{PORT}",
-            ),
-            files=(
-                File(f"{CONFIG_DIR}/prometheus.yml", self.config),
-                File(f"{CONFIG_DIR}/rules.yml", self.rules),
-            ),
-            ports=(Port("http", PORT, host_port=settings.host_port(NAME)),),
-            volumes=(Volume("data", "/prometheus", settings.storage_size(NAME)),),
-            health=http_check(PORT, "/-/ready", via="wget"),
-            metrics=None,
+            image=args.image,
+            port=PORT,
+            host_port=args.host_port,
+            config=File(f"{CONFIG_DIR}/prometheus.yml", self.config),
+            files=(File(f"{CONFIG_DIR}/rules.yml", self.rules),),
+            storage_flag="--storage.tsdb.path",
+            storage_path="/prometheus",
+            storage_size=args.storage_size,
+            extra_args=("--storage.tsdb.retention.time=15d",),
             talks_to=tuple(
                 dict.fromkeys(
                     [w.name for w in args.scraped if w.metrics]
                     + ([alertmanager.name] if alertmanager else [])
                 )
             ),
-            resources=resources(settings, NAME, defaults("200m", "512Mi", "1Gi")),
+            resources=args.resources,
         )
         self.workload = workload
         self.deployment = target.deploy(workload, self)
@@ -171,11 +171,16 @@ class Prometheus(Service):
 
 
 def build(ctx: Context) -> Prometheus:
+    settings = ctx.settings
     alertmanager = ctx.services.get("alertmanager")
     args = PrometheusArgs(
-        ctx.settings,
         ctx.scraped(),
         alertmanager=alertmanager.workload if isinstance(alertmanager, Alertmanager) else None,
+        config=CONFIG.of(settings),
+        image=settings.pinned_image(NAME),
+        host_port=settings.host_port(NAME),
+        storage_size=settings.storage_size(NAME),
+        resources=settings.resources_for(NAME, RESOURCES),
     )
     return Prometheus(NAME, args, ctx.target, ctx.opts)
 
@@ -185,8 +190,8 @@ SPEC = ServiceSpec(
     build=build,
     sections=(CONFIG,),
     host_ports={NAME: PORT},
-    images={NAME: "prom/prometheus:v3.5.0"},
-    storage={NAME: "10Gi"},
+    images={NAME: IMAGE},
+    storage={NAME: STORAGE},
     workloads=(NAME,),
 )
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
 from pydantic import Field
 
-from infra.services.base import Service, ServiceSpec
-from infra.services.common import defaults, generated_secret, resources, secret_path
-from infra.settings import ConfigModel, Section, Settings, memory_bytes
+from infra.config import ConfigModel, Resources, Section
+from infra.services.base import Context, Service, ServiceSpec
+from infra.services.common import generated_secret, secret_path
 from infra.targets import Target
 from infra.workload import File, HealthCheck, Port, ProbeKind, Volume, Workload
+from jobs.quantity import memory_bytes
 
 PORT = 6379
 NAME = "redis"
@@ -71,6 +72,8 @@ class RedisSettings(ConfigModel):
 
 CONFIG = Section("redis", RedisSettings, RedisSettings())
 IMAGE = "redis:7.4.5-bookworm"
+STORAGE = "2Gi"
+RESOURCES = Resources.of("100m", "256Mi", "512Mi")
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,13 @@ def redis_conf(passwords: Mapping[str, str], maxmemory_bytes: int, policy: str) 
 
 @dataclass(frozen=True)
 class RedisArgs:
-    settings: Settings
+    """What Redis is built from; the defaults make a minimal call work."""
+
+    config: RedisSettings = field(default_factory=RedisSettings)
+    image: str = IMAGE
+    host_port: int = PORT
+    storage_size: str = STORAGE
+    resources: Resources = RESOURCES
 
 
 class Redis(Service):
@@ -137,13 +146,11 @@ class Redis(Service):
         self, name: str, args: RedisArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Redis", name, None, opts)
-        settings = args.settings
         self.credentials = {
             user: RedisCredentials(user, generated_secret(f"redis-{user}-password", self)) for user in USERS
         }
-        limits = resources(settings, NAME, defaults("100m", "256Mi", "512Mi"))
-        conf = CONFIG.of(settings)
-        capacity = maxmemory(limits.memory_limit, conf.maxmemory_ratio)
+        conf = args.config
+        capacity = maxmemory(args.resources.memory_limit, conf.maxmemory_ratio)
         policy = conf.maxmemory_policy
         config = pulumi.Output.all(**{u: c.password for u, c in self.credentials.items()}).apply(
             lambda passwords: redis_conf(passwords, capacity, policy)
@@ -157,7 +164,7 @@ class Redis(Service):
         )
         workload = Workload(
             name=NAME,
-            image=settings.pinned_image(NAME),
+            image=args.image,
             user=999,
             group=999,
             command=("redis-server",),
@@ -166,10 +173,10 @@ class Redis(Service):
                 File(secret_path("redis.conf"), config, secret=True),
                 File(password_file, self.credentials[HEALTH_USER].password, secret=True),
             ),
-            ports=(Port("redis", PORT, host_port=settings.host_port(NAME)),),
-            volumes=(Volume("data", "/data", settings.storage_size(NAME)),),
+            ports=(Port("redis", PORT, host_port=args.host_port),),
+            volumes=(Volume("data", "/data", args.storage_size),),
             health=HealthCheck(ProbeKind.EXEC, ping, interval_seconds=5, retries=10, start_seconds=5),
-            resources=limits,
+            resources=args.resources,
         )
         self.maxmemory = capacity
         self.deployment = target.deploy(workload, self)
@@ -181,13 +188,25 @@ class Redis(Service):
         return {"redis_admin_password": self.credentials[ADMIN_USER].password}
 
 
+def build(ctx: Context) -> Redis:
+    settings = ctx.settings
+    args = RedisArgs(
+        config=CONFIG.of(settings),
+        image=settings.pinned_image(NAME),
+        host_port=settings.host_port(NAME),
+        storage_size=settings.storage_size(NAME),
+        resources=settings.resources_for(NAME, RESOURCES),
+    )
+    return Redis(NAME, args, ctx.target, ctx.opts)
+
+
 SPEC = ServiceSpec(
     name=NAME,
-    build=lambda ctx: Redis(NAME, RedisArgs(ctx.settings), ctx.target, ctx.opts),
+    build=build,
     sections=(CONFIG,),
     host_ports={NAME: PORT},
     images={NAME: IMAGE},
-    storage={NAME: "2Gi"},
+    storage={NAME: STORAGE},
     workloads=(NAME,),
 )
 

@@ -1,7 +1,7 @@
 """Spark: the processing engine, and the jobs the stack declares.
 
-The one service whose shape differs between tiers, as the seeds describe,
-with a provisioner for each: ``standalone`` (dev: a master, workers and
+The one service whose shape differs between tiers (a standalone cluster on
+one host, an operator on Kubernetes), with a provisioner for each: ``standalone`` (dev: a master, workers and
 ``spark-submit`` containers, on any target) and ``operator`` (prod: the
 Spark Operator and SparkApplications, on a ``ClusterTarget``). Both run the
 same image, the same ``jobs/`` code and the same S3A/Redis settings; this
@@ -10,7 +10,6 @@ module picks one by what the target can do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -23,23 +22,20 @@ from infra.services.spark import operator, standalone
 from infra.services.spark.shared import (
     CONFIG,
     JOBS,
+    NAME,
     OPERATOR,
+    SparkArgs,
     SparkEnvironment,
     SparkJobSettings,
     SparkOperatorSettings,
     SparkSettings,
+    Workers,
     check,
-    image,
-    job_resources,
-    spark_memory,
-    submit_conf,
+    spark_args,
 )
-from infra.settings import Settings
 from infra.targets import ClusterTarget, Target
 from infra.workload import File, Workload
-from jobs.launch import DRIVER_ACCOUNT, memory_mib
-
-NAME = "spark"
+from jobs.conventions import DRIVER_ACCOUNT
 
 __all__ = [
     "CONFIG",
@@ -53,24 +49,9 @@ __all__ = [
     "SparkJobSettings",
     "SparkOperatorSettings",
     "SparkSettings",
-    "image",
-    "job_resources",
-    "spark_memory",
-    "submit_conf",
+    "Workers",
+    "spark_args",
 ]
-
-
-@dataclass(frozen=True)
-class SparkArgs:
-    settings: Settings
-    environment: SparkEnvironment
-    # What jobs need ready before they run (the buckets). The cluster itself
-    # does not wait for them, so it starts alongside storage.
-    jobs_depend_on: tuple[pulumi.Resource, ...] = ()
-    # Where a job submitted from the dev host reaches S3, and the credentials
-    # it uses (the ``platform_credentials`` output).
-    s3_url: pulumi.Output[str] | None = None
-    credentials: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class SparkJob(pulumi.ComponentResource):
@@ -96,11 +77,9 @@ class SparkJob(pulumi.ComponentResource):
         super().__init__("dataplatform:index:SparkJob", name, None, opts)
         if isinstance(target, ClusterTarget):
             assert secret_name is not None
-            operator.deploy_job(
-                job, args.settings, args.environment, target, self, secret_name, depends_on or []
-            )
+            operator.deploy_job(job, args, target, self, secret_name, depends_on or [])
         else:
-            standalone.deploy_job(job, args.settings, args.environment, target, self)
+            standalone.deploy_job(job, args, target, self)
         self.register_outputs({})
 
 
@@ -122,24 +101,17 @@ class Spark(Service):
         self, name: str, args: SparkArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Spark", name, None, opts)
-        settings = args.settings
-        self.settings = settings
+        self.args = args
         self.target = target
-        self.environment = args.environment
-        self._s3_url = args.s3_url
-        self._credentials = args.credentials
         self.workloads = []
         runtime: list[pulumi.Resource] = []
         secret_name: pulumi.Output[str] | None = None
-        # What a job submitted later needs to match the stack's own jobs.
-        self.submit_conf = submit_conf(settings)
-        self.job_resources = job_resources(settings)
         if isinstance(target, ClusterTarget):
-            runtime, secret_name = operator.deploy_runtime(settings, args.environment, target, self)
+            runtime, secret_name = operator.deploy_runtime(args, target, self)
             self.master_url = operator.MASTER_URL
             self.ui_url = pulumi.Output.from_input(operator.UI_HINT)
         else:
-            self.workloads, self.ui_url = standalone.deploy_cluster(settings, args.environment, target, self)
+            self.workloads, self.ui_url = standalone.deploy_cluster(args, target, self)
             self.master_url = standalone.MASTER_URL
         self.scraped = list(self.workloads)
         self.secret_name = secret_name
@@ -153,39 +125,38 @@ class Spark(Service):
                 secret_name=secret_name,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.jobs_depend_on)),
             )
-            for job in JOBS.of(settings)
+            for job in args.jobs
         ]
         self.register_outputs({"master_url": self.master_url})
 
-    def submit_info(self, s3_url: pulumi.Output[str] | None) -> dict[str, object]:
+    def submit_info(self) -> dict[str, object]:
         """What ``python -m jobs submit`` needs to launch a job like the stack's own."""
-        settings, target = self.settings, self.target
-        spark_image = image(settings)
+        args, target = self.args, self.target
         info: dict[str, object] = {
             "tier": "prod" if isinstance(target, ClusterTarget) else "dev",
-            "image": target.image_name(spark_image)
+            "image": target.image_name(args.image)
             if isinstance(target, ClusterTarget)
-            else (spark_image.override or spark_image.reference()),
+            else (args.image.override or args.image.reference()),
             "master_url": self.master_url,
-            "env": self.environment.env,
+            "env": args.environment.env,
             # Jobs submitted from the CLI ask for what the stack's jobs ask for.
-            "conf": self.submit_conf,
-            "resources": self.job_resources.to_output(),
-            "raw_bucket": settings.buckets.raw,
+            "conf": args.conf,
+            "resources": args.job_resources.to_output(),
+            "raw_bucket": args.raw_bucket,
         }
         if isinstance(target, ClusterTarget):
-            info["namespace"] = settings.kubernetes.namespace
+            info["namespace"] = args.namespace
             info["service_account"] = DRIVER_ACCOUNT
             info["secret_name"] = self.secret_name
         else:
-            spark = CONFIG.of(settings)
+            workers = args.workers
             info["network"] = target.network_name
             info["master_ui_url"] = self.ui_url
-            info["s3_endpoint"] = s3_url
+            info["s3_endpoint"] = args.s3_url
             info["workers"] = {
-                "count": spark.workers,
-                "cores": spark.worker_cores,
-                "memoryMib": memory_mib(spark.worker_memory),
+                "count": workers.count,
+                "cores": workers.cores,
+                "memoryMib": workers.memory_mib,
             }
         return info
 
@@ -193,11 +164,11 @@ class Spark(Service):
         return {
             "spark_master_url": self.master_url,
             "spark_ui_url": self.ui_url,
-            "spark_submit": self.submit_info(self._s3_url),
+            "spark_submit": self.submit_info(),
         }
 
     def shared_credentials(self) -> dict[str, pulumi.Input[str]]:
-        return dict(self._credentials)
+        return dict(self.args.credentials)
 
 
 def build(ctx: Context) -> Spark:
@@ -229,7 +200,7 @@ def build(ctx: Context) -> Spark:
         ),
         talks_to=("minio", "redis"),
     )
-    args = SparkArgs(
+    args = spark_args(
         ctx.settings,
         environment,
         jobs_depend_on=(minio,),

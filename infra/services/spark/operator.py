@@ -6,17 +6,10 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.services.spark.shared import (
-    OPERATOR,
-    SparkEnvironment,
-    SparkJobSettings,
-    image,
-    job_resources,
-    submit_conf,
-)
-from infra.settings import Settings
+from infra.services.spark.shared import SparkArgs, SparkJobSettings
 from infra.targets import ChartSpec, ClusterTarget, PodFlows
-from jobs.launch import APP_LABEL, DRIVER_ACCOUNT, spark_application
+from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT
+from jobs.launch import spark_application
 
 MASTER_URL = "k8s://https://kubernetes.default.svc:443"
 UI_HINT = "kubectl port-forward to the driver pod, port 4040"
@@ -66,14 +59,15 @@ def operator_pod_values() -> dict[str, object]:
 
 
 def deploy_runtime(
-    settings: Settings, environment: SparkEnvironment, target: ClusterTarget, parent: pulumi.Resource
+    args: SparkArgs, target: ClusterTarget, parent: pulumi.Resource
 ) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
     """The operator from its pinned chart (webhook on, the platform namespace
     watched), the drivers' service account, the credentials Secret and the
     network policy of Spark pods; returns what jobs wait for and the
     Secret's name."""
     runtime: list[pulumi.Resource] = []
-    operator = OPERATOR.of(settings)
+    operator = args.operator
+    environment = args.environment
     if operator.install:
         runtime.append(
             target.install_chart(
@@ -87,7 +81,7 @@ def deploy_runtime(
                     values={
                         **({"image": image_values(operator.image)} if operator.image else {}),
                         "spark": {
-                            "jobNamespaces": [settings.kubernetes.namespace],
+                            "jobNamespaces": [args.namespace],
                             "serviceAccount": {"create": False},
                             "rbac": {"create": False},
                         },
@@ -114,8 +108,7 @@ def deploy_runtime(
 
 def deploy_job(
     job: SparkJobSettings,
-    settings: Settings,
-    environment: SparkEnvironment,
+    args: SparkArgs,
     target: ClusterTarget,
     parent: pulumi.Resource,
     secret_name: pulumi.Output[str],
@@ -126,11 +119,11 @@ def deploy_job(
         job.name,
         job.job,
         job.args,
-        image=target.image_name(image(settings)),
-        env=environment.env,
+        image=target.image_name(args.image),
+        env=args.environment.env,
         secret_name=secret_name,
-        conf=submit_conf(settings),
-        resources=job_resources(settings),
+        conf=args.conf,
+        resources=args.job_resources,
         schedule=job.schedule,
     )
     target.custom_resource(job.name, manifest, parent, depends_on)

@@ -1,32 +1,36 @@
-"""What both ways of running Spark share: the image, the settings every
-submission carries, the sizes of a job and what a driver needs."""
+"""What both ways of running Spark share: their settings, and the values
+resolved from them once (the image, the settings every submission carries,
+the sizes of a job and of a worker, what a driver needs)."""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from infra.services.common import project_image
-from infra.settings import (
+from infra.config import (
     CRON_RE,
     DNS_LABEL_RE,
+    Buckets,
     ConfigModel,
+    KubernetesSettings,
+    Resources,
     Section,
     Settings,
     check_cpu,
     check_memory,
-    cpu_millis,
     keyed,
-    memory_bytes,
 )
+from infra.project import DEFAULT_VERSION
+from infra.services.common import project_image
 from infra.workload import File, ProjectImage
-from jobs.launch import MEMORY_OVERHEAD_MIB, SparkResources, memory_mib
+from jobs.launch import MEMORY_OVERHEAD_MIB, SparkResources
+from jobs.quantity import cpu_millis, kubernetes_memory, memory_bytes, mib
 
 
 class SparkSettings(ConfigModel):
@@ -177,16 +181,9 @@ def check(settings: Settings) -> None:
 
 
 MASTER_PORT = 7077
-OVERHEAD = MEMORY_OVERHEAD_MIB * 1024 * 1024
-
-
-def spark_memory(quantity: str) -> str:
-    """A Kubernetes quantity in Spark's notation (whole mebibytes)."""
-    return f"{memory_bytes(quantity) // (1024 * 1024)}m"
-
-
-def mebibytes(n: int) -> str:
-    return f"{n // (1024 * 1024)}Mi"
+NAME = "spark"
+IMAGE = ProjectImage(NAME, ".", "images/spark/Dockerfile", DEFAULT_VERSION)
+MASTER_RESOURCES = Resources.of("250m", "512Mi", "1Gi")
 
 
 @dataclass(frozen=True)
@@ -198,28 +195,41 @@ class SparkEnvironment:
     talks_to: tuple[str, ...]
 
 
-def image(settings: Settings) -> ProjectImage:
-    return project_image(settings, "spark", ".", "images/spark/Dockerfile")
+@dataclass(frozen=True)
+class Workers:
+    """The dev tier's standalone workers: how many, and what each offers."""
+
+    count: int = 2
+    cores: int = 1
+    memory_mib: int = 1024
+
+    def default_resources(self) -> Resources:
+        """A worker's container: its cores and memory requested, and room for
+        two JVMs' overhead (the worker's and an executor's) in its limit."""
+        return Resources.of(
+            str(self.cores),
+            kubernetes_memory(self.memory_mib),
+            kubernetes_memory(self.memory_mib + 2 * MEMORY_OVERHEAD_MIB),
+        )
 
 
-def submit_conf(settings: Settings) -> dict[str, str]:
+def submit_conf(events_bucket: str) -> dict[str, str]:
     """Spark settings shared by both tiers' submissions, sizes aside."""
     return {
         "spark.eventLog.enabled": "true",
-        "spark.eventLog.dir": f"s3a://{settings.buckets.events}/",
+        "spark.eventLog.dir": f"s3a://{events_bucket}/",
         "spark.ui.prometheus.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
     }
 
 
-def job_resources(settings: Settings) -> SparkResources:
+def job_resources(spark: SparkSettings) -> SparkResources:
     """What each job asks for, from ``dataplatform:spark``."""
-    spark = CONFIG.of(settings)
     return SparkResources(
         driver_cores=spark.driver_cores,
-        driver_memory_mib=memory_mib(spark.driver_memory),
+        driver_memory_mib=mib(spark.driver_memory),
         executor_cores=spark.executor_cores,
-        executor_memory_mib=memory_mib(spark.executor_memory),
+        executor_memory_mib=mib(spark.executor_memory),
         min_executors=spark.min_executors,
         max_executors=spark.max_executors,
         driver_core_request_millis=(
@@ -228,4 +238,66 @@ def job_resources(settings: Settings) -> SparkResources:
         executor_core_request_millis=(
             cpu_millis(spark.executor_core_request) if spark.executor_core_request else None
         ),
+    )
+
+
+@dataclass(frozen=True)
+class SparkArgs:
+    """What Spark is built from, every value resolved once: what drivers need
+    to reach the data, the image, the settings and sizes every job gets, the
+    dev workers, the jobs the stack declares, and the prod operator. Only
+    ``environment`` has no default."""
+
+    environment: SparkEnvironment
+    image: ProjectImage = IMAGE
+    conf: dict[str, str] = field(default_factory=lambda: submit_conf(Buckets().events))
+    job_resources: SparkResources = field(default_factory=SparkResources)
+    workers: Workers = field(default_factory=Workers)
+    jobs: tuple[SparkJobSettings, ...] = ()
+    operator: SparkOperatorSettings = field(default_factory=lambda: SparkOperatorSettings())
+    # Prod: where the jobs run (the operator watches it).
+    namespace: str = KubernetesSettings().namespace
+    raw_bucket: str = Buckets().raw
+    # Dev: the master's published ports and the daemons' resources.
+    master_host_port: int = MASTER_PORT
+    ui_host_port: int = 8081
+    master_resources: Resources = MASTER_RESOURCES
+    worker_resources: Resources | None = None
+    # What jobs need ready before they run (the buckets). The cluster itself
+    # does not wait for them, so it starts alongside storage.
+    jobs_depend_on: tuple[pulumi.Resource, ...] = ()
+    # Where a job submitted from the dev host reaches S3, and the credentials
+    # it uses (the ``platform_credentials`` output).
+    s3_url: pulumi.Output[str] | None = None
+    credentials: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+def spark_args(
+    settings: Settings,
+    environment: SparkEnvironment,
+    *,
+    jobs_depend_on: tuple[pulumi.Resource, ...] = (),
+    s3_url: pulumi.Output[str] | None = None,
+    credentials: dict[str, pulumi.Input[str]] | None = None,
+) -> SparkArgs:
+    """Spark's args from the stack's settings."""
+    spark = CONFIG.of(settings)
+    workers = Workers(spark.workers, spark.worker_cores, mib(spark.worker_memory))
+    return SparkArgs(
+        environment,
+        image=project_image(settings, NAME, IMAGE.context, IMAGE.dockerfile),
+        conf=submit_conf(settings.buckets.events),
+        job_resources=job_resources(spark),
+        workers=workers,
+        jobs=tuple(JOBS.of(settings)),
+        operator=OPERATOR.of(settings),
+        namespace=settings.kubernetes.namespace,
+        raw_bucket=settings.buckets.raw,
+        master_host_port=settings.host_port("spark_master"),
+        ui_host_port=settings.host_port("spark_ui"),
+        master_resources=settings.resources_for("spark-master", MASTER_RESOURCES),
+        worker_resources=settings.resources_for("spark-worker", workers.default_resources()),
+        jobs_depend_on=jobs_depend_on,
+        s3_url=s3_url,
+        credentials=dict(credentials or {}),
     )

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.services.common import defaults, resources
-from infra.services.spark.shared import (
-    CONFIG,
-    MASTER_PORT,
-    OVERHEAD,
-    SparkEnvironment,
-    SparkJobSettings,
-    image,
-    job_resources,
-    mebibytes,
-    spark_memory,
-    submit_conf,
-)
-from infra.settings import Settings, memory_bytes
+from infra.config import Resources
+from infra.services.spark.shared import MASTER_PORT, SparkArgs, SparkJobSettings
 from infra.targets import Target
-from infra.workload import Metrics, Port, Resources, Workload, http_check
+from infra.workload import Metrics, Port, Workload, http_check
 from jobs.launch import SPARK_UID, driver_container_memory_mib, spark_submit_command
+from jobs.quantity import kubernetes_memory, spark_memory
 
 MASTER_UI_PORT = 8080
 WORKER_UI_PORT = 8081
@@ -29,14 +18,14 @@ MASTER_URL = f"spark://spark-master:{MASTER_PORT}"
 
 
 def deploy_cluster(
-    settings: Settings, environment: SparkEnvironment, target: Target, parent: pulumi.Resource
+    args: SparkArgs, target: Target, parent: pulumi.Resource
 ) -> tuple[list[Workload], pulumi.Output[str]]:
-    """The master (7077, UI 8080) and ``spark.workers`` workers that register
-    with it; returns them and the master UI's URL."""
-    spark = CONFIG.of(settings)
+    """The master (7077, UI 8080) and the workers that register with it;
+    returns them and the master UI's URL."""
+    workers = args.workers
     master = Workload(
         name="spark-master",
-        image=image(settings),
+        image=args.image,
         user=SPARK_UID,
         group=SPARK_UID,
         command=("spark-class", "org.apache.spark.deploy.master.Master"),
@@ -50,43 +39,36 @@ def deploy_cluster(
         ),
         env={"SPARK_NO_DAEMONIZE": "true"},
         ports=(
-            Port("spark", MASTER_PORT, host_port=settings.host_port("spark_master")),
-            Port("ui", MASTER_UI_PORT, host_port=settings.host_port("spark_ui")),
+            Port("spark", MASTER_PORT, host_port=args.master_host_port),
+            Port("ui", MASTER_UI_PORT, host_port=args.ui_host_port),
         ),
         health=http_check(MASTER_UI_PORT, "/", start_seconds=20),
         metrics=Metrics(MASTER_UI_PORT, "/metrics/master/prometheus"),
-        resources=resources(settings, "spark-master", defaults("250m", "512Mi", "1Gi")),
+        resources=args.master_resources,
     )
-    worker_memory = memory_bytes(spark.worker_memory)
     worker = Workload(
         name="spark-worker",
-        image=image(settings),
+        image=args.image,
         user=SPARK_UID,
         group=SPARK_UID,
         command=("spark-class", "org.apache.spark.deploy.worker.Worker"),
         args=(
             "--cores",
-            str(spark.worker_cores),
+            str(workers.cores),
             "--memory",
-            spark_memory(spark.worker_memory),
+            spark_memory(workers.memory_mib),
             "--webui-port",
             str(WORKER_UI_PORT),
             MASTER_URL,
         ),
-        env={"SPARK_NO_DAEMONIZE": "true", **environment.env},
+        env={"SPARK_NO_DAEMONIZE": "true", **args.environment.env},
         ports=(Port("ui", WORKER_UI_PORT),),
-        replicas=spark.workers,
+        replicas=workers.count,
         health=http_check(WORKER_UI_PORT, "/", start_seconds=20),
         metrics=Metrics(WORKER_UI_PORT, "/metrics/prometheus"),
         depends_on=("spark-master",),
-        talks_to=("spark-master", *environment.talks_to),
-        resources=resources(
-            settings,
-            "spark-worker",
-            defaults(
-                str(spark.worker_cores), mebibytes(worker_memory), mebibytes(worker_memory + 2 * OVERHEAD)
-            ),
-        ),
+        talks_to=("spark-master", *args.environment.talks_to),
+        resources=args.worker_resources or workers.default_resources(),
     )
     workloads = [master, worker]
     for workload in workloads:
@@ -94,24 +76,19 @@ def deploy_cluster(
     return workloads, target.published_url(master, "ui")
 
 
-def deploy_job(
-    job: SparkJobSettings,
-    settings: Settings,
-    environment: SparkEnvironment,
-    target: Target,
-    parent: pulumi.Resource,
-) -> None:
+def deploy_job(job: SparkJobSettings, args: SparkArgs, target: Target, parent: pulumi.Resource) -> None:
     """A one-shot ``spark-submit`` container, run when the stack creates it."""
     if job.schedule:
         pulumi.log.warn(
             f"sparkJobs {job.name}: schedules apply in prod only; dev runs it once",
             resource=parent,
         )
-    sizes = job_resources(settings)
-    memory = mebibytes(driver_container_memory_mib(sizes) * 1024 * 1024)
+    sizes = args.job_resources
+    environment = args.environment
+    memory = kubernetes_memory(driver_container_memory_mib(sizes))
     workload = Workload(
         name=f"job-{job.name}",
-        image=image(settings),
+        image=args.image,
         user=SPARK_UID,
         group=SPARK_UID,
         command=tuple(
@@ -119,7 +96,7 @@ def deploy_job(
                 MASTER_URL,
                 job.job,
                 job.args,
-                submit_conf(settings),
+                args.conf,
                 sizes,
                 name=f"dataplatform-{job.name}",
                 driver_host=f"job-{job.name}",
@@ -131,6 +108,6 @@ def deploy_job(
         one_shot=True,
         depends_on=("spark-master", *environment.talks_to),
         talks_to=("spark-master", *environment.talks_to),
-        resources=Resources(str(CONFIG.of(settings).driver_cores), memory, memory),
+        resources=Resources(cpu_request=str(sizes.driver_cores), memory_request=memory, memory_limit=memory),
     )
     target.deploy(workload, parent)

@@ -1,4 +1,4 @@
-"""Every service of the platform, in the order the platform builds them: a
+"""The catalogue of the platform's services, in the order the platform builds them: a
 service comes after those it reads (Prometheus scrapes the ones above it)."""
 
 from __future__ import annotations
