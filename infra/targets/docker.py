@@ -13,7 +13,7 @@ owned by the workload's user, secret files readable by that user only),
 and mounted read-only by the workload's containers. A label holding a
 digest of the files replaces those containers when a file changes.
 
-Gaps against the Kubernetes tier, by design: no autoscaler (``replicas``
+Deliberate gaps against the Kubernetes tier: no autoscaler (``replicas``
 containers share one network alias instead), no network policies (one
 private bridge network), no disruption budgets, no exposure beyond host
 ports, and none of a cluster's API (charts, custom resources): this target
@@ -31,7 +31,6 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.project import ROOT
-from infra.settings import memory_bytes
 from infra.targets.base import Deployment
 from infra.workload import (
     HealthCheck,
@@ -39,6 +38,7 @@ from infra.workload import (
     ProjectImage,
     Workload,
 )
+from jobs.quantity import MIB, memory_bytes
 
 MAX_RESTARTS = 5
 SECRET_MODE = "0400"
@@ -176,7 +176,8 @@ class DockerTarget:
             "user": f"{workload.user}:{workload.group}",
             "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"]),
             "security_opts": ["no-new-privileges:true"],
-            "memory": memory_bytes(workload.resources.memory_limit) // (1024 * 1024),
+            # The provider takes whole MiB.
+            "memory": memory_bytes(workload.resources.memory_limit) // MIB,
             "log_driver": "json-file",
             "log_opts": {"max-size": "10m", "max-file": "3"},
         }
