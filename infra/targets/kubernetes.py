@@ -28,7 +28,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.settings import KubernetesSettings
+from infra.config import KubernetesSettings
 from infra.targets.base import Deployment
 from infra.targets.cluster_extensions import ClusterExtensions
 from infra.targets.namespace import PlatformNamespace, workload_labels

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.settings import KubernetesSettings
+from infra.config import KubernetesSettings
 from jobs.conventions import NAME_LABEL, PART_OF
 
 # The "restricted" Pod Security profile, enforced on every namespace the
