@@ -35,6 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# Beside this file: the script runs as `python3 cluster/smoke_test.py`.
+from certs import certificate_paths, self_signed_command
+
 CLUSTER_DIR = Path(__file__).resolve().parent
 NAMESPACE = "dp-smoke"
 HOST = "smoke.dataplatform.test"
@@ -132,6 +135,16 @@ RESTRICTED_CONTAINER_SECURITY = {
 }
 
 
+def manifest(api_version: str, kind: str, name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+    """An object named ``name`` in the test's namespace; ``metadata`` adds labels or annotations."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": NAMESPACE, **metadata},
+        "spec": spec,
+    }
+
+
 def container(name: str, image: str, command: list[str], **extra: Any) -> dict[str, Any]:
     spec = {
         "name": name,
@@ -148,17 +161,18 @@ def container(name: str, image: str, command: list[str], **extra: Any) -> dict[s
 def pod(
     name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None, **spec: Any
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels or {}},
-        "spec": {
+    return manifest(
+        "v1",
+        "Pod",
+        name,
+        {
             "securityContext": RESTRICTED_POD_SECURITY,
             "containers": containers,
             "terminationGracePeriodSeconds": 1,
             **spec,
         },
-    }
+        labels=labels or {},
+    )
 
 
 def client_get(url: str, timeout: str = "3s") -> subprocess.CompletedProcess[str]:
@@ -234,11 +248,11 @@ def setup_namespace() -> str:
 def check_service_dns() -> str:
     apply(
         [
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "web", "namespace": NAMESPACE},
-                "spec": {
+            manifest(
+                "apps/v1",
+                "Deployment",
+                "web",
+                {
                     "replicas": 2,
                     "selector": {"matchLabels": {"app": "web"}},
                     "template": {
@@ -261,16 +275,13 @@ def check_service_dns() -> str:
                         },
                     },
                 },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "web", "namespace": NAMESPACE},
-                "spec": {
-                    "selector": {"app": "web"},
-                    "ports": [{"port": 80, "targetPort": "http", "name": "http"}],
-                },
-            },
+            ),
+            manifest(
+                "v1",
+                "Service",
+                "web",
+                {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http", "name": "http"}]},
+            ),
             pod("client", [container("client", SMOKE_IMAGE, ["sleep", "3600"])], labels={"role": "client"}),
         ]
     )
@@ -286,41 +297,15 @@ def check_service_dns() -> str:
 
 def check_ingress_tls() -> str:
     with tempfile.TemporaryDirectory() as tmp:
-        cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
-        run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                f"/CN={HOST}",
-                "-addext",
-                f"subjectAltName=DNS:{HOST}",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-            ]
-        )
+        cert, key = certificate_paths(Path(tmp))
+        run(self_signed_command(HOST, cert, key, days=1))
         kubectl("-n", NAMESPACE, "create", "secret", "tls", "web-tls", f"--cert={cert}", f"--key={key}")
         apply(
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "Ingress",
-                "metadata": {
-                    "name": "web",
-                    "namespace": NAMESPACE,
-                    "annotations": {
-                        "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
-                        "traefik.ingress.kubernetes.io/router.tls": "true",
-                    },
-                },
-                "spec": {
+            manifest(
+                "networking.k8s.io/v1",
+                "Ingress",
+                "web",
+                {
                     "ingressClassName": "traefik",
                     "tls": [{"hosts": [HOST], "secretName": "web-tls"}],
                     "rules": [
@@ -338,7 +323,11 @@ def check_ingress_tls() -> str:
                         }
                     ],
                 },
-            }
+                annotations={
+                    "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+                    "traefik.ingress.kubernetes.io/router.tls": "true",
+                },
+            )
         )
         port = SETTINGS["CLUSTER_INGRESS_HTTPS_PORT"]
         # The certificate is the test's own: curl must verify it against
@@ -402,12 +391,12 @@ def check_registry_pull() -> str:
 def check_pvc() -> str:
     token = secrets.token_hex(8)
     apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "data", "namespace": NAMESPACE},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
-        }
+        manifest(
+            "v1",
+            "PersistentVolumeClaim",
+            "data",
+            {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
+        )
     )
     volume: dict[str, Any] = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}
     mount: dict[str, Any] = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
@@ -443,11 +432,11 @@ def check_pvc() -> str:
 
 def check_hpa() -> str:
     apply(
-        {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "web", "namespace": NAMESPACE},
-            "spec": {
+        manifest(
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            "web",
+            {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
                 "minReplicas": 2,
                 "maxReplicas": 3,
@@ -461,7 +450,7 @@ def check_hpa() -> str:
                     }
                 ],
             },
-        }
+        )
     )
 
     def current() -> str | None:
@@ -477,25 +466,23 @@ def check_hpa() -> str:
 
 
 def check_pod_security() -> str:
-    manifest = json.dumps(
+    privileged = manifest(
+        "v1",
+        "Pod",
+        "privileged",
         {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "privileged", "namespace": NAMESPACE},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "root",
-                        "image": SMOKE_IMAGE,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["sleep", "60"],
-                        "securityContext": {"privileged": True},
-                    }
-                ]
-            },
-        }
+            "containers": [
+                {
+                    "name": "root",
+                    "image": SMOKE_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "60"],
+                    "securityContext": {"privileged": True},
+                }
+            ]
+        },
     )
-    result = kubectl("create", "-f", "-", input=manifest, check=False)
+    result = kubectl("create", "-f", "-", input=json.dumps(privileged), check=False)
     if result.returncode == 0:
         kubectl("-n", NAMESPACE, "delete", "pod", "privileged", "--wait=false", check=False)
         raise CheckFailed("a privileged pod was admitted in a namespace enforcing restricted")
@@ -507,15 +494,12 @@ def check_pod_security() -> str:
     return f"privileged pod rejected: {reason[:110]}"
 
 
+def network_policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return manifest("networking.k8s.io/v1", "NetworkPolicy", name, spec)
+
+
 def check_network_policy() -> str:
-    apply(
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "default-deny", "namespace": NAMESPACE},
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
-        }
-    )
+    apply(network_policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress"]}))
     t_deny = time.monotonic()
     blocked = wait_for("the flow to be blocked", lambda: client_get(WEB_URL, "2s").returncode != 0, 60)
     # Blocked once may be a blip: it must stay blocked.
@@ -529,11 +513,9 @@ def check_network_policy() -> str:
         "request failed",
     ).removeprefix("smoke get: ")
     apply(
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "web-from-client", "namespace": NAMESPACE},
-            "spec": {
+        network_policy(
+            "web-from-client",
+            {
                 "podSelector": {"matchLabels": {"app": "web"}},
                 "policyTypes": ["Ingress"],
                 "ingress": [
@@ -543,7 +525,7 @@ def check_network_policy() -> str:
                     }
                 ],
             },
-        }
+        )
     )
     t_allow = time.monotonic()
     wait_for("the allow policy to reopen the flow", lambda: client_get(WEB_URL, "2s").returncode == 0, 60)

@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from tools.e2e import PORT_KEYS, STANDINS, free_ports
+from tools.e2e.machine import PORT_KEYS, STANDINS, free_ports
 from tools.harness import Recorder, merge_config, run_stack, stack_config, unwrap
 
 HERE = Path(__file__).resolve().parent

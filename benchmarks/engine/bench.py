@@ -370,7 +370,7 @@ def docker_engine() -> Any | None:
 
 
 def dev_config(engine: Any) -> dict[str, Any]:
-    from tools.e2e import machine_overrides
+    from tools.e2e.machine import machine_overrides
 
     overrides, _ = machine_overrides(engine)
     overrides["purgeOnDestroy"] = True

@@ -1,0 +1,70 @@
+"""Dev steps 4 and 7: Prometheus's targets and series, Grafana, and a stopped gateway's alert."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from pulumi.automation import OpType
+
+from tools.e2e.stack import DevStack
+from tools.e2e_common.prometheus import catalogued_samples, missing_series, targets_up
+from tools.e2e_common.report import check, wait_for
+from tools.e2e_common.web import http
+
+
+def monitoring(dev: DevStack) -> None:
+    url = dev.outputs["prometheus_url"].rstrip("/")
+    targets = targets_up(url, timeout=90)
+    jobs = sorted({t["labels"]["job"] for t in targets})
+    dev.report.ok(f"Prometheus: {len(targets)} targets up ({', '.join(jobs)})")
+
+    # Every metric the rules and the dashboard read has series here.
+    samples = catalogued_samples()
+    missing = missing_series(url, samples, timeout=30, interval=3)
+    check(not missing, f"metrics the alerts and dashboard read but Prometheus has no series of: {missing}")
+    dev.report.ok(f"Prometheus has series of all {len(samples)} catalogued metrics")
+    if "grafana_url" in dev.outputs:
+        token = base64.b64encode(f"admin:{dev.outputs['grafana_admin_password']}".encode()).decode()
+        found = http(
+            "GET",
+            f"{dev.outputs['grafana_url']}/api/search",
+            headers={"Authorization": f"Basic {token}"},
+        )
+        check(found.status == 200 and found.json(), f"Grafana dashboards: {found.status}")
+        dev.report.ok("Grafana lists the provisioned dashboard")
+
+
+def alerting(dev: DevStack) -> None:
+    """A stopped service's alert reaches Alertmanager; refresh and up
+    then notice the stopped container and bring it back."""
+    url = dev.outputs["alertmanager_url"].rstrip("/")
+    gateway = dev.container("gateway")
+    gateway.stop(timeout=10)
+    start = time.monotonic()
+
+    def alerted() -> bool:
+        alerts = http("GET", f"{url}/api/v2/alerts").json()
+        return any(
+            a["labels"].get("alertname") == "ServiceDown"
+            and a["labels"].get("job") == "gateway"
+            and a["status"]["state"] == "active"
+            for a in alerts
+        )
+
+    wait_for("ServiceDown for the gateway in Alertmanager", alerted, timeout=120, interval=1)
+    dev.report.add("gateway stopped to its alert in Alertmanager", f"{time.monotonic() - start:.1f} s")
+    dev.report.ok("ServiceDown{job=gateway} active in Alertmanager's API")
+
+    assert dev.stack is not None
+    dev.stack.refresh(on_output=dev.out, color="never")
+    result, seconds = dev.up("after the gateway stopped")
+    changes = {k: v for k, v in (result.summary.resource_changes or {}).items() if k != "same"}
+    # Refresh also reads each image by its tag: containers of a tag
+    # rebuilt meanwhile (by another build on this engine) are replaced.
+    check(
+        changes.get(OpType.CREATE) == 1 and set(changes) <= {OpType.CREATE, OpType.REPLACE},
+        f"up after refresh: {changes}, expected the gateway created",
+    )
+    check(dev.health(dev.container("gateway")) == "healthy", "the recreated gateway is not healthy")
+    dev.report.add("refresh + up recreating the stopped gateway", f"{seconds:.1f} s (up)")

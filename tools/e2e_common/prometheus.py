@@ -1,0 +1,52 @@
+"""The Prometheus checks both tiers run: every target up, a series of every catalogued metric."""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+from typing import Any
+
+from monitoring import metrics
+from tools.e2e_common.report import Failure, wait_for
+from tools.e2e_common.web import http
+
+
+def targets_up(url: str, timeout: float) -> list[dict[str, Any]]:
+    """Prometheus's active targets, once every one of them is up."""
+
+    def all_up() -> list[dict[str, Any]] | None:
+        targets = http("GET", f"{url}/api/v1/targets").json()["data"]["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+    return list(wait_for("every Prometheus target up", all_up, timeout=timeout, interval=3))
+
+
+def catalogued_samples(jobs: set[str] | None = None) -> dict[str, str]:
+    """Sample name -> job, of every metric the alert rules and the dashboard
+    read (of the services scraped as ``jobs`` only, if given)."""
+    return {
+        sample: service.job
+        for service in metrics.SERVICES
+        if jobs is None or service.job in jobs
+        for metric in service.metrics
+        for sample in metric.samples
+    }
+
+
+def series(url: str, name: str) -> int:
+    query = urllib.parse.urlencode({"query": f'count({{__name__="{name}"}})'})
+    result = http("GET", f"{url}/api/v1/query?{query}").json()["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def missing_series(url: str, samples: dict[str, str], timeout: float, interval: float) -> list[str]:
+    """``job: sample`` of each sample with no series, after waiting up to
+    ``timeout`` for all of them to have one."""
+    with contextlib.suppress(Failure):
+        wait_for(
+            "every catalogued metric in Prometheus",
+            lambda: all(series(url, n) for n in samples),
+            timeout=timeout,
+            interval=interval,
+        )
+    return sorted(f"{samples[n]}: {n}" for n in samples if not series(url, n))

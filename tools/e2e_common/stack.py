@@ -1,0 +1,66 @@
+"""An ephemeral stack driven by the Automation API: engine output to a log file, timed ``up``, outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pulumi import automation as auto
+
+from infra.project import PROJECT, ROOT
+from tools.e2e_common.report import Failure, Report, timed
+
+
+def engine_config(config: dict[str, Any]) -> dict[str, auto.ConfigValue]:
+    """``dataplatform:*`` config as the Automation API takes it: objects as JSON."""
+    return {
+        f"{PROJECT}:{k}": auto.ConfigValue(v if isinstance(v, str) else json.dumps(v))
+        for k, v in config.items()
+    }
+
+
+class EphemeralStack:
+    """A stack named for one run; what the engine prints goes to ``.e2e-<name>.log``."""
+
+    def __init__(self, name: str, log: Callable[[str], None]) -> None:
+        self.name = name
+        self.log = log
+        self.report = Report()
+        self.log_file = open(ROOT / f".e2e-{name}.log", "w")  # noqa: SIM115 - closed by close()
+        self.stack: auto.Stack | None = None
+        self.outputs: dict[str, Any] = {}
+        self.last_output = ""
+
+    def out(self, line: str) -> None:
+        self.log_file.write(line + "\n")
+        self.log_file.flush()
+
+    def close(self) -> None:
+        self.log_file.close()
+
+    def up(self, what: str, **kwargs: Any) -> tuple[auto.UpResult, float]:
+        assert self.stack is not None
+        self.log(f"pulumi up ({what}); engine output in {self.log_file.name}")
+        try:
+            return timed(lambda: self.stack.up(on_output=self.out, color="never", **kwargs))  # type: ignore[union-attr]
+        except auto.CommandError as exc:
+            raise Failure(f"pulumi up ({what}) failed:\n{str(exc)[-3000:]}") from None
+
+    def destroy(self) -> None:
+        assert self.stack is not None
+        self.stack.destroy(on_output=self.out, color="never")
+
+    def refresh_outputs(self) -> None:
+        assert self.stack is not None
+        self.outputs = {k: v.value for k, v in self.stack.outputs().items()}
+
+    def credentials(self) -> dict[str, str]:
+        return dict(self.outputs["platform_credentials"])
+
+    def forget(self) -> None:
+        """The stack's record in the local backend and its settings file, once it is gone."""
+        with contextlib.suppress(auto.CommandError):
+            auto.LocalWorkspace(work_dir=str(ROOT)).remove_stack(self.name)
+        (ROOT / f"Pulumi.{self.name}.yaml").unlink(missing_ok=True)

@@ -1,0 +1,34 @@
+"""The prod stack deployed for real on the local Kubernetes cluster, end to end.
+
+Run with ``make e2e-prod`` after ``make cluster`` (or ``python -m
+tools.e2e_prod`` with the toolchain's env.sh sourced). On an ephemeral stack
+configured as ``Pulumi.prod.yaml`` plus ``cluster/prod-stack.yaml`` (what
+this machine needs) plus the few settings this test adds to see things
+happen in seconds (listed in ``TEST_OVERRIDES``), it:
+
+1. builds the images, pushes them to the cluster's registry and runs ``up``
+   with the real engine and kubernetes provider (every Deployment, Job and
+   the operator's chart awaited); a second ``up`` and a ``preview`` must
+   change nothing;
+2. checks Pod Security "restricted" on both namespaces: every pod admitted,
+   a violating pod rejected;
+3. checks the NetworkPolicies from probe pods wearing each workload's
+   labels: declared flows open, undeclared flows blocked;
+4. runs datagen -> features -> train through the jobs CLI as
+   SparkApplications of the real Spark Operator, watches executors scale,
+   runs seed 002's job on a CSV, and sees a scheduled application run once;
+5. serves predictions through the Ingress (TLS by the cluster's controller)
+   and through the gateway Service: 200, 401, 429; /metrics and /readyz
+   hidden from the Ingress;
+6. checks Prometheus: every target up, every catalogued metric present, and
+   a stopped workload's alert firing;
+7. deletes an inference pod under load (5xx counted), shows a pod whose
+   model cannot load is not Ready while liveness holds, and rotates the
+   gateway's API key through config;
+8. keeps a Redis key and a MinIO object across pod deletion and across
+   ``destroy`` + ``up``, and lists what ``destroy`` leaves;
+9. with ``--peer``, times ``kubectl apply --server-side`` + ``kubectl wait``
+   of the same rendered manifests as the peer of the first ``up``.
+
+A summary table ends the run; the exit status is non-zero on any failure.
+"""

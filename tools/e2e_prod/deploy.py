@@ -1,0 +1,109 @@
+"""Prod step 1: images pushed and pinned by digest, the first ``up`` ready, then no changes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from pulumi import automation as auto
+from pulumi.automation import OpType
+
+from cluster.certs import certificate_paths, self_signed_command
+from infra.project import ROOT
+from tools.e2e_common.report import check, timed
+from tools.e2e_prod.stack import ProdStack
+
+IMAGES_BUILT = (
+    "spark",
+    "minio",
+    "gateway",
+    "inference",
+    "redis-standin",
+    "prometheus-standin",
+    "alertmanager-standin",
+    "spark-operator",
+)
+
+
+def images(prod: ProdStack) -> None:
+    version = prod.config.get("version") or "0.1.0"
+    start = time.monotonic()
+    if prod.build:
+        subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), *IMAGES_BUILT], check=True)
+    registry = str(prod.config["imageRegistry"]).rstrip("/")
+    configured = {name: str(ref) for name, ref in prod.config.get("images", {}).items()}
+    configured["spark-operator"] = str(prod.config["sparkOperator"]["image"])
+    for name in ("spark", "minio", "gateway", "inference"):
+        configured.setdefault(name, f"{registry}/{name}:{version}")
+    # Pushed refs are the local dataplatform/<name>:<tag> under the registry.
+    local = [f"dataplatform/{ref[len(registry) + 1 :]}" for ref in configured.values()]
+    pushed = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "push-images.sh"), registry, *local],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    digests = dict(line.split("@", 1) for line in pushed)
+    # Tags move as code changes; the cluster would keep running what it
+    # pulled first under a tag. Each image is pinned to what was pushed.
+    pinned = {name: f"{ref}@{digests[ref]}" for name, ref in configured.items()}
+    prod.config["sparkOperator"] = {**prod.config["sparkOperator"], "image": pinned.pop("spark-operator")}
+    prod.config["images"] = {**prod.config.get("images", {}), **pinned}
+    prod.report.add("images pinned by digest", ", ".join(sorted(pinned)) + ", spark-operator")
+    prod.time("images built and pushed to the cluster's registry", time.monotonic() - start)
+
+
+def deploy(prod: ProdStack) -> None:
+    prod.stack = auto.create_or_select_stack(stack_name=prod.name, work_dir=str(ROOT))
+    prod.stack.set_all_config(prod.engine_config())
+    result, seconds = prod.up("first")
+    created = (result.summary.resource_changes or {}).get(OpType.CREATE, 0)
+    prod.report.add("resources created", str(created))
+    prod.time("first up, every object awaited ready", seconds)
+    prod.refresh_outputs()
+    for namespace in (prod.namespace, prod.operator_namespace):
+        deployments = prod.kube.json("get", "deployments", "-n", namespace)["items"]
+        unready = [
+            d["metadata"]["name"]
+            for d in deployments
+            if (d["status"].get("readyReplicas") or 0) < d["spec"]["replicas"]
+        ]
+        check(bool(deployments) and not unready, f"{namespace}: deployments not ready: {unready}")
+        prod.report.ok(f"{namespace}: {len(deployments)} Deployments ready after up")
+    jobs = prod.kube.json("get", "jobs", "-n", prod.namespace)["items"]
+    incomplete = [j["metadata"]["name"] for j in jobs if not j["status"].get("succeeded")]
+    check(not incomplete, f"jobs not complete after up: {incomplete}")
+    prod.report.ok(f"{len(jobs)} Job(s) complete after up")
+    tls_secret_for_ingress(prod)
+
+
+def tls_secret_for_ingress(prod: ProdStack) -> None:
+    """The TLS Secret the Ingress names: a certificate for its host."""
+    cert, key = certificate_paths(prod.tls_dir)
+    subprocess.run(self_signed_command(prod.host, cert, key, days=2), check=True, capture_output=True)
+    secret = prod.kube.run(
+        "create",
+        "secret",
+        "tls",
+        prod.tls_secret,
+        "-n",
+        prod.namespace,
+        f"--cert={cert}",
+        f"--key={key}",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    )
+    prod.kube.run("apply", "-f", "-", stdin=secret)
+
+
+def no_op(prod: ProdStack) -> None:
+    result, seconds = prod.up("no-op")
+    changes = prod.changes(result.summary.resource_changes)
+    check(not changes, f"second up changed resources: {changes}")
+    prod.time("no-op up (0 changes)", seconds)
+    assert prod.stack is not None
+    preview, seconds = timed(lambda: prod.stack.preview(on_output=prod.out, color="never"))  # type: ignore[union-attr]
+    changes = prod.changes(preview.change_summary)
+    check(not changes, f"preview against the live cluster shows changes: {changes}")
+    prod.time("preview against the live cluster (0 changes)", seconds)

@@ -1,0 +1,132 @@
+"""Prod step 4: the jobs as SparkApplications (executors counted), seed 002's job, a scheduled run."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from tools.e2e_common.jobs_cli import check_succeeded, seed_csv_counted, submit
+from tools.e2e_common.pipeline import check_model, check_online_features, run_pipeline
+from tools.e2e_common.report import check, wait_for
+from tools.e2e_prod.kube import Kube
+from tools.e2e_prod.stack import ProdStack
+
+
+class ExecutorWatch:
+    """Counts a running job's executor pods every two seconds."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.counts: list[int] = []
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(2):
+            with contextlib.suppress(Exception):
+                pods = self.kube.json("get", "pods", "-n", self.namespace, "-l", "spark-role=executor")[
+                    "items"
+                ]
+                n = sum(1 for p in pods if p["status"].get("phase") in ("Pending", "Running"))
+                if not self.counts or self.counts[-1] != n:
+                    self.counts.append(n)
+                self.peak = max(self.peak, n)
+
+
+def submit_watched(prod: ProdStack, job: str, *args: str) -> float:
+    """``python -m jobs submit`` with the stack's own sizes, its executor pods counted meanwhile."""
+    watcher = ExecutorWatch(prod.kube, prod.namespace)
+    watcher.start()
+    returncode, seconds = submit(prod, job, *args)
+    watcher.stop()
+    check_succeeded(prod, job, returncode)
+    prod.time(f"job {job}", seconds)
+    prod.report.add(
+        f"job {job}: executors seen",
+        f"{' -> '.join(map(str, watcher.counts)) or 'none'} (max {watcher.peak})",
+    )
+    prod.executor_peaks[job] = watcher.peak
+    return seconds
+
+
+def pipeline(prod: ProdStack) -> str:
+    version = run_pipeline(lambda job, *args: submit_watched(prod, job, *args), prod.rows)
+    spark = prod.config["spark"]
+    low, high = int(spark.get("minExecutors", 1)), int(spark["maxExecutors"])
+    peaks = list(prod.executor_peaks.values())
+    check(all(p <= high for p in peaks), f"more executors than maxExecutors {high}: {prod.executor_peaks}")
+    check(any(p >= max(low, 1) for p in peaks), f"no executor pod seen: {prod.executor_peaks}")
+    prod.report.ok(f"executors stayed within {low}..{high}; peaks {prod.executor_peaks}")
+    with prod.redis_client() as client:
+        check_online_features(client, prod.report)
+    with prod.s3() as s3:
+        check_model(s3, prod.outputs["buckets"]["models"], version)
+    prod.report.ok("features in Redis, model and LATEST in MinIO")
+    return version
+
+
+def seed_job(prod: ProdStack) -> None:
+    seed_csv_counted(prod, lambda job, *args: submit_watched(prod, job, *args))
+    uploaded = [line for line in prod.last_output.splitlines() if "s3a://" in line and "uploads/" in line]
+    check(bool(uploaded), "the CSV was not put into MinIO")
+    prod.csv_uri = uploaded[0][uploaded[0].index("s3a://") :].split()[0].rstrip(".,")
+    prod.report.ok(f"seed 002's job on a CSV in MinIO ({prod.csv_uri}): 7 groups counted exactly")
+
+
+def scheduled(prod: ProdStack) -> None:
+    apps = prod.kube.json("get", "scheduledsparkapplications", "-n", prod.namespace)["items"]
+    names = {a["metadata"]["name"] for a in apps}
+    declared = {j["name"] for j in prod.config.get("sparkJobs", []) if j.get("schedule")}
+    check(declared <= names, f"scheduled applications missing: {declared - names}")
+    wait_for(
+        "the operator to schedule the stack's ScheduledSparkApplications",
+        lambda: all(
+            (a.get("status") or {}).get("scheduleState") == "Scheduled"
+            for a in prod.kube.json("get", "scheduledsparkapplications", "-n", prod.namespace)["items"]
+        ),
+        timeout=60,
+    )
+    prod.report.ok(f"the operator accepted {len(names)} ScheduledSparkApplications: {sorted(names)}")
+    # One more, due within a minute, on the CSV just counted.
+    soon = {
+        "name": "counts-soon",
+        "job": "event_counts",
+        "schedule": "@every 1m",
+        "args": [prod.csv_uri, "--column", "column1"],
+    }
+    prod.config["sparkJobs"] = [*prod.config.get("sparkJobs", []), soon]
+    assert prod.stack is not None
+    prod.stack.set_all_config(prod.engine_config())
+    prod.up("a job scheduled every minute")
+    start = time.monotonic()
+
+    def ran() -> str | None:
+        status = (
+            prod.kube.json("get", "scheduledsparkapplication", "counts-soon", "-n", prod.namespace).get(
+                "status"
+            )
+            or {}
+        )
+        last = status.get("lastRunName")
+        if not last:
+            return None
+        app = prod.kube.json("get", "sparkapplication", last, "-n", prod.namespace)
+        state = ((app.get("status") or {}).get("applicationState") or {}).get("state")
+        check(state != "FAILED", f"the scheduled run {last} failed: {app.get('status')}")
+        return last if state == "COMPLETED" else None
+
+    run = wait_for("the scheduled application's first run to complete", ran, timeout=420, interval=5)
+    prod.time(f"scheduled application: created to its run {run} COMPLETED", time.monotonic() - start)
+    prod.config["sparkJobs"] = [j for j in prod.config["sparkJobs"] if j["name"] != "counts-soon"]
+    prod.stack.set_all_config(prod.engine_config())
+    prod.up("the every-minute job removed")
