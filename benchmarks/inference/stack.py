@@ -18,10 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from benchmarks.inference.data import instances as data_instances
 from benchmarks.loadgen import NICE, free_port, pinned, renice_tree, wait_http
 from jobs import online, onnx_export
 from jobs.schema import feature_names
+from tools import redis_server
 
 MODEL_NAME = "churn"
 MODEL_VERSION = "20260101T000000Z"
@@ -76,28 +75,6 @@ class Stack:
 
     def redis_client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.redis_port, password=self.redis_password)
-
-
-def _start_redis(workdir: Path, password: str, cpus: str | None) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (Debian package redis-server)")
-    port = free_port()
-    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", password]
-    argv += ["--dir", str(workdir), "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(pinned(cpus, argv), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    client = redis.Redis(host="127.0.0.1", port=port, password=password)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    return process, port
 
 
 def _write_features(client: redis.Redis) -> None:
@@ -147,9 +124,13 @@ def running(
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dp-bench-")))
         workdir.chmod(0o755)
         password = os.urandom(12).hex()
-        process, redis_port = _start_redis(workdir, password, redis_cpus)
-        stack.callback(process.wait, 10)
-        stack.callback(process.terminate)
+        try:
+            server = stack.enter_context(
+                redis_server.throwaway(workdir, password, wrap=lambda argv: pinned(redis_cpus, argv))
+            )
+        except FileNotFoundError as missing:
+            raise SystemExit(str(missing)) from None
+        redis_port = server.port
         _write_features(redis.Redis(host="127.0.0.1", port=redis_port, password=password))
 
         s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
@@ -204,4 +185,4 @@ def running(
             ["docker", "inspect", "-f", "{{.State.Pid}}", name], check=True, stdout=subprocess.PIPE, text=True
         )
         renice_tree(int(pid.stdout))
-        yield Stack(redis_port, password, url, name, workdir, process.pid)
+        yield Stack(redis_port, password, url, name, workdir, server.pid)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-import shutil
-import subprocess
-import time
+import runpy
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,53 +23,24 @@ from inference_testkit import (
     Publish,
     RedisServer,
     S3Server,
-    free_port,
     publish_model,
 )
+
+# tools/redis_server.py at the repository root, by path: it needs only the
+# standard library, and this service's environment has no repository packages.
+LOCAL_REDIS = runpy.run_path(str(Path(__file__).resolve().parents[3] / "tools" / "redis_server.py"))
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (Debian package redis-server)")
-    workdir = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--requirepass",
-            REDIS_PASSWORD,
-            "--dir",
-            str(workdir),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    server = RedisServer(port=port, password=REDIS_PASSWORD)
-    client = server.client()
-    deadline = time.monotonic() + 10
-    while True:
+    with ExitStack() as stack:
         try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
-    client.close()
-    yield server
-    process.terminate()
-    process.wait(timeout=10)
+            running = stack.enter_context(
+                LOCAL_REDIS["throwaway"](tmp_path_factory.mktemp("redis"), REDIS_PASSWORD)
+            )
+        except (FileNotFoundError, RuntimeError) as error:
+            pytest.fail(str(error))
+        yield RedisServer(port=running.port, password=REDIS_PASSWORD)
 
 
 @pytest.fixture(scope="session")
