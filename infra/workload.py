@@ -14,6 +14,7 @@ from typing import Literal
 
 import pulumi
 
+from infra.config import Resources
 from infra.project import PROJECT, image_reference
 
 # Re-exported: services take it from here, beside the File it constrains.
@@ -142,14 +143,6 @@ class HealthCheck:
             raise WorkloadError("http health check needs a path starting with '/'")
         if not self.command:
             raise WorkloadError("health check needs a command for the Docker engine")
-
-
-@dataclass(frozen=True)
-class Resources:
-    cpu_request: str
-    memory_request: str
-    memory_limit: str
-    cpu_limit: str | None = None
 
 
 @dataclass(frozen=True)
