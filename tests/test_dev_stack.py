@@ -118,7 +118,8 @@ def test_every_published_port_is_on_loopback_and_distinct(dev: tuple[Recorder, P
         n: {int(p["internal"]): int(p["external"]) for p in c.get("ports") or []}
         for n, c in containers(recorder).items()
     }
-    # Container ports as the seeds' table gives them; host ports resolved.
+    # Container ports as the platform's port table gives them (README);
+    # host ports moved where two services share one.
     assert by_name["gateway"] == {8080: 8080}
     assert by_name["spark-master"] == {7077: 7077, 8080: 8081}
     assert by_name["inference"] == {3000: 3000}

@@ -83,8 +83,8 @@ def test_host_port_out_of_range(port: int) -> None:
     assert str(port) in message
 
 
-def test_seed_port_collision_is_an_error() -> None:
-    # The seeds' table gives the Spark UI and the gateway both 8080.
+def test_spark_ui_on_the_gateway_s_port_is_an_error() -> None:
+    # Both listen on 8080 in their containers; only one may have it on the host.
     message = error_for({"hostPorts": {"sparkUi": 8080}})
     assert "dataplatform:hostPorts.sparkUi" in message
     assert "8080 is already given to gateway" in message

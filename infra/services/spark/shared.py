@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pulumi
 import yaml
@@ -29,6 +28,7 @@ from infra.config import (
 from infra.project import DEFAULT_VERSION
 from infra.services.common import project_image
 from infra.workload import File, ProjectImage
+from jobs.definitions import JOB_NAMES
 from jobs.launch import MEMORY_OVERHEAD_MIB, SparkResources
 from jobs.quantity import cpu_millis, kubernetes_memory, memory_bytes, mib
 
@@ -72,14 +72,11 @@ class SparkSettings(ConfigModel):
         return self
 
 
-JobName = Literal["event_counts", "datagen", "features", "train"]
-
-
 class SparkJobSettings(ConfigModel):
     """A job declared in the stack. With a schedule it recurs (prod only)."""
 
     name: str
-    job: JobName
+    job: str
     args: list[str] = []
     schedule: str | None = None
 
@@ -88,6 +85,13 @@ class SparkJobSettings(ConfigModel):
     def _dns_name(cls, value: str) -> str:
         if not DNS_LABEL_RE.match(value) or len(value) > 40:
             raise ValueError("must be lowercase letters, digits and '-', at most 40 characters")
+        return value
+
+    @field_validator("job")
+    @classmethod
+    def _known_job(cls, value: str) -> str:
+        if value not in JOB_NAMES:
+            raise ValueError(f"must be one of the jobs in jobs/: {', '.join(JOB_NAMES)}")
         return value
 
     @field_validator("schedule")
