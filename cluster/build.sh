@@ -22,9 +22,9 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-force=false
+BUILD_FORCE=false
 case "${1:-}" in
-  --force) force=true ;;
+  --force) BUILD_FORCE=true ;;
   "") ;;
   -h | --help)
     sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -40,6 +40,9 @@ ensure_packages gcc=gcc libc6-dev=/usr/include/stdio.h
 
 go_src=$CLUSTER_DIR/go
 mkdir -p "$CLUSTER_BIN" "$CLUSTER_STAMPS" "$CLUSTER_LOGS" "$CLUSTER_IMAGE_DIR"
+# Stamps and build logs for fresh, stamp and run_logged (scripts/lib.sh); the
+# prefix keeps build logs apart from the components' own in the same place.
+BUILD_STAMPS=$CLUSTER_STAMPS BUILD_LOGS=$CLUSTER_LOGS BUILD_LOG_PREFIX=build-
 
 # Static binaries (no cgo), paths trimmed, and go.sum as the only source of
 # module checksums: a module missing from it is an error, never a download
@@ -48,38 +51,6 @@ export CGO_ENABLED=0 GOFLAGS="-mod=readonly -trimpath"
 go_version=$(go env GOVERSION)
 # The builds share two cores with whatever else the machine runs.
 nice_go() { nice -n 10 go "$@"; }
-
-# fresh NAME KEY OUTPUTS...: NAME was built from inputs fingerprinted as KEY
-# and its outputs are still there.
-fresh() {
-  local name=$1 key=$2
-  shift 2
-  [[ $force == false && -f $CLUSTER_STAMPS/$name && $(<"$CLUSTER_STAMPS/$name") == "$key" ]] || return 1
-  local out
-  for out in "$@"; do [[ -s $out ]] || return 1; done
-}
-
-stamp() { printf '%s\n' "$2" >"$CLUSTER_STAMPS/$1"; }
-
-# run_logged NAME COMMAND...: a build step with its output in a log file,
-# whose tail is printed if the step fails.
-run_logged() {
-  local name=$1
-  shift
-  local log=$CLUSTER_LOGS/build-$name.log start
-  start=$(_dp_now)
-  if "$@" >"$log" 2>&1; then
-    info "$name built in $(_dp_elapsed "$start")"
-  else
-    local rc=$?
-    warn "$name failed after $(_dp_elapsed "$start"); last lines of $log:"
-    tail -n 30 "$log" >&2
-    return "$rc"
-  fi
-}
-
-# module_version DIR MODULE: the version of MODULE that DIR's go.mod selects.
-module_version() { go -C "$1" list -m -f '{{.Version}}' "$2"; }
 
 # The version strings stamped into binaries and image tags come from
 # versions.env; make sure go.mod agrees, so the two cannot drift apart.
@@ -107,8 +78,7 @@ build_kubernetes() {
   key=$(content_key "$dir/go.mod" "$dir/go.sum" "$dir/crireset/main.go" "$KUBERNETES_VERSION" \
     "$METRICS_SERVER_VERSION" "$KUBE_ROUTER_VERSION" "$go_version")
   for name in "${kubernetes_binaries[@]}" crireset metrics-server kube-router; do outputs+=("$CLUSTER_BIN/$name"); done
-  if fresh kubernetes "$key" "${outputs[@]}"; then
-    info "Kubernetes $KUBERNETES_VERSION, metrics-server, kube-router: up to date"
+  if up_to_date kubernetes "$key" "Kubernetes $KUBERNETES_VERSION, metrics-server, kube-router" "${outputs[@]}"; then
     return
   fi
   info "Kubernetes $KUBERNETES_VERSION: building (about half an hour on a cold cache)"
@@ -141,10 +111,7 @@ build_addons() {
   key=$(content_key "$dir/go.mod" "$dir/go.sum" "$dir/coredns/main.go" "$dir/smoke/main.go" \
     "$ETCD_VERSION" "$TRAEFIK_VERSION" "$go_version")
   for name in etcd coredns traefik smoke; do outputs+=("$CLUSTER_BIN/$name"); done
-  if fresh addons "$key" "${outputs[@]}"; then
-    info "etcd, CoreDNS, Traefik: up to date"
-    return
-  fi
+  if up_to_date addons "$key" "etcd, CoreDNS, Traefik" "${outputs[@]}"; then return; fi
   info "etcd $ETCD_VERSION, CoreDNS $COREDNS_VERSION, Traefik $TRAEFIK_VERSION: building"
   run_logged addons nice_go -C "$dir" build \
     -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
@@ -158,10 +125,7 @@ build_addons() {
 build_registry() {
   local dir=$go_src/registry key out=$CLUSTER_BIN/registry
   key=$(content_key "$dir/go.mod" "$dir/go.sum" "$REGISTRY_VERSION" "$go_version")
-  if fresh registry "$key" "$out"; then
-    info "registry: up to date"
-    return
-  fi
+  if up_to_date registry "$key" registry "$out"; then return; fi
   run_logged registry nice_go -C "$dir" build \
     -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
     -o "$out" github.com/distribution/distribution/v3/cmd/registry
@@ -171,10 +135,7 @@ build_registry() {
 build_local_path_provisioner() {
   local dir=$go_src/local-path-provisioner key out=$CLUSTER_BIN/local-path-provisioner
   key=$(content_key "$dir/go.mod" "$dir/go.sum" "$LOCAL_PATH_PROVISIONER_VERSION" "$go_version")
-  if fresh local-path-provisioner "$key" "$out"; then
-    info "local-path-provisioner: up to date"
-    return
-  fi
+  if up_to_date local-path-provisioner "$key" local-path-provisioner "$out"; then return; fi
   run_logged local-path-provisioner nice_go -C "$dir" build \
     -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" -o "$out" github.com/rancher/local-path-provisioner
   stamp local-path-provisioner "$key"
@@ -188,10 +149,7 @@ build_pause() {
   src=$dir/build/pause/linux/pause.c
   [[ -f $src ]] || die "pause.c not found in the k8s.io/kubernetes module ($src)"
   key=$(content_key "$src" "$PAUSE_VERSION" "$(gcc --version | head -n 1)")
-  if fresh pause "$key" "$out"; then
-    info "pause $PAUSE_VERSION: up to date"
-    return
-  fi
+  if up_to_date pause "$key" "pause $PAUSE_VERSION" "$out"; then return; fi
   # The flags of build/pause/Makefile.
   run_logged pause gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION-dataplatform" -o "$out" "$src"
   stamp pause "$key"
@@ -223,10 +181,7 @@ build_images() {
   # locally seeded one; after refreshing it, run with --force.)
   key=$(content_key "$CLUSTER_BIN/pause" "$CLUSTER_DIR/build.sh" \
     "$(for name in "${!image_binary[@]}"; do sha256sum <"$CLUSTER_BIN/${image_binary[$name]}"; done | sort)")
-  if fresh images "$key" "$archive"; then
-    info "images: up to date"
-    return
-  fi
+  if up_to_date images "$key" images "$archive"; then return; fi
   if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
     bash "$REPO_ROOT/scripts/docker-engine.sh"
   fi

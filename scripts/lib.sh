@@ -54,3 +54,50 @@ fingerprint() {
     if [[ -f $item ]]; then sha256sum "$item"; else printf '%s\n' "$item"; fi
   done | sha256sum | cut -c1-16
 }
+
+# --- builds keyed on their inputs -------------------------------------------
+
+# A build script sets BUILD_STAMPS and BUILD_LOGS (directories), optionally
+# BUILD_LOG_PREFIX, and BUILD_FORCE=true to rebuild everything. Each piece it
+# builds leaves a stamp: the key of the inputs it was built from.
+
+# fresh NAME KEY OUTPUTS...: NAME was built from inputs keyed KEY and each
+# of its outputs is still there.
+fresh() {
+  local name=$1 key=$2
+  shift 2
+  [[ ${BUILD_FORCE:-false} == false && -f $BUILD_STAMPS/$name && $(<"$BUILD_STAMPS/$name") == "$key" ]] || return 1
+  local out
+  for out in "$@"; do [[ -s $out ]] || return 1; done
+}
+
+# up_to_date NAME KEY LABEL OUTPUTS...: fresh, and says so under LABEL.
+up_to_date() {
+  local name=$1 key=$2 label=$3
+  shift 3
+  fresh "$name" "$key" "$@" || return 1
+  info "$label: up to date"
+}
+
+# module_version DIR MODULE: the version of MODULE that DIR's go.mod selects.
+module_version() { go -C "$1" list -m -f '{{.Version}}' "$2"; }
+
+# stamp NAME KEY: NAME is now built from inputs keyed KEY.
+stamp() { printf '%s\n' "$2" >"$BUILD_STAMPS/$1"; }
+
+# run_logged NAME COMMAND...: a build step with its output in
+# $BUILD_LOGS/<BUILD_LOG_PREFIX>NAME.log, whose tail is printed if it fails.
+run_logged() {
+  local name=$1
+  shift
+  local log=$BUILD_LOGS/${BUILD_LOG_PREFIX:-}$name.log start
+  start=$(_dp_now)
+  if "$@" >"$log" 2>&1; then
+    info "$name built in $(_dp_elapsed "$start") (log: $log)"
+  else
+    local rc=$?
+    warn "$name failed after $(_dp_elapsed "$start"); last lines of $log:"
+    tail -n 30 "$log" >&2
+    return "$rc"
+  fi
+}

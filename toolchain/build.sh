@@ -18,9 +18,9 @@ source "$toolchain_dir/../scripts/lib.sh"
 # shellcheck source=/dev/null
 source "$toolchain_dir/versions.env"
 
-force=false
+BUILD_FORCE=false
 case "${1:-}" in
-  --force) force=true ;;
+  --force) BUILD_FORCE=true ;;
   "") ;;
   -h | --help)
     sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -38,14 +38,13 @@ stamps="$cache/stamps"
 logs="$cache/logs"
 src="$cache/src"
 mkdir -p "$bin" "$stamps" "$logs" "$src"
+# For fresh, stamp and run_logged (scripts/lib.sh).
+BUILD_STAMPS=$stamps BUILD_LOGS=$logs
 
 # go.sum pins every module, so the checksum database is never needed, and a
 # module missing from go.sum is an error rather than a silent download.
 export GOFLAGS="-mod=readonly -trimpath"
 go_version=$(go env GOVERSION)
-
-# module_version DIR MODULE: the version of MODULE selected by DIR's go.mod.
-module_version() { go -C "$1" list -m -f '{{.Version}}' "$2"; }
 
 # module_dir DIR MODULE: where MODULE's source sits in the module cache.
 module_dir() {
@@ -53,46 +52,16 @@ module_dir() {
   go -C "$1" list -m -f '{{.Dir}}' "$2"
 }
 
-# fresh NAME KEY: true when NAME was built from inputs fingerprinted as KEY
-# and its outputs are still there.
-fresh() {
-  local name=$1 key=$2
-  shift 2
-  [[ $force == false && -f $stamps/$name && $(<"$stamps/$name") == "$key" ]] || return 1
-  local out
-  for out in "$@"; do [[ -x $out ]] || return 1; done
-}
-
-# run_logged NAME COMMAND...: runs a build with its output in a log file,
-# printing the log's tail if it fails.
-run_logged() {
-  local name=$1
-  shift
-  local log="$logs/$name.log" start
-  start=$(_dp_now)
-  if "$@" >"$log" 2>&1; then
-    info "$name built in $(_dp_elapsed "$start") (log: $log)"
-  else
-    local rc=$?
-    warn "$name failed after $(_dp_elapsed "$start"); last lines of $log:"
-    tail -n 30 "$log" >&2
-    return "$rc"
-  fi
-}
-
 build_cli() {
   local dir="$toolchain_dir/pulumi" version key
   version=$(module_version "$dir" github.com/pulumi/pulumi/pkg/v3)
   key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$go_version")
-  if fresh pulumi "$key" "$bin/pulumi"; then
-    info "pulumi $version: up to date"
-    return
-  fi
+  if up_to_date pulumi "$key" "pulumi $version" "$bin/pulumi"; then return; fi
   info "pulumi $version: building (several minutes on a cold cache)"
   run_logged pulumi go -C "$dir" build \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
     -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-  printf '%s\n' "$key" >"$stamps/pulumi"
+  stamp pulumi "$key"
 }
 
 build_language_host() {
@@ -101,10 +70,7 @@ build_language_host() {
   version="${sdk_version#v}+dataplatform"
   key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$dir/main.go" "$PULUMI_PYTHON_SDK_VERSION" "$go_version")
   local outputs=("$bin/pulumi-language-python" "$bin/pulumi-language-python-exec" "$bin/pulumi-resource-pulumi-python")
-  if fresh pulumi-language-python "$key" "${outputs[@]}"; then
-    info "pulumi-language-python $version: up to date"
-    return
-  fi
+  if up_to_date pulumi-language-python "$key" "pulumi-language-python $version" "${outputs[@]}"; then return; fi
   info "pulumi-language-python $version: building"
   run_logged pulumi-language-python go -C "$dir" build \
     -ldflags "-s -w -X main.version=$version" -o "$bin/pulumi-language-python" .
@@ -115,15 +81,15 @@ build_language_host() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
   install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin/"
   install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$bin/"
-  printf '%s\n' "$key" >"$stamps/pulumi-language-python"
+  stamp pulumi-language-python "$key"
 }
 
 build_kubernetes() {
   local wrapper="$toolchain_dir/pulumi-resource-kubernetes" work="$src/pulumi-resource-kubernetes"
   local module=github.com/pulumi/pulumi-kubernetes/provider/v4 key module_src
   key=$(fingerprint "$wrapper/go.mod" "$wrapper/go.sum" "$wrapper/main.go" "$KUBERNETES_PROVIDER_VERSION" "$go_version")
-  if fresh pulumi-resource-kubernetes "$key" "$bin/pulumi-resource-kubernetes"; then
-    info "pulumi-resource-kubernetes $KUBERNETES_PROVIDER_VERSION: up to date"
+  if up_to_date pulumi-resource-kubernetes "$key" "pulumi-resource-kubernetes $KUBERNETES_PROVIDER_VERSION" \
+    "$bin/pulumi-resource-kubernetes"; then
     return
   fi
   info "pulumi-resource-kubernetes $KUBERNETES_PROVIDER_VERSION: building (several minutes on a cold cache)"
@@ -153,7 +119,7 @@ PY
   run_logged pulumi-resource-kubernetes go -C "$work" build \
     -ldflags "-s -w -X $module/pkg/version.Version=$KUBERNETES_PROVIDER_VERSION" \
     -o "$bin/pulumi-resource-kubernetes" .
-  printf '%s\n' "$key" >"$stamps/pulumi-resource-kubernetes"
+  stamp pulumi-resource-kubernetes "$key"
 }
 
 # The docker and random providers: the Python package in local-providers/,
@@ -161,14 +127,13 @@ PY
 install_local_providers() {
   local dir="$toolchain_dir/local-providers" venv="$cache/local-providers" key name
   key=$(fingerprint "$dir/pyproject.toml" "$dir/requirements.txt" "$dir"/local_providers/*.py "$(python3.11 --version)")
-  if fresh local-providers "$key" "$venv/bin/pulumi-resource-docker" "$venv/bin/pulumi-resource-random"; then
-    info "local docker and random providers: up to date"
-  else
+  if ! up_to_date local-providers "$key" "local docker and random providers" \
+    "$venv/bin/pulumi-resource-docker" "$venv/bin/pulumi-resource-random"; then
     info "local docker and random providers: installing"
     rm -rf "$venv"
     python3.11 -m venv "$venv"
     run_logged local-providers bash -c '"$1/bin/pip" install --quiet -r "$2/requirements.txt" && "$1/bin/pip" install --quiet --no-deps "$2"' _ "$venv" "$dir"
-    printf '%s\n' "$key" >"$stamps/local-providers"
+    stamp local-providers "$key"
   fi
   for name in docker random; do
     ln -sf "$venv/bin/pulumi-resource-$name" "$bin/pulumi-resource-$name"
