@@ -38,7 +38,7 @@ from infra.workload import (
     ProjectImage,
     Workload,
 )
-from jobs.quantity import MIB, memory_bytes
+from jobs.quantity import mib
 
 MAX_RESTARTS = 5
 SECRET_MODE = "0400"
@@ -177,7 +177,7 @@ class DockerTarget:
             "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"]),
             "security_opts": ["no-new-privileges:true"],
             # The provider takes whole MiB.
-            "memory": memory_bytes(workload.resources.memory_limit) // MIB,
+            "memory": mib(workload.resources.memory_limit),
             "log_driver": "json-file",
             "log_opts": {"max-size": "10m", "max-file": "3"},
         }
