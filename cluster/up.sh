@@ -116,33 +116,31 @@ image() { # image NAME: the reference the manifests use
 
 # --- configuration and PKI --------------------------------------------------
 
-write_kubeadm_config() {
-  cat >"$CONFIG_DIR/kubeadm.yaml" <<EOF
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: $CLUSTER_NODE_IP
-  bindPort: $CLUSTER_APISERVER_PORT
-nodeRegistration:
-  name: $CLUSTER_NODE_NAME
-  # Named, so kubeadm does not go looking for (and find) the Docker
-  # engine's containerd.
-  criSocket: unix://$CONTAINERD_SOCKET
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-clusterName: $CLUSTER_NAME
-kubernetesVersion: $KUBERNETES_VERSION
-certificatesDir: $PKI_DIR
-controlPlaneEndpoint: $CLUSTER_NODE_IP:$CLUSTER_APISERVER_PORT
-networking:
-  dnsDomain: $CLUSTER_DOMAIN
-  podSubnet: $CLUSTER_POD_CIDR
-  serviceSubnet: $CLUSTER_SERVICE_CIDR
-apiServer:
-  certSANs: [127.0.0.1, localhost, $CLUSTER_NODE_IP]
-EOF
+# fill TEMPLATE [NAME=VALUE...]: TEMPLATE with each @NAME@ replaced by the
+# VALUE given for NAME here, or else by the shell variable NAME.
+fill() {
+  local template=$1 pair name value script=(-e '')
+  shift
+  local -A given=()
+  for pair in "$@"; do given[${pair%%=*}]=${pair#*=}; done
+  while read -r name; do
+    if [[ -v "given[$name]" ]]; then
+      value=${given[$name]}
+    elif [[ -v $name ]]; then
+      value=${!name}
+    else
+      die "$template: no value for @$name@"
+    fi
+    # Literal in sed's replacement: backslashes, the delimiter and &.
+    value=${value//\\/\\\\}
+    value=${value//|/\\|}
+    value=${value//&/\\&}
+    script+=(-e "s|@$name@|$value|g")
+  done < <(grep -o '@[A-Z][A-Z0-9_]*@' "$template" | sort -u | tr -d @)
+  sed "${script[@]}" "$template"
 }
+
+write_kubeadm_config() { fill "$CLUSTER_DIR/config/kubeadm.yaml" >"$CONFIG_DIR/kubeadm.yaml"; }
 
 # The settings the certificates embed; data kept from a run with other
 # settings would not match them.
@@ -186,165 +184,24 @@ make_pki() {
   info "PKI and kubeconfigs in $CLUSTER_DATA_DIR"
 }
 
+# The host components' configuration files, from the templates in config/.
 write_configs() {
-  local pause_image
+  local templates=$CLUSTER_DIR/config pause_image host name
   pause_image=$(image pause)
-
-  cat >"$CONFIG_DIR/containerd.toml" <<EOF
-# containerd for this cluster only: its own root, state, sockets and runc
-# root, beside (and unknown to) the Docker engine's.
-version = 2
-root = "$CLUSTER_STATE_DIR/containerd"
-state = "$CLUSTER_RUN_DIR/containerd"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = "$CONTAINERD_SOCKET"
-
-[ttrpc]
-  address = "$CONTAINERD_SOCKET.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CLUSTER_STATE_DIR/containerd/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$pause_image"
-  # The process may not lower its oom_score_adj (no CAP_SYS_RESOURCE in
-  # some sandboxes); without this every pod sandbox fails to start.
-  restrict_oom_score_adj = true
-  enable_selinux = false
-  stream_server_address = "127.0.0.1"
-
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-        Root = "$CLUSTER_RUN_DIR/runc"
-
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN_DIR"
-    conf_dir = "$CNI_CONF_DIR"
-
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$CONFIG_DIR/registry-hosts"
-EOF
+  fill "$templates/containerd.toml" PAUSE_IMAGE="$pause_image" >"$CONFIG_DIR/containerd.toml"
 
   # The local registry speaks plain HTTP on loopback.
-  local host
   for host in "$CLUSTER_REGISTRY" "localhost:$CLUSTER_REGISTRY_PORT"; do
     mkdir -p "$CONFIG_DIR/registry-hosts/$host"
-    cat >"$CONFIG_DIR/registry-hosts/$host/hosts.toml" <<EOF
-server = "http://$CLUSTER_REGISTRY"
-
-[host."http://$CLUSTER_REGISTRY"]
-  capabilities = ["pull", "resolve"]
-EOF
+    fill "$templates/registry-hosts.toml" >"$CONFIG_DIR/registry-hosts/$host/hosts.toml"
   done
 
   mkdir -p "$CNI_CONF_DIR"
-  cat >"$CNI_CONF_DIR/10-dataplatform.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "dataplatform",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$CLUSTER_BRIDGE",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{"subnet": "$CLUSTER_NODE_POD_CIDR", "gateway": "$CLUSTER_POD_GATEWAY"}]],
-        "routes": [{"dst": "0.0.0.0/0"}],
-        "dataDir": "$CLUSTER_STATE_DIR/cni/ipam"
-      }
-    },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-EOF
+  fill "$templates/10-dataplatform.conflist" >"$CNI_CONF_DIR/10-dataplatform.conflist"
 
-  cat >"$CONFIG_DIR/kubelet.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: $CLUSTER_NODE_IP
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-authentication:
-  anonymous:
-    enabled: false
-  webhook:
-    enabled: true
-  x509:
-    clientCAFile: $PKI_DIR/ca.crt
-authorization:
-  mode: Webhook
-tlsCertFile: $PKI_DIR/kubelet.crt
-tlsPrivateKeyFile: $PKI_DIR/kubelet.key
-containerRuntimeEndpoint: unix://$CONTAINERD_SOCKET
-cgroupDriver: cgroupfs
-# cgroup v1 hosts are still supported by this release; say so explicitly.
-failCgroupV1: false
-failSwapOn: false
-clusterDNS: [$CLUSTER_DNS_IP]
-clusterDomain: $CLUSTER_DOMAIN
-podLogsDir: $CLUSTER_STATE_DIR/pod-logs
-# A development node on a shared disk: evict only when it is nearly full,
-# and never garbage-collect the images imported at start (they cannot be
-# pulled again here).
-evictionHard:
-  memory.available: 200Mi
-  nodefs.available: 2%
-  imagefs.available: 2%
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-serializeImagePulls: false
-maxPods: 110
-EOF
-
-  cat >"$CONFIG_DIR/kube-proxy.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-mode: iptables
-clientConnection:
-  kubeconfig: $KUBECONFIG_DIR/kube-proxy.conf
-hostnameOverride: $CLUSTER_NODE_NAME
-clusterCIDR: $CLUSTER_POD_CIDR
-healthzBindAddress: 127.0.0.1:10256
-metricsBindAddress: 127.0.0.1:10249
-# NodePorts on the node's own address only, and not on 127.0.0.1 (which
-# would need net.ipv4.conf.all.route_localnet=1).
-nodePortAddresses: [$CLUSTER_NODE_IP/32]
-iptables:
-  localhostNodePorts: false
-# Zeros leave the host's conntrack limits and timeouts as they are.
-conntrack:
-  maxPerCore: 0
-  min: 0
-  tcpEstablishedTimeout: 0s
-  tcpCloseWaitTimeout: 0s
-EOF
-
-  cat >"$CONFIG_DIR/registry.yaml" <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $CLUSTER_DATA_DIR/registry
-  delete:
-    enabled: true
-http:
-  addr: $CLUSTER_REGISTRY
-EOF
+  for name in kubelet.yaml kube-proxy.yaml registry.yaml; do
+    fill "$templates/$name" >"$CONFIG_DIR/$name"
+  done
 }
 
 # --- host networking --------------------------------------------------------
@@ -511,19 +368,11 @@ kube_proxy_up() { curl -sf http://127.0.0.1:10256/healthz >/dev/null; }
 kube_router_synced() { iptables -w -S KUBE-ROUTER-FORWARD >/dev/null 2>&1; }
 
 render() { # render FILE: a manifest with this cluster's values filled in
-  sed -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g" \
-    -e "s|@DNS_IP@|$CLUSTER_DNS_IP|g" \
-    -e "s|@DNS_UPSTREAM@|$CLUSTER_DNS_UPSTREAM|g" \
-    -e "s|@STORAGE_DIR@|$CLUSTER_DATA_DIR/storage|g" \
-    -e "s|@INGRESS_HTTP_PORT@|$CLUSTER_INGRESS_HTTP_PORT|g" \
-    -e "s|@INGRESS_HTTPS_PORT@|$CLUSTER_INGRESS_HTTPS_PORT|g" \
-    -e "s|@INGRESS_ADMIN_PORT@|$CLUSTER_INGRESS_ADMIN_PORT|g" \
-    -e "s|@COREDNS_IMAGE@|$(image coredns)|g" \
-    -e "s|@METRICS_SERVER_IMAGE@|$(image metrics-server)|g" \
-    -e "s|@LOCAL_PATH_PROVISIONER_IMAGE@|$(image local-path-provisioner)|g" \
-    -e "s|@TRAEFIK_IMAGE@|$(image traefik)|g" \
-    -e "s|@HELPER_IMAGE@|$(image helper)|g" \
-    "$1"
+  fill "$1" DNS_IP="$CLUSTER_DNS_IP" DNS_UPSTREAM="$CLUSTER_DNS_UPSTREAM" STORAGE_DIR="$CLUSTER_DATA_DIR/storage" \
+    INGRESS_HTTP_PORT="$CLUSTER_INGRESS_HTTP_PORT" INGRESS_HTTPS_PORT="$CLUSTER_INGRESS_HTTPS_PORT" \
+    INGRESS_ADMIN_PORT="$CLUSTER_INGRESS_ADMIN_PORT" COREDNS_IMAGE="$(image coredns)" \
+    METRICS_SERVER_IMAGE="$(image metrics-server)" LOCAL_PATH_PROVISIONER_IMAGE="$(image local-path-provisioner)" \
+    TRAEFIK_IMAGE="$(image traefik)" HELPER_IMAGE="$(image helper)"
 }
 
 # The admin kubeconfig's group is bound to cluster-admin here, so this one
