@@ -88,9 +88,10 @@ trap 'exit 130' INT TERM
 
 image_present() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# The settings' defaults for the third-party images.
+# The reference a stack that sets no images.NAME runs: the default its
+# service's spec declares (tools/defaults.py).
 official() {
-  (cd "$repo" && "$python" -c "from infra.settings import Images; print(getattr(Images(), '$1'))")
+  (cd "$repo" && "$python" -c 'import sys; from tools.defaults import default_image; print(default_image(sys.argv[1]))' "$1")
 }
 
 generate() {
