@@ -37,31 +37,21 @@ from typing import Any
 
 # Beside this file: the script runs as `python3 cluster/smoke_test.py`.
 from certs import certificate_paths, self_signed_command
+from settings import cluster_settings
 
-CLUSTER_DIR = Path(__file__).resolve().parent
 NAMESPACE = "dp-smoke"
 HOST = "smoke.dataplatform.test"
 WEB_URL = f"http://web.{NAMESPACE}.svc.cluster.local/"
 
 
-def cluster_settings() -> dict[str, str]:
-    """The settings cluster/lib.sh computes, so both agree on paths."""
-    names = [
-        "ADMIN_KUBECONFIG",
-        "CLUSTER_BIN",
-        "CLUSTER_REGISTRY",
-        "CLUSTER_INGRESS_HTTPS_PORT",
-        "CLUSTER_IMAGES",
-        "CLUSTER_IMAGE_DIR",
-    ]
-    script = f"source {CLUSTER_DIR}/lib.sh; " + "; ".join(f'printf "%s\\n" "${name}"' for name in names)
-    out = subprocess.run(
-        ["bash", "-c", script], check=True, capture_output=True, text=True
-    ).stdout.splitlines()
-    return dict(zip(names, out, strict=True))
-
-
-SETTINGS = cluster_settings()
+SETTINGS = cluster_settings(
+    "ADMIN_KUBECONFIG",
+    "CLUSTER_BIN",
+    "CLUSTER_REGISTRY",
+    "CLUSTER_INGRESS_HTTPS_PORT",
+    "CLUSTER_IMAGES",
+    "CLUSTER_IMAGE_DIR",
+)
 KUBECTL = [
     f"{SETTINGS['CLUSTER_BIN']}/kubectl",
     "--kubeconfig",

@@ -1,4 +1,4 @@
-"""kubectl against the local cluster (JSON, apply, port-forwards) and the settings cluster/lib.sh computes."""
+"""kubectl against the local cluster: commands, JSON, apply, port-forwards."""
 
 from __future__ import annotations
 
@@ -11,16 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from infra.project import ROOT
 from tools.e2e_common.report import Failure
-
-
-def cluster_settings() -> dict[str, str]:
-    """The paths and ports cluster/lib.sh computes."""
-    names = ["ADMIN_KUBECONFIG", "CLUSTER_BIN", "CLUSTER_REGISTRY", "CLUSTER_INGRESS_HTTPS_PORT"]
-    script = f"source {ROOT / 'cluster' / 'lib.sh'}; " + "; ".join(f'printf "%s\\n" "${n}"' for n in names)
-    out = subprocess.run(["bash", "-c", script], check=True, capture_output=True, text=True).stdout
-    return dict(zip(names, out.splitlines(), strict=True))
 
 
 class Kube:

@@ -15,11 +15,12 @@ import yaml
 from pulumi import automation as auto
 from pulumi.automation import OpType
 
+from cluster.settings import cluster_settings
 from infra.project import ROOT
 from tools.e2e_common.pipeline import latest_model
 from tools.e2e_common.stack import EphemeralStack, engine_config
 from tools.e2e_common.stores import redis_admin, s3_client
-from tools.e2e_prod.kube import Kube, cluster_settings
+from tools.e2e_prod.kube import Kube
 from tools.harness import merge_config, stack_config
 
 OVERRIDES_FILE = ROOT / "cluster" / "prod-stack.yaml"
@@ -59,7 +60,9 @@ class ProdStack(EphemeralStack):
         self.with_peer = with_peer
         self.rows = rows
         self.build = build
-        self.cluster = cluster_settings()
+        self.cluster = cluster_settings(
+            "ADMIN_KUBECONFIG", "CLUSTER_BIN", "CLUSTER_REGISTRY", "CLUSTER_INGRESS_HTTPS_PORT"
+        )
         os.environ["PATH"] = f"{self.cluster['CLUSTER_BIN']}{os.pathsep}{os.environ['PATH']}"
         os.environ["KUBECONFIG"] = self.cluster["ADMIN_KUBECONFIG"]
         self.kube = Kube(self.cluster["ADMIN_KUBECONFIG"], self.out)
