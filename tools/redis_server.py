@@ -62,13 +62,14 @@ def answers(port: int, password: str, username: str | None = None) -> bool:
 def wait_answering(
     process: subprocess.Popen[bytes], port: int, password: str, username: str | None = None
 ) -> None:
-    """Until the server answers; kills it and raises RuntimeError if it exits
-    or does not answer within 10 seconds."""
+    """Until the server answers; kills it and raises RuntimeError (with its
+    output, if piped) if it exits or does not answer within 10 seconds."""
     deadline = time.monotonic() + 10
     while not answers(port, password, username):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("redis-server did not start")
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise RuntimeError("redis-server did not start" + (f":\n{output}" if output else ""))
         time.sleep(0.05)
 
 
