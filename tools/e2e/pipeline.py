@@ -1,11 +1,11 @@
-"""Dev step 2: the jobs on the stack's Spark: the pipeline, seed 002's CSV job, an impossible job refused."""
+"""Dev step 2: the jobs on the stack's Spark: the pipeline, the CSV group-by-count job, a job refused."""
 
 from __future__ import annotations
 
 import json
 
 from tools.e2e.stack import DevStack
-from tools.e2e_common.jobs_cli import MODEL, seed_csv_counted
+from tools.e2e_common.jobs_cli import MODEL, csv_groups_counted
 from tools.e2e_common.pipeline import check_model, check_online_features, run_pipeline
 from tools.e2e_common.report import check
 
@@ -19,15 +19,15 @@ def pipeline(dev: DevStack) -> str:
     meta = json.loads(s3.get_object(Bucket=bucket, Key=f"{MODEL}/{version}/metadata.json")["Body"].read())
     dev.report.add("model AUC (held out)", str(meta.get("metrics", {}).get("auc")))
     dev.report.ok("features in Redis, model and LATEST in MinIO")
-    seed_job_on_a_local_csv(dev)
+    group_count_on_a_local_csv(dev)
     too_big_fails_fast(dev)
     return version
 
 
-def seed_job_on_a_local_csv(dev: DevStack) -> None:
-    """Seed 002's job on a CSV of the user's own, given as a local path:
+def group_count_on_a_local_csv(dev: DevStack) -> None:
+    """The CSV group-by-count job on a CSV of the user's own, given as a local path:
     uploaded to the raw bucket, counted on the cluster, exactly."""
-    seed_csv_counted(dev, dev.submit)
+    csv_groups_counted(dev, dev.submit)
     check("uploading" in dev.last_output, "the local CSV was not uploaded")
     dev.report.ok("event_counts on a local CSV: uploaded, 7 groups counted exactly")
 

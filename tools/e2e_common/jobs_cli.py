@@ -1,4 +1,4 @@
-"""The jobs CLI as both runs drive it: ``python -m jobs submit`` on the run's stack; seed 002's CSV."""
+"""The jobs CLI as both runs drive it: ``python -m jobs submit`` on the run's stack, and a CSV to count."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def check_succeeded(stack: EphemeralStack, job: str, returncode: int) -> None:
     check(returncode == 0, f"job {job} failed ({returncode}):\n{stack.last_output[-3000:]}")
 
 
-def write_seed_csv(path: Path) -> dict[str, str]:
-    """Seed 002's kind of input: a header CSV whose values hold commas; returns
+def write_quoted_csv(path: Path) -> dict[str, str]:
+    """The group-by-count job's kind of input: a header CSV whose values hold commas; returns
     the counts per ``column1`` value that event_counts must print."""
     rows = [[f"k{i % 7}", f"value, {i}", str(i)] for i in range(3000)]
     with path.open("w", newline="") as handle:
@@ -65,16 +65,16 @@ def write_seed_csv(path: Path) -> dict[str, str]:
 
 
 def printed_counts(output: str) -> dict[str, str]:
-    """The ``value<TAB>count`` lines event_counts printed for the seed CSV."""
+    """The ``value<TAB>count`` lines event_counts printed for that CSV."""
     return dict(line.split("\t") for line in output.splitlines() if re.fullmatch(r"k\d\t\d+", line))
 
 
-def seed_csv_counted(stack: EphemeralStack, submit: Callable[..., object]) -> None:
-    """Seed 002's job on a local CSV, submitted with the tier's own ``submit``:
+def csv_groups_counted(stack: EphemeralStack, submit: Callable[..., object]) -> None:
+    """The CSV group-by-count job on a local CSV, submitted with the tier's own ``submit``:
     event_counts must print every group's count exactly."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "data.csv"
-        expected = write_seed_csv(path)
+        expected = write_quoted_csv(path)
         submit("event_counts", str(path), "--column", "column1")
     printed = printed_counts(stack.last_output)
     check(printed == expected, f"event_counts printed {printed}, expected {expected}")

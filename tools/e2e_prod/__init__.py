@@ -16,7 +16,7 @@ happen in seconds (listed in ``TEST_OVERRIDES``), it:
    labels: declared flows open, undeclared flows blocked;
 4. runs datagen -> features -> train through the jobs CLI as
    SparkApplications of the real Spark Operator, watches executors scale,
-   runs seed 002's job on a CSV, and sees a scheduled application run once;
+   runs the CSV group-by-count job on a CSV, and sees a scheduled application run once;
 5. serves predictions through the Ingress (TLS by the cluster's controller)
    and through the gateway Service: 200, 401, 429; /metrics and /readyz
    hidden from the Ingress;

@@ -22,10 +22,10 @@ from tools.e2e_prod.monitoring import monitoring
 from tools.e2e_prod.resilience import resilience
 from tools.e2e_prod.security import network_policies, pod_security
 from tools.e2e_prod.serving import serving
-from tools.e2e_prod.spark import pipeline, scheduled, seed_job
+from tools.e2e_prod.spark import group_count_job, pipeline, scheduled
 from tools.e2e_prod.stack import ProdStack, log
 
-STEPS = ("network", "jobs", "seed", "scheduled", "serving", "monitoring", "resilience", "data", "destroy")
+STEPS = ("network", "jobs", "csv", "scheduled", "serving", "monitoring", "resilience", "data", "destroy")
 
 
 def resume(prod: ProdStack) -> None:
@@ -79,14 +79,14 @@ def run(prod: ProdStack, keep: bool, start_at: str | None = None) -> int:
             pod_security(prod)
         else:
             resume(prod)
-            if start_at in ("seed", "scheduled", "serving", "monitoring", "resilience"):
+            if start_at in ("csv", "scheduled", "serving", "monitoring", "resilience"):
                 version = prod.live_model()
         if "network" in steps:
             network_policies(prod)
         if "jobs" in steps:
             version = pipeline(prod)
-        if "seed" in steps:
-            seed_job(prod)
+        if "csv" in steps:
+            group_count_job(prod)
         if "scheduled" in steps:
             scheduled(prod)
         if "serving" in steps:

@@ -1,4 +1,4 @@
-"""Prod step 4: the jobs as SparkApplications (executors counted), seed 002's job, a scheduled run."""
+"""Prod step 4: the jobs as SparkApplications (executors counted), the CSV group count, a scheduled run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 
-from tools.e2e_common.jobs_cli import check_succeeded, seed_csv_counted, submit
+from tools.e2e_common.jobs_cli import check_succeeded, csv_groups_counted, submit
 from tools.e2e_common.pipeline import check_model, check_online_features, run_pipeline
 from tools.e2e_common.report import check, wait_for
 from tools.e2e_prod.kube import Kube
@@ -75,12 +75,12 @@ def pipeline(prod: ProdStack) -> str:
     return version
 
 
-def seed_job(prod: ProdStack) -> None:
-    seed_csv_counted(prod, lambda job, *args: submit_watched(prod, job, *args))
+def group_count_job(prod: ProdStack) -> None:
+    csv_groups_counted(prod, lambda job, *args: submit_watched(prod, job, *args))
     uploaded = [line for line in prod.last_output.splitlines() if "s3a://" in line and "uploads/" in line]
     check(bool(uploaded), "the CSV was not put into MinIO")
     prod.csv_uri = uploaded[0][uploaded[0].index("s3a://") :].split()[0].rstrip(".,")
-    prod.report.ok(f"seed 002's job on a CSV in MinIO ({prod.csv_uri}): 7 groups counted exactly")
+    prod.report.ok(f"the CSV group-by-count job on a CSV in MinIO ({prod.csv_uri}): 7 groups counted exactly")
 
 
 def scheduled(prod: ProdStack) -> None:
