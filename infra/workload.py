@@ -15,7 +15,7 @@ from typing import Literal
 import pulumi
 
 from infra.config import Resources
-from infra.project import PROJECT, image_reference
+from infra.project import DEFAULT_VERSION, PROJECT, image_reference
 
 # Re-exported: services take it from here, beside the File it constrains.
 from jobs.conventions import SECRETS_DIR as SECRETS_DIR
@@ -40,6 +40,11 @@ class ProjectImage:
     dockerfile: str
     tag: str
     override: str | None = None
+
+    @classmethod
+    def of_service(cls, name: str) -> ProjectImage:
+        """The image of the service under ``services/<name>``, built from its Dockerfile."""
+        return cls(name, f"services/{name}", f"services/{name}/Dockerfile", DEFAULT_VERSION)
 
     def reference(self, registry: str = PROJECT) -> str:
         return image_reference(self.name, self.tag, registry)

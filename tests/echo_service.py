@@ -11,9 +11,9 @@ import pulumi
 from pydantic import Field
 
 from infra.config import ConfigModel, Resources, Section
-from infra.services.base import Context, Service, ServiceSpec
+from infra.services.base import Context, Deploy, Service, ServiceSpec
 from infra.targets import Target
-from infra.workload import Metrics, Port, Volume, Workload, http_check
+from infra.workload import Metrics, Port, Workload, http_check
 
 NAME = "echo"
 PORT = 5678
@@ -25,18 +25,15 @@ class EchoSettings(ConfigModel):
 
 
 CONFIG = Section("echo", EchoSettings, EchoSettings())
-IMAGE = "hashicorp/http-echo:1.0.0"
-STORAGE = "1Gi"
-RESOURCES = Resources.of("10m", "16Mi", "64Mi")
+DEPLOY = Deploy(
+    "hashicorp/http-echo:1.0.0", Resources.of("10m", "16Mi", "64Mi"), host_port=PORT, storage_size="1Gi"
+)
 
 
 @dataclass(frozen=True)
 class EchoArgs:
     config: EchoSettings = field(default_factory=EchoSettings)
-    image: str = IMAGE
-    host_port: int = PORT
-    storage_size: str = STORAGE
-    resources: Resources = RESOURCES
+    deploy: Deploy = DEPLOY
 
 
 class Echo(Service):
@@ -44,18 +41,19 @@ class Echo(Service):
 
     def __init__(self, args: EchoArgs, target: Target, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:index:Echo", NAME, None, opts)
+        deploy = args.deploy
         workload = Workload(
             name=NAME,
-            image=args.image,
+            image=deploy.image,
             user=65534,
             group=65534,
             args=(f"-text={args.config.text}", f"-listen=:{PORT}"),
-            ports=(Port("http", PORT, host_port=args.host_port),),
-            volumes=(Volume("data", "/data", args.storage_size),),
+            ports=(Port("http", PORT, host_port=deploy.host_port),),
+            volumes=(deploy.volume("/data"),),
             health=http_check(PORT, "/", via="wget"),
             metrics=Metrics(PORT),
             talks_to=("redis",),
-            resources=args.resources,
+            resources=deploy.resources,
         )
         target.deploy(workload, self)
         self.scraped = [workload]
@@ -67,23 +65,7 @@ class Echo(Service):
 
 
 def build(ctx: Context) -> Echo:
-    settings = ctx.settings
-    args = EchoArgs(
-        config=CONFIG.of(settings),
-        image=settings.pinned_image(NAME),
-        host_port=settings.host_port(NAME),
-        storage_size=settings.storage_size(NAME),
-        resources=settings.resources_for(NAME, RESOURCES),
-    )
-    return Echo(args, ctx.target, ctx.opts)
+    return Echo(EchoArgs(CONFIG.of(ctx.settings), ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts)
 
 
-SPEC = ServiceSpec(
-    name=NAME,
-    build=build,
-    sections=(CONFIG,),
-    host_ports={NAME: PORT},
-    images={NAME: IMAGE},
-    storage={NAME: STORAGE},
-    workloads=(NAME,),
-)
+SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))

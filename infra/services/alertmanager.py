@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 
 from infra.config import Resources
-from infra.services.base import Context, Service, ServiceSpec
+from infra.services.base import Context, Deploy, Service, ServiceSpec
 from infra.services.common import prometheus_family_server
 from infra.targets import Target
 from infra.workload import File, Metrics
@@ -17,19 +17,16 @@ from monitoring.alertmanager import config_yaml
 PORT = 9093
 NAME = "alertmanager"
 CONFIG_DIR = "/etc/alertmanager"
-IMAGE = "prom/alertmanager:v0.28.1"
-STORAGE = "1Gi"
-RESOURCES = Resources.of("50m", "64Mi", "256Mi")
+DEPLOY = Deploy(
+    "prom/alertmanager:v0.28.1", Resources.of("50m", "64Mi", "256Mi"), host_port=PORT, storage_size="1Gi"
+)
 
 
 @dataclass(frozen=True)
 class AlertmanagerArgs:
     """What Alertmanager is built from; the defaults make a minimal call work."""
 
-    image: str = IMAGE
-    host_port: int = PORT
-    storage_size: str = STORAGE
-    resources: Resources = RESOURCES
+    deploy: Deploy = DEPLOY
 
 
 class Alertmanager(Service):
@@ -47,18 +44,15 @@ class Alertmanager(Service):
     ) -> None:
         super().__init__("dataplatform:index:Alertmanager", name, None, opts)
         workload = prometheus_family_server(
-            name=NAME,
-            image=args.image,
+            NAME,
+            args.deploy,
             port=PORT,
-            host_port=args.host_port,
             config=File(f"{CONFIG_DIR}/alertmanager.yml", config_yaml()),
             storage_flag="--storage.path",
             storage_path="/alertmanager",
-            storage_size=args.storage_size,
             # A single replica has no peers to gossip with.
             last_args=("--cluster.listen-address=",),
             metrics=Metrics(PORT),
-            resources=args.resources,
         )
         self.workload = workload
         self.scraped = [workload]
@@ -72,21 +66,7 @@ class Alertmanager(Service):
 
 
 def build(ctx: Context) -> Alertmanager:
-    settings = ctx.settings
-    args = AlertmanagerArgs(
-        image=settings.pinned_image(NAME),
-        host_port=settings.host_port(NAME),
-        storage_size=settings.storage_size(NAME),
-        resources=settings.resources_for(NAME, RESOURCES),
-    )
-    return Alertmanager(NAME, args, ctx.target, ctx.opts)
+    return Alertmanager(NAME, AlertmanagerArgs(ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts)
 
 
-SPEC = ServiceSpec(
-    name=NAME,
-    build=build,
-    host_ports={NAME: PORT},
-    images={NAME: IMAGE},
-    storage={NAME: STORAGE},
-    workloads=(NAME,),
-)
+SPEC = ServiceSpec.single(NAME, build, DEPLOY)

@@ -12,14 +12,14 @@ does.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pulumi
 
-from infra.config import Section, Settings
+from infra.config import Resources, Section, Settings
 from infra.targets import Target
-from infra.workload import Workload
+from infra.workload import ImageRef, ProjectImage, Volume, Workload, WorkloadError
 
 
 class Service(pulumi.ComponentResource):
@@ -49,6 +49,33 @@ class Service(pulumi.ComponentResource):
 S = TypeVar("S", bound=Service)
 
 
+def resolved_image(settings: Settings, name: str, default: ImageRef) -> ImageRef:
+    """The image ``images.<name>`` names. A project image left unset is built
+    (dev) or pulled (prod) at the stack's ``version``."""
+    if isinstance(default, ProjectImage):
+        return replace(default, tag=settings.version, override=settings.image(name))
+    return settings.pinned_image(name)
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """How a service's main workload is deployed, whichever the service: its
+    image, its resources, the port it publishes on the dev host and the size
+    of its volume. A service module states its defaults in one; a program
+    that builds the component itself may pass its own."""
+
+    image: ImageRef
+    resources: Resources
+    host_port: int | None = None
+    storage_size: str | None = None
+
+    def volume(self, mount_path: str) -> Volume:
+        """The workload's persistent volume, ``data``, of ``storage_size``."""
+        if self.storage_size is None:
+            raise WorkloadError(f"a volume at {mount_path} needs a storage size")
+        return Volume("data", mount_path, self.storage_size)
+
+
 @dataclass
 class Context:
     """What a spec's ``build`` gets: the settings, the target, the platform
@@ -69,6 +96,18 @@ class Context:
         if not isinstance(found, kind):
             raise KeyError(f"service {name!r} is not built before the one asking for it")
         return found
+
+    def deploy(self, name: str, default: Deploy, host_port: str | None = None) -> Deploy:
+        """``default`` with the stack's settings for workload ``name`` applied:
+        ``images.<name>``, ``hostPorts.<host_port or name>``,
+        ``storage.<name>`` and ``resources.<name>``."""
+        settings = self.settings
+        return Deploy(
+            image=resolved_image(settings, name, default.image),
+            resources=settings.resources_for(name, default.resources),
+            host_port=None if default.host_port is None else settings.host_port(host_port or name),
+            storage_size=None if default.storage_size is None else settings.storage_size(name),
+        )
 
     def scraped(self) -> list[Workload]:
         """Every workload with metrics of the services built so far."""
@@ -96,3 +135,20 @@ class ServiceSpec:
     workloads: tuple[str, ...] = ()
     s3_access: Mapping[str, str] = field(default_factory=dict)
     check: Callable[[Settings], None] | None = None
+
+    @classmethod
+    def single(
+        cls, name: str, build: Callable[[Context], Service | None], deploy: Deploy, **more: Any
+    ) -> ServiceSpec:
+        """The spec of a service of one workload named like it, whose keys are
+        those of ``deploy``'s defaults (see ``Context.deploy``)."""
+        image = deploy.image
+        return cls(
+            name=name,
+            build=build,
+            host_ports={} if deploy.host_port is None else {name: deploy.host_port},
+            images={name: None if isinstance(image, ProjectImage) else image},
+            storage={} if deploy.storage_size is None else {name: deploy.storage_size},
+            workloads=(name,),
+            **more,
+        )

@@ -1,13 +1,13 @@
 """Small pieces several service modules use: generated secrets, secret file
-paths, the project's images and the shape of a Prometheus-project server."""
+paths and the shape of a Prometheus-project server."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_random as random
 
-from infra.config import Resources, Settings
-from infra.workload import File, Metrics, Port, ProjectImage, Volume, Workload, http_check
+from infra.services.base import Deploy
+from infra.workload import File, Metrics, Port, Workload, http_check
 from jobs.conventions import SECRETS_DIR
 
 
@@ -34,27 +34,17 @@ def secret_path(filename: str) -> str:
     return f"{SECRETS_DIR}/{filename}"
 
 
-def project_image(settings: Settings, name: str, context: str, dockerfile: str) -> ProjectImage:
-    """One of the project's images at the stack's version, or the reference
-    ``dataplatform:images.<name>`` gives instead."""
-    override = settings.image(name)
-    return ProjectImage(name, context, dockerfile, settings.version, override=override)
-
-
 NOBODY = 65534
 
 
 def prometheus_family_server(
-    *,
     name: str,
-    image: str,
+    deploy: Deploy,
+    *,
     port: int,
-    host_port: int,
     config: File,
     storage_flag: str,
     storage_path: str,
-    storage_size: str,
-    resources: Resources,
     files: tuple[File, ...] = (),
     extra_args: tuple[str, ...] = (),
     last_args: tuple[str, ...] = (),
@@ -66,7 +56,7 @@ def prometheus_family_server(
     state on a volume, ``/-/ready`` as its check, run as ``nobody``."""
     return Workload(
         name=name,
-        image=image,
+        image=deploy.image,
         user=NOBODY,
         group=NOBODY,
         command=(name,),
@@ -78,10 +68,10 @@ def prometheus_family_server(
             *last_args,
         ),
         files=(config, *files),
-        ports=(Port("http", port, host_port=host_port),),
-        volumes=(Volume("data", storage_path, storage_size),),
+        ports=(Port("http", port, host_port=deploy.host_port),),
+        volumes=(deploy.volume(storage_path),),
         health=http_check(port, "/-/ready", via="wget"),
         metrics=metrics,
         talks_to=talks_to,
-        resources=resources,
+        resources=deploy.resources,
     )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pulumi
 from pydantic import Field
 
 from infra.config import ConfigModel, Resources, Scaling, Section
-from infra.project import DEFAULT_VERSION
-from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import generated_secret, project_image, secret_path
+from infra.services.base import Context, Deploy, Service, ServiceSpec
+from infra.services.common import generated_secret, secret_path
 from infra.services.inference import Inference
 from infra.services.redis import Redis, RedisCredentials
 from infra.targets import Target
@@ -20,7 +19,6 @@ from infra.workload import (
     Exposure,
     File,
     HealthCheck,
-    ImageRef,
     IngressRoute,
     Metrics,
     Port,
@@ -54,8 +52,7 @@ class GatewaySettings(Scaling):
 
 
 CONFIG = Section("gateway", GatewaySettings, GatewaySettings())
-RESOURCES = Resources.of("100m", "64Mi", "256Mi")
-IMAGE = ProjectImage(NAME, "services/gateway", "services/gateway/Dockerfile", DEFAULT_VERSION)
+DEPLOY = Deploy(ProjectImage.of_service(NAME), Resources.of("100m", "64Mi", "256Mi"), host_port=PORT)
 
 
 @dataclass(frozen=True)
@@ -68,9 +65,7 @@ class GatewayArgs:
     redis_port: int
     redis: RedisCredentials
     config: GatewaySettings = field(default_factory=GatewaySettings)
-    image: ImageRef = IMAGE
-    host_port: int = PORT
-    resources: Resources = RESOURCES
+    deploy: Deploy = DEPLOY
 
 
 class Gateway(Service):
@@ -89,7 +84,7 @@ class Gateway(Service):
         self, name: str, args: GatewayArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Gateway", name, None, opts)
-        conf = args.config
+        conf, deploy = args.config, args.deploy
         # No keeper until the first rotation, so stacks made before this
         # setting keep their key.
         rotation = {"rotation": str(conf.api_key_rotation)} if conf.api_key_rotation else None
@@ -103,13 +98,7 @@ class Gateway(Service):
         )
         # Ready: inference and Redis answer. Not a liveness check: restarting
         # the gateway would not bring either back.
-        readiness = HealthCheck(
-            ProbeKind.HTTP,
-            ("/usr/local/bin/gateway", "--healthcheck"),
-            port=PORT,
-            path="/readyz",
-            interval_seconds=5,
-        )
+        readiness = replace(health, path="/readyz")
         # Only the public API goes through the Ingress; /healthz, /readyz and
         # /metrics stay inside the cluster.
         ingress = (
@@ -121,7 +110,7 @@ class Gateway(Service):
         )
         workload = Workload(
             name=NAME,
-            image=args.image,
+            image=deploy.image,
             user=USER,
             group=USER,
             env={
@@ -139,7 +128,7 @@ class Gateway(Service):
                 File(secret_path("redis-password"), args.redis.password, secret=True),
                 File(secret_path("api-keys"), self.api_key.apply(lambda k: k + "\n"), secret=True),
             ),
-            ports=(Port("http", PORT, host_port=args.host_port, service_port=SERVICE_PORT),),
+            ports=(Port("http", PORT, host_port=deploy.host_port, service_port=SERVICE_PORT),),
             replicas=conf.replicas,
             autoscaling=Autoscaling(conf.replicas, conf.max_replicas),
             health=health,
@@ -148,7 +137,7 @@ class Gateway(Service):
             depends_on=("inference", "redis"),
             talks_to=("inference", "redis"),
             exposure=Exposure(conf.service_type, ingress),
-            resources=args.resources,
+            resources=deploy.resources,
         )
         self.workload = workload
         self.scraped = [workload]
@@ -165,25 +154,15 @@ class Gateway(Service):
 
 def build(ctx: Context) -> Gateway:
     redis = ctx.service("redis", Redis)
-    settings = ctx.settings
     args = GatewayArgs(
         upstream_url=ctx.service("inference", Inference).url,
         redis_host=redis.host,
         redis_port=redis.port,
         redis=redis.credentials[NAME],
-        config=CONFIG.of(settings),
-        image=project_image(settings, NAME, IMAGE.context, IMAGE.dockerfile),
-        host_port=settings.host_port(NAME),
-        resources=settings.resources_for(NAME, RESOURCES),
+        config=CONFIG.of(ctx.settings),
+        deploy=ctx.deploy(NAME, DEPLOY),
     )
     return Gateway(NAME, args, ctx.target, ctx.opts)
 
 
-SPEC = ServiceSpec(
-    name=NAME,
-    build=build,
-    sections=(CONFIG,),
-    host_ports={NAME: PORT},
-    images={NAME: None},
-    workloads=(NAME,),
-)
+SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))

@@ -9,10 +9,10 @@ import pulumi
 
 from infra.config import ConfigModel, Resources, Section
 from infra.project import ROOT
-from infra.services.base import Context, Service, ServiceSpec
+from infra.services.base import Context, Deploy, Service, ServiceSpec
 from infra.services.common import generated_secret, secret_path
 from infra.targets import Target
-from infra.workload import File, Port, Volume, Workload, http_check
+from infra.workload import File, Port, Workload, http_check
 from monitoring import dashboard
 
 PORT = 3000
@@ -27,10 +27,10 @@ class GrafanaSettings(ConfigModel):
 
 CONFIG = Section("grafana", GrafanaSettings, GrafanaSettings())
 PROMETHEUS_URL = "http://prometheus:9090"
-IMAGE = "grafana/grafana:12.2.0"
-HOST_PORT = 3001
-STORAGE = "1Gi"
-RESOURCES = Resources.of("100m", "128Mi", "512Mi")
+# Published on 3001: inference has 3000 on the dev host.
+DEPLOY = Deploy(
+    "grafana/grafana:12.2.0", Resources.of("100m", "128Mi", "512Mi"), host_port=3001, storage_size="1Gi"
+)
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,7 @@ class GrafanaArgs:
     """What Grafana is built from; the defaults make a minimal call work."""
 
     prometheus_url: str = PROMETHEUS_URL
-    image: str = IMAGE
-    host_port: int = HOST_PORT
-    storage_size: str = STORAGE
-    resources: Resources = RESOURCES
+    deploy: Deploy = DEPLOY
 
 
 class Grafana(Service):
@@ -77,7 +74,7 @@ class Grafana(Service):
         files.append(File(f"/etc/grafana/dashboards/{dashboard.FILENAME}", dashboard.as_json()))
         workload = Workload(
             name=NAME,
-            image=args.image,
+            image=args.deploy.image,
             user=USER,
             group=USER,
             env={
@@ -95,12 +92,12 @@ class Grafana(Service):
                 "GF_SERVER_HTTP_PORT": str(PORT),
             },
             files=tuple(files),
-            ports=(Port("http", PORT, host_port=args.host_port),),
-            volumes=(Volume("data", "/var/lib/grafana", args.storage_size),),
+            ports=(Port("http", PORT, host_port=args.deploy.host_port),),
+            volumes=(args.deploy.volume("/var/lib/grafana"),),
             health=http_check(PORT, "/api/health", via="wget", start_seconds=30),
             depends_on=("prometheus",),
             talks_to=("prometheus",),
-            resources=args.resources,
+            resources=args.deploy.resources,
         )
         self.workload = workload
         self.deployment = target.deploy(workload, self)
@@ -113,24 +110,9 @@ class Grafana(Service):
 
 def build(ctx: Context) -> Grafana | None:
     # Left out where its image cannot be had; Prometheus keeps running.
-    settings = ctx.settings
-    if not CONFIG.of(settings).enabled:
+    if not CONFIG.of(ctx.settings).enabled:
         return None
-    args = GrafanaArgs(
-        image=settings.pinned_image(NAME),
-        host_port=settings.host_port(NAME),
-        storage_size=settings.storage_size(NAME),
-        resources=settings.resources_for(NAME, RESOURCES),
-    )
-    return Grafana(NAME, args, ctx.target, ctx.opts)
+    return Grafana(NAME, GrafanaArgs(deploy=ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts)
 
 
-SPEC = ServiceSpec(
-    name=NAME,
-    build=build,
-    sections=(CONFIG,),
-    host_ports={NAME: HOST_PORT},
-    images={NAME: IMAGE},
-    storage={NAME: STORAGE},
-    workloads=(NAME,),
-)
+SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))

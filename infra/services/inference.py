@@ -8,13 +8,12 @@ import pulumi
 from pydantic import Field
 
 from infra.config import Buckets, Resources, Scaling, Section
-from infra.project import DEFAULT_VERSION
-from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import project_image, secret_path
+from infra.services.base import Context, Deploy, Service, ServiceSpec
+from infra.services.common import secret_path
 from infra.services.minio import Minio
 from infra.services.redis import Redis, RedisCredentials
 from infra.targets import Target
-from infra.workload import Autoscaling, File, ImageRef, Metrics, Port, ProjectImage, Workload, http_check
+from infra.workload import Autoscaling, File, Metrics, Port, ProjectImage, Workload, http_check
 
 PORT = 3000
 NAME = "inference"
@@ -28,8 +27,7 @@ class InferenceSettings(Scaling):
 
 
 CONFIG = Section("inference", InferenceSettings, InferenceSettings())
-RESOURCES = Resources.of("250m", "256Mi", "1Gi")
-IMAGE = ProjectImage(NAME, "services/inference", "services/inference/Dockerfile", DEFAULT_VERSION)
+DEPLOY = Deploy(ProjectImage.of_service(NAME), Resources.of("250m", "256Mi", "1Gi"), host_port=PORT)
 
 
 @dataclass(frozen=True)
@@ -45,9 +43,7 @@ class InferenceArgs:
     s3_secret_key: pulumi.Output[str]
     config: InferenceSettings = field(default_factory=InferenceSettings)
     models_bucket: str = Buckets().models
-    image: ImageRef = IMAGE
-    host_port: int = PORT
-    resources: Resources = RESOURCES
+    deploy: Deploy = DEPLOY
 
 
 class Inference(Service):
@@ -64,10 +60,10 @@ class Inference(Service):
         self, name: str, args: InferenceArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Inference", name, None, opts)
-        conf = args.config
+        conf, deploy = args.config, args.deploy
         workload = Workload(
             name=NAME,
-            image=args.image,
+            image=deploy.image,
             user=USER,
             group=USER,
             env={
@@ -88,7 +84,7 @@ class Inference(Service):
                 File(secret_path("s3-access-key"), args.s3_access_key, secret=True),
                 File(secret_path("s3-secret-key"), args.s3_secret_key, secret=True),
             ),
-            ports=(Port("http", PORT, host_port=args.host_port),),
+            ports=(Port("http", PORT, host_port=deploy.host_port),),
             replicas=conf.replicas,
             autoscaling=Autoscaling(conf.replicas, conf.max_replicas),
             health=http_check(PORT, "/healthz", start_seconds=15),
@@ -98,7 +94,7 @@ class Inference(Service):
             metrics=Metrics(PORT),
             depends_on=("redis", "minio-init"),
             talks_to=("redis", "minio"),
-            resources=args.resources,
+            resources=deploy.resources,
         )
         self.workload = workload
         self.scraped = [workload]
@@ -120,19 +116,9 @@ def build(ctx: Context) -> Inference:
         s3_secret_key=creds.secret_key,
         config=CONFIG.of(settings),
         models_bucket=settings.buckets.models,
-        image=project_image(settings, NAME, IMAGE.context, IMAGE.dockerfile),
-        host_port=settings.host_port(NAME),
-        resources=settings.resources_for(NAME, RESOURCES),
+        deploy=ctx.deploy(NAME, DEPLOY),
     )
     return Inference(NAME, args, ctx.target, ctx.opts)
 
 
-SPEC = ServiceSpec(
-    name=NAME,
-    build=build,
-    sections=(CONFIG,),
-    host_ports={NAME: PORT},
-    images={NAME: None},
-    workloads=(NAME,),
-    s3_access={"models": "read"},
-)
+SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,), s3_access={"models": "read"})

@@ -10,19 +10,22 @@ import pulumi
 
 from infra.config import Buckets, Resources
 from infra.project import DEFAULT_VERSION
-from infra.services.base import Context, Service, ServiceSpec
-from infra.services.common import generated_secret, project_image, secret_path
+from infra.services.base import Context, Deploy, Service, ServiceSpec
+from infra.services.common import generated_secret, secret_path
 from infra.targets import Target
-from infra.workload import File, ImageRef, Metrics, Port, ProjectImage, Volume, Workload, http_check
+from infra.workload import File, Metrics, Port, ProjectImage, Workload, http_check
 
 API_PORT = 9000
 CONSOLE_PORT = 9001
 NAME = "minio"
 POLICY_DIR = "/etc/minio-init"
-STORAGE = "20Gi"
-RESOURCES = Resources.of("250m", "512Mi", "1Gi")
+DEPLOY = Deploy(
+    ProjectImage(NAME, "images/minio", "images/minio/Dockerfile", DEFAULT_VERSION),
+    Resources.of("250m", "512Mi", "1Gi"),
+    host_port=API_PORT,
+    storage_size="20Gi",
+)
 INIT_RESOURCES = Resources.of("50m", "64Mi", "256Mi")
-IMAGE = ProjectImage(NAME, "images/minio", "images/minio/Dockerfile", DEFAULT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,8 @@ class MinioArgs:
 
     users: dict[str, dict[str, str]]
     buckets: Buckets = field(default_factory=Buckets)
-    image: ImageRef = IMAGE
-    api_host_port: int = API_PORT
+    deploy: Deploy = DEPLOY
     console_host_port: int = CONSOLE_PORT
-    storage_size: str = STORAGE
-    resources: Resources = RESOURCES
     init_resources: Resources = INIT_RESOURCES
 
 
@@ -98,7 +98,8 @@ class Minio(Service):
             File(secret_path("root-user"), self.root_user, secret=True),
             File(secret_path("root-password"), self.root_password, secret=True),
         )
-        image = args.image
+        deploy = args.deploy
+        image = deploy.image
         server = Workload(
             name=NAME,
             image=image,
@@ -115,13 +116,13 @@ class Minio(Service):
             },
             files=root_files,
             ports=(
-                Port("s3", API_PORT, host_port=args.api_host_port),
+                Port("s3", API_PORT, host_port=deploy.host_port),
                 Port("console", CONSOLE_PORT, host_port=args.console_host_port),
             ),
-            volumes=(Volume("data", "/data", args.storage_size),),
+            volumes=(deploy.volume("/data"),),
             health=http_check(API_PORT, "/minio/health/live", via="bash"),
             metrics=Metrics(API_PORT, "/minio/v2/metrics/cluster"),
-            resources=args.resources,
+            resources=deploy.resources,
         )
         self.deployment = target.deploy(server, self)
         self.endpoint = f"http://{self.deployment.host}:{API_PORT}"
@@ -193,12 +194,9 @@ def build(ctx: Context) -> Minio:
     args = MinioArgs(
         users=users,
         buckets=buckets,
-        image=project_image(settings, NAME, IMAGE.context, IMAGE.dockerfile),
-        api_host_port=settings.host_port("minio_api"),
+        deploy=ctx.deploy(NAME, DEPLOY, host_port="minio_api"),
         console_host_port=settings.host_port("minio_console"),
-        storage_size=settings.storage_size(NAME),
         # An override of minio's resources sizes its init task too.
-        resources=settings.resources_for(NAME, RESOURCES),
         init_resources=settings.resources_for(NAME, INIT_RESOURCES),
     )
     return Minio(NAME, args, ctx.target, ctx.opts)
@@ -209,6 +207,6 @@ SPEC = ServiceSpec(
     build=build,
     host_ports={"minio_api": API_PORT, "minio_console": CONSOLE_PORT},
     images={NAME: None},
-    storage={NAME: STORAGE},
+    storage={NAME: str(DEPLOY.storage_size)},
     workloads=(NAME,),
 )

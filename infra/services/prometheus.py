@@ -11,7 +11,7 @@ from pydantic import field_validator
 
 from infra.config import PROM_DURATION_RE, ConfigModel, Resources, Section
 from infra.services.alertmanager import Alertmanager
-from infra.services.base import Context, Service, ServiceSpec
+from infra.services.base import Context, Deploy, Service, ServiceSpec
 from infra.services.common import prometheus_family_server
 from infra.targets import Target
 from infra.workload import File, Metrics, Workload
@@ -20,9 +20,9 @@ from monitoring.rules import rules_yaml
 PORT = 9090
 NAME = "prometheus"
 CONFIG_DIR = "/etc/prometheus"
-IMAGE = "prom/prometheus:v3.5.0"
-STORAGE = "10Gi"
-RESOURCES = Resources.of("200m", "512Mi", "1Gi")
+DEPLOY = Deploy(
+    "prom/prometheus:v3.5.0", Resources.of("200m", "512Mi", "1Gi"), host_port=PORT, storage_size="10Gi"
+)
 
 
 def _check_duration(value: str) -> str:
@@ -114,10 +114,7 @@ class PrometheusArgs:
     scraped: list[Workload]
     alertmanager: Workload | None = None
     config: MonitoringSettings = field(default_factory=MonitoringSettings)
-    image: str = IMAGE
-    host_port: int = PORT
-    storage_size: str = STORAGE
-    resources: Resources = RESOURCES
+    deploy: Deploy = DEPLOY
 
 
 class Prometheus(Service):
@@ -143,15 +140,13 @@ class Prometheus(Service):
         jobs = [NAME, *(w.name for w in args.scraped if w.metrics)]
         self.rules = rules_yaml(jobs, args.config.alert_for)
         workload = prometheus_family_server(
-            name=NAME,
-            image=args.image,
+            NAME,
+            args.deploy,
             port=PORT,
-            host_port=args.host_port,
             config=File(f"{CONFIG_DIR}/prometheus.yml", self.config),
             files=(File(f"{CONFIG_DIR}/rules.yml", self.rules),),
             storage_flag="--storage.tsdb.path",
             storage_path="/prometheus",
-            storage_size=args.storage_size,
             extra_args=("--storage.tsdb.retention.time=15d",),
             talks_to=tuple(
                 dict.fromkeys(
@@ -159,7 +154,6 @@ class Prometheus(Service):
                     + ([alertmanager.name] if alertmanager else [])
                 )
             ),
-            resources=args.resources,
         )
         self.workload = workload
         self.deployment = target.deploy(workload, self)
@@ -171,29 +165,17 @@ class Prometheus(Service):
 
 
 def build(ctx: Context) -> Prometheus:
-    settings = ctx.settings
     alertmanager = ctx.services.get("alertmanager")
     args = PrometheusArgs(
         ctx.scraped(),
         alertmanager=alertmanager.workload if isinstance(alertmanager, Alertmanager) else None,
-        config=CONFIG.of(settings),
-        image=settings.pinned_image(NAME),
-        host_port=settings.host_port(NAME),
-        storage_size=settings.storage_size(NAME),
-        resources=settings.resources_for(NAME, RESOURCES),
+        config=CONFIG.of(ctx.settings),
+        deploy=ctx.deploy(NAME, DEPLOY),
     )
     return Prometheus(NAME, args, ctx.target, ctx.opts)
 
 
-SPEC = ServiceSpec(
-    name=NAME,
-    build=build,
-    sections=(CONFIG,),
-    host_ports={NAME: PORT},
-    images={NAME: IMAGE},
-    storage={NAME: STORAGE},
-    workloads=(NAME,),
-)
+SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))
 
 
 __all__ = ["SPEC", "Metrics", "MonitoringSettings", "Prometheus", "PrometheusArgs", "scrape_config"]

@@ -11,10 +11,10 @@ import pulumi
 from pydantic import Field
 
 from infra.config import ConfigModel, Resources, Section
-from infra.services.base import Context, Service, ServiceSpec
+from infra.services.base import Context, Deploy, Service, ServiceSpec
 from infra.services.common import generated_secret, secret_path
 from infra.targets import Target
-from infra.workload import File, HealthCheck, Port, ProbeKind, Volume, Workload
+from infra.workload import File, HealthCheck, Port, ProbeKind, Workload
 from jobs.quantity import memory_bytes
 
 PORT = 6379
@@ -72,8 +72,7 @@ class RedisSettings(ConfigModel):
 
 CONFIG = Section("redis", RedisSettings, RedisSettings())
 IMAGE = "redis:7.4.5-bookworm"
-STORAGE = "2Gi"
-RESOURCES = Resources.of("100m", "256Mi", "512Mi")
+DEPLOY = Deploy(IMAGE, Resources.of("100m", "256Mi", "512Mi"), host_port=PORT, storage_size="2Gi")
 
 
 @dataclass(frozen=True)
@@ -120,10 +119,7 @@ class RedisArgs:
     """What Redis is built from; the defaults make a minimal call work."""
 
     config: RedisSettings = field(default_factory=RedisSettings)
-    image: str = IMAGE
-    host_port: int = PORT
-    storage_size: str = STORAGE
-    resources: Resources = RESOURCES
+    deploy: Deploy = DEPLOY
 
 
 class Redis(Service):
@@ -149,8 +145,8 @@ class Redis(Service):
         self.credentials = {
             user: RedisCredentials(user, generated_secret(f"redis-{user}-password", self)) for user in USERS
         }
-        conf = args.config
-        capacity = maxmemory(args.resources.memory_limit, conf.maxmemory_ratio)
+        conf, deploy = args.config, args.deploy
+        capacity = maxmemory(deploy.resources.memory_limit, conf.maxmemory_ratio)
         policy = conf.maxmemory_policy
         config = pulumi.Output.all(**{u: c.password for u, c in self.credentials.items()}).apply(
             lambda passwords: redis_conf(passwords, capacity, policy)
@@ -164,7 +160,7 @@ class Redis(Service):
         )
         workload = Workload(
             name=NAME,
-            image=args.image,
+            image=deploy.image,
             user=999,
             group=999,
             command=("redis-server",),
@@ -173,10 +169,10 @@ class Redis(Service):
                 File(secret_path("redis.conf"), config, secret=True),
                 File(password_file, self.credentials[HEALTH_USER].password, secret=True),
             ),
-            ports=(Port("redis", PORT, host_port=args.host_port),),
-            volumes=(Volume("data", "/data", args.storage_size),),
+            ports=(Port("redis", PORT, host_port=deploy.host_port),),
+            volumes=(deploy.volume("/data"),),
             health=HealthCheck(ProbeKind.EXEC, ping, interval_seconds=5, retries=10, start_seconds=5),
-            resources=args.resources,
+            resources=deploy.resources,
         )
         self.maxmemory = capacity
         self.deployment = target.deploy(workload, self)
@@ -189,26 +185,10 @@ class Redis(Service):
 
 
 def build(ctx: Context) -> Redis:
-    settings = ctx.settings
-    args = RedisArgs(
-        config=CONFIG.of(settings),
-        image=settings.pinned_image(NAME),
-        host_port=settings.host_port(NAME),
-        storage_size=settings.storage_size(NAME),
-        resources=settings.resources_for(NAME, RESOURCES),
-    )
-    return Redis(NAME, args, ctx.target, ctx.opts)
+    return Redis(NAME, RedisArgs(CONFIG.of(ctx.settings), ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts)
 
 
-SPEC = ServiceSpec(
-    name=NAME,
-    build=build,
-    sections=(CONFIG,),
-    host_ports={NAME: PORT},
-    images={NAME: IMAGE},
-    storage={NAME: STORAGE},
-    workloads=(NAME,),
-)
+SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))
 
 
 __all__ = ["SPEC", "Redis", "RedisArgs", "RedisCredentials", "RedisSettings", "redis_conf"]

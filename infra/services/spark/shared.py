@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 import pulumi
 import yaml
@@ -26,7 +27,7 @@ from infra.config import (
     keyed,
 )
 from infra.project import DEFAULT_VERSION
-from infra.services.common import project_image
+from infra.services.base import resolved_image
 from infra.workload import File, ProjectImage
 from jobs.definitions import JOB_NAMES
 from jobs.launch import MEMORY_OVERHEAD_MIB, SparkResources
@@ -289,7 +290,7 @@ def spark_args(
     workers = Workers(spark.workers, spark.worker_cores, mib(spark.worker_memory))
     return SparkArgs(
         environment,
-        image=project_image(settings, NAME, IMAGE.context, IMAGE.dockerfile),
+        image=cast(ProjectImage, resolved_image(settings, NAME, IMAGE)),
         conf=submit_conf(settings.buckets.events),
         job_resources=job_resources(spark),
         workers=workers,
