@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import stat
-import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from pyspark.sql import SparkSession
+from tools import redis_server as redis_server_helper
 
 from jobs import datagen
 from jobs.config import RedisSettings, Settings
@@ -84,46 +82,12 @@ class RedisServer:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
     password = "test-password-" + str(free_port())
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    server = RedisServer(RedisSettings(host="127.0.0.1", port=port, password=password))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                server.client().ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        with redis_server_helper.throwaway(tmp_path_factory.mktemp("redis"), password) as running:
+            yield RedisServer(RedisSettings(host="127.0.0.1", port=running.port, password=password))
+    except FileNotFoundError as missing:
+        pytest.fail(f"{missing} (apt-get install -y redis-server)")
 
 
 @pytest.fixture
