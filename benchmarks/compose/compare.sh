@@ -3,7 +3,7 @@
 # generated from the same declarations as the dev stack (generate.py), on
 # the images already built locally.
 #
-# Usage: benchmarks/compose/compare.sh [-n RUNS] [--against SECONDS] [--keep]
+# Usage: benchmarks/compose/compare.sh [-n RUNS] [--against SECONDS] [--keep] [--smoke]
 #
 #   -n, --runs N         runs (default 3); each is `up -d --wait` timed,
 #                        then `down -v`
@@ -11,6 +11,7 @@
 #                        ratio and fails if it is above 1.2
 #   --keep               keep the generated file (benchmarks/compose/out/,
 #                        mode 0600, ignored by git); default: a temp file
+#   --smoke              the short pass of `make bench-smoke`: one run
 #   -h, --help           this help
 #
 # Redis and Prometheus run from their official images if those are present
@@ -43,8 +44,11 @@ while (($#)); do
       shift
       ;;
     --keep) keep=true ;;
+    # One `up --wait` is already the whole path: generate, check, time,
+    # milestones, down and the summary (benchmarks/modes.py SMOKE["compose"]).
+    --smoke) runs=1 ;;
     -h | --help)
-      sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+      sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *) die "unknown option: $1 (see --help)" ;;

@@ -2,7 +2,7 @@
 
 Not a test: run it by hand (``make bench-engine``) and compare the figures.
 
-    python -m benchmarks.engine.bench [--runs 3] [--no-dev-up] [--timeline]
+    python -m benchmarks.engine.bench [--runs 3] [--no-dev-up] [--timeline] [--json FILE] [--smoke]
 
 With the toolchain of ``$DATAPLATFORM_CACHE`` (default ~/.cache/dataplatform;
 its env.sh puts the CLI and plugins on PATH), on ephemeral stacks in
@@ -27,6 +27,9 @@ throwaway state backends, it times:
 Wall seconds and CPU seconds (the process and all it waited for) are shown
 side by side: other work on a shared machine stretches wall times, not CPU
 times. The load average is printed with each figure.
+
+``--smoke`` is the short pass of ``make bench-smoke`` (``benchmarks/modes.py``):
+one warm run of each command, the dev stack still deployed and destroyed.
 """
 
 from __future__ import annotations
@@ -47,10 +50,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import modes
+from benchmarks.loadgen import exit_on_sigterm
 from tools.harness import merge_config, stack_config
 from tools.render import PROJECT, ROOT, ephemeral_stack, toolchain_env
 from tools.render import stack_config as render_config
@@ -191,6 +196,16 @@ class Figure:
         if goal is not None and self.samples:
             verdict = f"goal {goal:.0f} s: {'met' if min(walls) <= goal else 'missed'}"
         return f"{self.name:<38} {cold}  {warm}  {loads}  {verdict}  {self.note}".rstrip()
+
+    def record(self) -> dict[str, Any]:
+        """The figure as data, for ``--json``."""
+        return {
+            "name": self.name,
+            "cold": asdict(self.cold) if self.cold else None,
+            "samples": [asdict(s) for s in self.samples],
+            "goal_s": GOALS.get(self.name),
+            "note": self.note,
+        }
 
 
 def measure(fn: Callable[[], Any]) -> tuple[Any, Sample]:
@@ -430,7 +445,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="warm runs of each command (default 3)")
     parser.add_argument("--no-dev-up", action="store_true", help="skip deploying the dev stack")
     parser.add_argument("--timeline", action="store_true", help="print the engine's longest waits")
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    modes.add_smoke_flag(parser, "engine")
+    args = modes.parse(parser, "engine", argv)
+    # A stopped run (make bench-smoke's time limit, kill) still destroys its
+    # ephemeral stacks and their containers on the way out.
+    exit_on_sigterm()
 
     env = toolchain_env()
     pulumi_cli = shutil.which("pulumi", path=env.get("PATH"))
@@ -460,6 +480,18 @@ def main(argv: list[str] | None = None) -> int:
         print(figure.line())
     for line in notes:
         print(line)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "pulumi": version,
+                    "runs": args.runs,
+                    "figures": [figure.record() for figure in figures],
+                    "notes": notes,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -1,6 +1,6 @@
 """The gateway against nginx, in front of the same inference container.
 
-    python -m benchmarks.gateway.bench [--rounds 3] [--seconds 10] [--pin split|none]
+    python -m benchmarks.gateway.bench [--rounds 3] [--seconds 10] [--pin split|none] [--smoke]
 
 Three variants get the same wrk load (one body, ``POST /v1/predict``): straight
 to inference, through Debian's nginx (API key checked through a ``map``,
@@ -9,6 +9,10 @@ to inference, through Debian's nginx (API key checked through a ``map``,
 Redis). Each round runs every concurrency and, within it, every variant one
 after the other in a rotating order, so load from other work on the machine
 falls on all of them alike; the tables report medians over rounds.
+
+``--smoke`` is the short pass of ``make bench-smoke`` (``benchmarks/modes.py``):
+one round of a second per run at 1 and 8 connections, with the gateway
+binary taken from the project's gateway image instead of a host build.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -27,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks import modes
 from benchmarks.inference import stack as inference_stack
 from benchmarks.loadgen import (
     NICE,
@@ -126,6 +132,25 @@ def build_gateway() -> Path:
         stdout=subprocess.PIPE,
     )
     return Path(json.loads(meta.stdout)["target_directory"]) / "release" / "gateway"
+
+
+def gateway_from_image(image: str, workdir: Path) -> Path:
+    """The gateway binary of a gateway image, copied out: the image's build
+    stage is the same ``cargo build --release --locked``, and its runtime is
+    the Debian release of this machine, so it runs here as it is."""
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
+        raise SystemExit(
+            f"image {image} is missing: DATAPLATFORM_VERSION={image.rpartition(':')[2]} "
+            "bash scripts/build-images.sh gateway"
+        )
+    name = f"dp-bench-gateway-bin-{os.getpid()}"
+    subprocess.run(["docker", "create", "--name", name, image], check=True, stdout=subprocess.DEVNULL)
+    try:
+        target = workdir / "gateway"
+        subprocess.run(["docker", "cp", f"{name}:/usr/local/bin/gateway", str(target)], check=True)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    return target
 
 
 @contextlib.contextmanager
@@ -263,7 +288,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -273,22 +298,31 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--pin", choices=sorted(LAYOUTS), default="split")
     parser.add_argument("--gateway-bin", type=Path, help="default: cargo build --release")
+    parser.add_argument("--gateway-image", help="take the gateway binary from this image instead")
     parser.add_argument(
         "--nice", type=int, default=-10 if os.geteuid() == 0 else 0, help="niceness of everything measured"
     )
     parser.add_argument("--image", default=inference_stack.IMAGE)
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
+    modes.add_smoke_flag(parser, "gateway")
+    args = modes.parse(parser, "gateway", argv)
 
     exit_on_sigterm()
     NICE["value"] = args.nice
     tools = install_tools()
-    gateway_bin = args.gateway_bin or build_gateway()
     cpus = LAYOUTS[args.pin]
     api_key = os.urandom(16).hex()
     rate = 1_000_000
 
     with contextlib.ExitStack() as stack:
+        # Before anything starts: a cold release build takes minutes.
+        if args.gateway_bin:
+            gateway_bin = args.gateway_bin
+        elif args.gateway_image:
+            bin_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="dp-bench-gateway-"))
+            gateway_bin = gateway_from_image(args.gateway_image, Path(bin_dir))
+        else:
+            gateway_bin = build_gateway()
         serving = stack.enter_context(
             inference_stack.running(
                 image=args.image, inference_cpus=cpus["inference"], redis_cpus=cpus["redis"]
@@ -419,6 +453,9 @@ def main() -> None:
                         k: {"rest": at_rest[k], "peak": samplers[k].peak} for k in ("nginx", "gateway")
                     },
                     "pin": args.pin,
+                    "rounds": args.rounds,
+                    "seconds": args.seconds,
+                    "concurrency": sorted(args.concurrency),
                     "load_average": {"before": load_before, "after": load_after},
                 },
                 indent=2,

@@ -1,6 +1,6 @@
 """Rows scored per second: the inference service against onnxruntime in-process.
 
-    python -m benchmarks.inference.bench [--rounds 3] [--seconds 8] [--pin split|none]
+    python -m benchmarks.inference.bench [--rounds 3] [--seconds 8] [--pin split|none] [--smoke]
 
 For inline rows (``instances``) and for entity lookups (``entity_ids`` →
 Redis → model), at batch 1, 32 and 256: ``POST /v1/predict`` on the
@@ -10,6 +10,9 @@ Python process by ``benchmarks.inference.inprocess`` (same rows, same
 Redis). Latency at batch 1 is measured with one connection. Each round runs
 every case with the variants one after the other, in alternating order, and
 the tables report medians over rounds.
+
+``--smoke`` is the short pass of ``make bench-smoke`` (``benchmarks/modes.py``):
+one round of a second per run at batch 1 and 32.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import modes
 from benchmarks.inference import stack
 from benchmarks.loadgen import (
     NICE,
@@ -82,7 +86,7 @@ def in_process(source: str, batch: int, seconds: float, serving: stack.Stack, cp
     return Measured(raw["rows_per_s"], raw["p50_ms"], raw["p99_ms"], raw["rows_per_cpu_s"])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -90,13 +94,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=list(BATCHES), help="rows per request (1 is needed)"
+    )
     parser.add_argument("--pin", choices=sorted(LAYOUTS), default="split")
     parser.add_argument(
         "--nice", type=int, default=-10 if os.geteuid() == 0 else 0, help="niceness of everything measured"
     )
     parser.add_argument("--image", default=stack.IMAGE)
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    modes.add_smoke_flag(parser, "inference")
+    args = modes.parse(parser, "inference", argv)
+    batches = sorted(set(args.batches))
+    if 1 not in batches:
+        # The latency table is batch 1 with one connection.
+        parser.error("--batches must include 1")
 
     exit_on_sigterm()
     NICE["value"] = args.nice
@@ -113,7 +125,7 @@ def main() -> None:
         started = time.monotonic()
         for r in range(args.rounds):
             for source in SOURCES:
-                for batch in BATCHES:
+                for batch in batches:
                     payload = body(source, batch)
 
                     def over_http(c: int, payload: str = payload, batch: int = batch) -> Measured:
@@ -157,7 +169,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     summary = []
     for source in SOURCES:
-        for batch in BATCHES:
+        for batch in batches:
             h = median([m.rows_per_s for m in http[source, batch]])
             inproc = median([m.rows_per_s for m in local[source, batch]])
             entry = {"source": source, "batch": batch, "service": h, "in_process": inproc}
@@ -174,7 +186,7 @@ def main() -> None:
     print("| features | batch | service rows/CPU-s | in-process rows/CPU-s | service / in-process |")
     print("|---|---|---|---|---|")
     for source in SOURCES:
-        for batch in BATCHES:
+        for batch in batches:
             h = median([m.rows_per_cpu_s for m in http[source, batch]])
             inproc = median([m.rows_per_cpu_s for m in local[source, batch]])
             print(f"| {source} | {batch} | {h:,.0f} | {inproc:,.0f} | {100 * h / inproc:.1f}% |")
@@ -203,6 +215,9 @@ def main() -> None:
                     "latency_batch1": {s: [m.__dict__ for m in latency[s]] for s in SOURCES},
                     "load_average": {"before": load_before, "after": load_after},
                     "pin": args.pin,
+                    "rounds": args.rounds,
+                    "seconds": args.seconds,
+                    "batches": batches,
                 },
                 indent=2,
             )

@@ -2,7 +2,7 @@
 
 Not a test: run it by hand on a quiet machine and compare the figures.
 
-    python -m benchmarks.jobs.features_bench --sizes 1000000 10000000 [--redis]
+    python -m benchmarks.jobs.features_bench --sizes 1000000 10000000 [--redis] [--smoke]
 
 After an untimed warm-up run, for each size it generates events with
 ``datagen`` (untimed), then times the ``features`` job on ``local[2]`` and
@@ -11,6 +11,9 @@ resident set size (/proc via psutil) and its heap in use (JVM Runtime). With
 ``--redis`` a throwaway loopback ``redis-server`` receives the online copy.
 In local mode the executors live in the driver JVM, so flat figures across
 sizes mean no per-row state reaches the driver.
+
+``--smoke`` is the short pass of ``make bench-smoke`` (``benchmarks/modes.py``):
+a warm-up of 1,000 events, then 4,000.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import Any
 
 import psutil
 
+from benchmarks import modes
+from benchmarks.loadgen import exit_on_sigterm
 from jobs.config import RedisSettings, Settings
 from jobs.definitions import JOBS
 from jobs.session import build_session
@@ -109,7 +114,7 @@ def run_job(spark: Any, name: str, argv: list[str], settings: Settings) -> None:
     job.run(spark, settings, job.parser().parse_args(argv))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -119,7 +124,10 @@ def main() -> int:
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--warmup-size", type=int, default=100_000, help="events of the untimed first run")
     parser.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
-    options = parser.parse_args()
+    modes.add_smoke_flag(parser, "features")
+    options = modes.parse(parser, "features", argv)
+    # A stopped run (make bench-smoke's time limit) still stops Spark and Redis.
+    exit_on_sigterm()
 
     workdir = Path(options.workdir or tempfile.mkdtemp(prefix="features-bench-"))
     redis_process: subprocess.Popen[bytes] | None = None
