@@ -75,7 +75,9 @@ class Runtime:
     features: FeatureStore
 
 
-def _runtime(request: Request) -> Runtime:
+# A coroutine, not a plain function: FastAPI runs plain-function
+# dependencies in its thread pool, a thread hand-off on every request.
+async def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
