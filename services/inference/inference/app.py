@@ -27,7 +27,8 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from inference import __version__
+from inference import __version__, binary_body
+from inference.binary_body import BinaryBodyError, MatrixBody
 from inference.features import FeatureStore, connect
 from inference.metrics import Metrics
 from inference.registry import LoadedModel, ModelManager, S3ModelRegistry
@@ -320,29 +321,93 @@ def _parse_predict(raw: bytes) -> PredictRequest:
         raise RequestValidationError(errors) from None
 
 
+def _parse_binary(raw: bytes, feature_names: str | None) -> MatrixBody:
+    try:
+        return binary_body.parse(raw, feature_names)
+    except BinaryBodyError as exc:
+        raise RequestValidationError(exc.errors) from None
+
+
+def _check_columns(model: LoadedModel, body: MatrixBody) -> None:
+    """A binary body's columns are the model's features by position only:
+    their count must match, and so must their names when the client sent them."""
+    names = model.feature_names
+    columns = body.matrix.shape[1]
+    where = f"model {model.name}/{model.version} expects {len(names)} columns, {names}"
+    if columns != len(names):
+        raise ApiError(
+            422,
+            "feature_mismatch",
+            f"body has {columns} columns; {where}",
+            expected=names,
+            columns=columns,
+        )
+    given = body.feature_names
+    if given is not None and given != names:
+        header = binary_body.FEATURE_NAMES_HEADER
+        if len(given) != len(names):
+            detail = f"{header} names {len(given)} features"
+        else:
+            column = next(i for i, (a, b) in enumerate(zip(given, names, strict=True)) if a != b)
+            detail = f"{header} names column {column} {given[column]!r}, not {names[column]!r}"
+        raise ApiError(
+            422, "feature_mismatch", f"{detail}; {where}", expected=names, columns=columns
+        )
+
+
 router = APIRouter()
+
+
+_BINARY_SCHEMA = {"type": "string", "format": "binary"}
 
 
 @router.post(
     "/v1/predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=_ERROR_RESPONSES,
+    responses={
+        200: {
+            "description": "Scores in request order: JSON, or with `Accept: "
+            f"{binary_body.MEDIA_TYPE}` one float32 column in the binary layout.",
+            "content": {binary_body.MEDIA_TYPE: {"schema": _BINARY_SCHEMA}},
+        },
+        **_ERROR_RESPONSES,
+    },
     openapi_extra={
+        "parameters": [
+            {
+                "name": binary_body.FEATURE_NAMES_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "Binary bodies only: the columns' feature names, "
+                "comma-separated; checked against the live model's.",
+                "schema": {"type": "string"},
+            }
+        ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _predict_body_schema()[0]}},
-        }
+            "content": {
+                "application/json": {"schema": _predict_body_schema()[0]},
+                # docs/contracts.md: shape header, then float32 values, row-major.
+                binary_body.MEDIA_TYPE: {"schema": _BINARY_SCHEMA},
+            },
+        },
     },
 )
 async def predict(request: Request, runtime: RuntimeDep) -> Response:
     """Score entities (features from Redis) or feature vectors given inline."""
-    body = _parse_predict(await request.body())
+    raw = await request.body()
+    body: PredictRequest | MatrixBody
+    if binary_body.is_binary(request.headers.get("content-type")):
+        body = _parse_binary(raw, request.headers.get(binary_body.FEATURE_NAMES_HEADER))
+    else:
+        body = _parse_predict(raw)
     by_entity = isinstance(body, EntityPredictRequest | EntityBatchPredictRequest)
     source = "entity" if by_entity else "inline"
+    binary = binary_body.accepts_binary(request.headers.get("accept"))
     status = 500
     try:
-        response = await _predict(body, runtime, source)
+        response = await _predict(body, runtime, source, binary=binary)
     except ApiError as exc:
         status = exc.status
         raise
@@ -353,7 +418,9 @@ async def predict(request: Request, runtime: RuntimeDep) -> Response:
         runtime.metrics.requests.labels(source=source, status=str(status)).inc()
 
 
-async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> Response:
+async def _predict(
+    body: PredictRequest | MatrixBody, runtime: Runtime, source: str, *, binary: bool
+) -> Response:
     started = time.perf_counter()
     # Taken once: a model swap during this request does not affect it.
     model = runtime.models.current
@@ -365,6 +432,11 @@ async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> Respo
         entity_ids = [body.entity_id] if isinstance(body, EntityPredictRequest) else body.entity_ids
         _check_batch(len(entity_ids), runtime.settings.max_batch)
         matrix = await _entity_matrix(runtime, model, entity_ids)
+    elif isinstance(body, MatrixBody):
+        entity_ids = None
+        matrix = body.matrix
+        _check_batch(len(matrix), runtime.settings.max_batch)
+        _check_columns(model, body)
     else:
         entity_ids = None
         rows = [body.features] if isinstance(body, InlinePredictRequest) else body.instances
@@ -377,7 +449,9 @@ async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> Respo
         scores = model.predict(matrix)
     else:
         scores = await run_in_threadpool(model.predict, matrix)
-    bad_rows = np.flatnonzero(~np.isfinite(scores)).tolist()
+    # What is sent must be finite: for a binary response, in float32.
+    values = binary_body.as_values(scores) if binary else None
+    bad_rows = np.flatnonzero(~np.isfinite(scores if values is None else values)).tolist()
     if bad_rows:
         raise ApiError(
             422,
@@ -391,6 +465,13 @@ async def _predict(body: PredictRequest, runtime: Runtime, source: str) -> Respo
     runtime.metrics.predictions.labels(source=source).inc(count)
     runtime.metrics.batch_size.labels(source=source).observe(count)
     runtime.metrics.latency.labels(source=source).observe(time.perf_counter() - started)
+    if values is not None:
+        # Scores in request order; the model they came from is in the headers.
+        return Response(
+            binary_body.render(values),
+            media_type=binary_body.MEDIA_TYPE,
+            headers={"x-model-name": model.name, "x-model-version": model.version},
+        )
     return Response(_render(model, entity_ids, scores.tolist()), media_type="application/json")
 
 

@@ -19,6 +19,9 @@ from inference_testkit import BUCKET, RedisServer, S3Server, publish_model
 
 FUZZ_MODEL = "churn-fuzz"
 
+# The binary prediction body is bytes; sent as generated, like octet-stream.
+schemathesis.serializer.alias("application/x-dataplatform-f32", "application/octet-stream")
+
 
 @pytest.fixture(scope="module")
 def fuzz_schema(
