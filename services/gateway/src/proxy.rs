@@ -2,7 +2,8 @@
 //!
 //! Request bodies are read whole (bounded) before the key and the rate limit
 //! are checked, and those of `POST /v1/predict` checked to be JSON before
-//! anything is sent upstream; response bodies are streamed back
+//! anything is sent upstream, unless they declare the inference service's
+//! binary type, which goes through as it came; response bodies are streamed back
 //! as they arrive. Only idempotent calls are retried, and only when the
 //! connection could not be established, so a request is never sent twice.
 
@@ -29,6 +30,10 @@ use crate::{auth::API_KEY_HEADER, config::Config, errors::ApiError, metrics::Met
 /// Attempts for an idempotent call whose connection failed.
 const MAX_ATTEMPTS: u32 = 3;
 const RETRY_BACKOFF: Duration = Duration::from_millis(25);
+
+/// The inference service's binary prediction body (`docs/contracts.md`): a
+/// shape header and float32 values, checked by the service itself.
+const BINARY_BODY: &str = "application/x-dataplatform-f32";
 
 /// Headers that describe one hop, not the message (RFC 9110 section 7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -318,7 +323,18 @@ async fn read_limited(upstream: &Upstream, parts: &Parts, body: Body) -> Result<
     }
 }
 
-/// `POST /v1/predict`: forwarded once, after the body is known to be JSON.
+/// Whether the request declares the binary body: the media type of
+/// `Content-Type`, parameters aside, compared without regard to case.
+fn is_binary_body(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(BINARY_BODY))
+}
+
+/// `POST /v1/predict`: forwarded once, after a body that is not the binary
+/// type is known to be JSON.
 pub async fn predict(
     State(upstream): State<Upstream>,
     request: Request,
@@ -331,7 +347,11 @@ pub async fn predict(
         .await
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "could not read request body"))?
         .to_bytes();
-    if let Err(error) = serde_json::from_slice::<IgnoredAny>(&bytes) {
+    // The binary body's layout is checked by the service, against the live
+    // model's shape, which the gateway does not know.
+    if !is_binary_body(&parts.headers)
+        && let Err(error) = serde_json::from_slice::<IgnoredAny>(&bytes)
+    {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("request body is not valid JSON: {error}"),
@@ -390,6 +410,22 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["content-type", "x-request-id"]);
         assert_eq!(headers["x-request-id"], HeaderValue::from_static("abc"));
+    }
+
+    #[test]
+    fn the_binary_body_is_known_by_its_media_type() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            is_binary_body(&headers)
+        };
+        assert!(with("application/x-dataplatform-f32"));
+        assert!(with("Application/X-Dataplatform-F32; charset=binary"));
+        assert!(with(" application/x-dataplatform-f32 "));
+        assert!(!with("application/json"));
+        assert!(!with("application/x-dataplatform-f32x"));
+        assert!(!with("application/octet-stream"));
+        assert!(!is_binary_body(&HeaderMap::new()));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Gateway, KEY, OTHER_KEY, RedisServer, Settings, Upstream, bearer, free_port, get, metric,
-    predict, send,
+    predict, send, send_bytes,
 };
 use http::{Method, StatusCode};
 use redis::AsyncCommands;
@@ -479,6 +479,44 @@ async fn malformed_json_is_rejected_before_forwarding() {
         );
     }
     assert!(s.upstream.recorder.all().is_empty());
+}
+
+#[tokio::test]
+async fn binary_bodies_reach_the_upstream_byte_for_byte() {
+    let s = stack(|c| c).await;
+    // The inference service's layout: 2 rows by 3 columns as little-endian
+    // uint32, then float32 values; neither UTF-8 nor JSON, and holding the
+    // bytes of a NaN and of an infinity, which only the service may judge.
+    let mut body: Vec<u8> = [2u32, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
+    for value in [1.5f32, f32::NAN, -0.0, f32::INFINITY, 3.4e38, 7.0] {
+        body.extend_from_slice(&value.to_le_bytes());
+    }
+    body.extend_from_slice(&[0xff, 0xfe]);
+    let content_type = "application/x-dataplatform-f32; charset=binary";
+    let headers = [
+        ("x-api-key", KEY),
+        ("content-type", content_type),
+        ("accept", "application/x-dataplatform-f32"),
+        ("x-feature-names", "a,b,c"),
+    ];
+    let reply = send_bytes(Method::POST, &s.gateway.url("/v1/predict"), &headers, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+
+    let seen = s.upstream.recorder.all();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body.as_ref(), body.as_slice());
+    assert_eq!(seen[0].headers["content-type"], content_type);
+    assert_eq!(seen[0].headers["accept"], "application/x-dataplatform-f32");
+    assert_eq!(seen[0].headers["x-feature-names"], "a,b,c");
+
+    // Other types are still held to JSON, whatever their bytes.
+    let octets = [
+        ("x-api-key", KEY),
+        ("content-type", "application/octet-stream"),
+    ];
+    let refused = send_bytes(Method::POST, &s.gateway.url("/v1/predict"), &octets, &body).await;
+    refused.assert_error(StatusCode::BAD_REQUEST);
+    assert_eq!(s.upstream.recorder.all().len(), 1);
 }
 
 #[tokio::test]

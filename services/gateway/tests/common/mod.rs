@@ -347,6 +347,10 @@ impl Reply {
 }
 
 pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    send_bytes(method, url, headers, body.as_bytes()).await
+}
+
+pub async fn send_bytes(method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut request = Request::builder().method(method).uri(url);
@@ -354,7 +358,7 @@ pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &st
         request = request.header(*name, *value);
     }
     let request = request
-        .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+        .body(Full::new(Bytes::copy_from_slice(body)))
         .unwrap();
     let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
         .await
