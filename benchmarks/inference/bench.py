@@ -2,8 +2,10 @@
 
     python -m benchmarks.inference.bench [--rounds 3] [--seconds 8] [--pin split|none] [--smoke]
 
-For inline rows (``instances``) and for entity lookups (``entity_ids`` →
-Redis → model), at batch 1, 32 and 256: ``POST /v1/predict`` on the
+For inline rows (``instances``), for entity lookups (``entity_ids`` →
+Redis → model) and for the inline rows as the binary body with a binary
+answer (``application/x-dataplatform-f32``), at batch 1, 32 and 256:
+``POST /v1/predict`` on the
 inference container driven by wrk (``--connections``, default 8, enough
 to keep the single server process busy), against the same model scored in one
 Python process by ``benchmarks.inference.inprocess`` (same rows, same
@@ -27,11 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import modes
-from benchmarks.inference import stack
+from benchmarks.inference import stack, wrkbody
+from benchmarks.inference.data import BINARY_TYPE, binary_body
 from benchmarks.loadgen import (
     NICE,
     REPO,
     Load,
+    Result,
+    Tools,
     container_cpu_seconds,
     exit_on_sigterm,
     install_tools,
@@ -43,7 +48,16 @@ from benchmarks.loadgen import (
 from jobs.schema import feature_names
 
 BATCHES = (1, 32, 256)
-SOURCES = ("inline", "entity")
+# The JSON bodies, reported in the first three tables.
+JSON_SOURCES = ("inline", "entity")
+# Measured in every round and batch, the short mode's included: the JSON
+# bodies, and the inline rows as the binary body, answered in binary.
+SOURCES = (*JSON_SOURCES, "binary")
+BINARY_HEADERS = {
+    "Content-Type": BINARY_TYPE,
+    "Accept": BINARY_TYPE,
+    "X-Feature-Names": ",".join(feature_names()),
+}
 
 # With --pin split, the load generator and Redis share CPU 0, and the
 # server under test (the container, or the in-process scorer) has CPU 1.
@@ -53,10 +67,22 @@ LAYOUTS: dict[str, dict[str, str | None]] = {
 }
 
 
-def body(source: str, batch: int) -> str:
+def body(source: str, batch: int) -> str | bytes:
+    if source == "binary":
+        return binary_body(batch, len(feature_names()))
     if source == "inline":
         return json.dumps({"instances": stack.instances(batch)})
     return json.dumps({"entity_ids": [stack.entity_id(i % stack.ENTITIES) for i in range(batch)]})
+
+
+def http_run(
+    tools: Tools, url: str, payload: str | bytes, c: int, seconds: float, cpus: str | None
+) -> Result:
+    """One wrk run; a binary body goes with its headers and asks for a binary answer."""
+    if isinstance(payload, str):
+        return run_wrk(tools, Load(url, payload, c, seconds, {}, cpus))
+    with wrkbody.sending(payload):
+        return run_wrk(tools, Load(url, "", c, seconds, BINARY_HEADERS, cpus))
 
 
 @dataclass
@@ -84,6 +110,56 @@ def in_process(source: str, batch: int, seconds: float, serving: stack.Stack, cp
     out = subprocess.run(pinned(cpus, argv), cwd=REPO, env=env, check=True, stdout=subprocess.PIPE, text=True)
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     return Measured(raw["rows_per_s"], raw["p50_ms"], raw["p99_ms"], raw["rows_per_cpu_s"])
+
+
+def binary_report(
+    http: dict[tuple[str, int], list[Measured]],
+    local: dict[tuple[str, int], list[Measured]],
+    latency: dict[str, list[Measured]],
+    batches: list[int],
+) -> list[dict[str, float]]:
+    """The binary body's tables: against in-process from the same bytes, the
+    ready matrix, the JSON body of the same rows, and in-process from those
+    rows as dicts (the inline rows' in-process figure)."""
+    print("The same rows as the binary body, answered in binary (`application/x-dataplatform-f32`):")
+    print()
+    print(
+        "| binary body | batch | service rows/s | service rows/CPU-s | in-process rows/s from the same "
+        "bytes | service / that | service / ready matrix | service / JSON service "
+        "| service / in-process from dicts |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    entries = []
+    for batch in batches:
+        h = median([m.rows_per_s for m in http["binary", batch]])
+        cpu = median([m.rows_per_cpu_s for m in http["binary", batch]])
+        inproc = median([m.rows_per_s for m in local["binary", batch]])
+        arr = median([m.rows_per_s for m in local["array", batch]])
+        as_json = median([m.rows_per_s for m in http["inline", batch]])
+        dicts = median([m.rows_per_s for m in local["inline", batch]])
+        entries.append(
+            {
+                "batch": batch,
+                "service": h,
+                "service_per_cpu_s": cpu,
+                "in_process": inproc,
+                "in_process_array": arr,
+                "json_service": as_json,
+                "in_process_dicts": dicts,
+            }
+        )
+        print(
+            f"| binary | {batch} | {h:,.0f} | {cpu:,.0f} | {inproc:,.0f} | {100 * h / inproc:.1f}% "
+            f"| {100 * h / arr:.1f}% | {100 * h / as_json:.1f}% | {100 * h / dicts:.1f}% |"
+        )
+    print()
+    print("| binary body | batch 1, one connection | p50 ms | p99 ms | in-process p50 / p99 ms |")
+    print("|---|---|---|---|---|")
+    ms, inproc_runs = latency["binary"], local["binary", 1]
+    p50, p99 = median([m.p50_ms for m in ms]), median([m.p99_ms for m in ms])
+    i50, i99 = median([m.p50_ms for m in inproc_runs]), median([m.p99_ms for m in inproc_runs])
+    print(f"| binary | service | {p50:.2f} | {p99:.2f} | {i50:.3f} / {i99:.3f} |")
+    return entries
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,10 +204,10 @@ def main(argv: list[str] | None = None) -> None:
                 for batch in batches:
                     payload = body(source, batch)
 
-                    def over_http(c: int, payload: str = payload, batch: int = batch) -> Measured:
-                        run_wrk(tools, Load(url, payload, c, args.warmup, {}, cpus["load"]))
+                    def over_http(c: int, payload: str | bytes = payload, batch: int = batch) -> Measured:
+                        http_run(tools, url, payload, c, args.warmup, cpus["load"])
                         cpu = container_cpu_seconds(serving.container)
-                        res = run_wrk(tools, Load(url, payload, c, args.seconds, {}, cpus["load"]))
+                        res = http_run(tools, url, payload, c, args.seconds, cpus["load"])
                         cpu = container_cpu_seconds(serving.container) - cpu
                         if res.errors:
                             raise RuntimeError(f"failed requests {res.error_kinds}, batch {batch}")
@@ -168,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|---|---|---|---|---|---|")
     summary = []
-    for source in SOURCES:
+    for source in JSON_SOURCES:
         for batch in batches:
             h = median([m.rows_per_s for m in http[source, batch]])
             inproc = median([m.rows_per_s for m in local[source, batch]])
@@ -185,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("| features | batch | service rows/CPU-s | in-process rows/CPU-s | service / in-process |")
     print("|---|---|---|---|---|")
-    for source in SOURCES:
+    for source in JSON_SOURCES:
         for batch in batches:
             h = median([m.rows_per_cpu_s for m in http[source, batch]])
             inproc = median([m.rows_per_cpu_s for m in local[source, batch]])
@@ -193,13 +269,15 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("| features | batch 1, one connection | p50 ms | p99 ms | in-process p50 / p99 ms |")
     print("|---|---|---|---|---|")
-    for source in SOURCES:
+    for source in JSON_SOURCES:
         ms = latency[source]
         inproc_runs = local[source, 1]
         p50, p99 = median([m.p50_ms for m in ms]), median([m.p99_ms for m in ms])
         i50 = median([m.p50_ms for m in inproc_runs])
         i99 = median([m.p99_ms for m in inproc_runs])
         print(f"| {source} | service | {p50:.2f} | {p99:.2f} | {i50:.3f} / {i99:.3f} |")
+    print()
+    binary = binary_report(http, local, latency, batches)
     print()
     print(
         f"pinning: {args.pin} {cpus}, nice {args.nice}; {args.connections} connections for throughput; "
@@ -212,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
             json.dumps(
                 {
                     "summary": summary,
+                    "binary": binary,
                     "latency_batch1": {s: [m.__dict__ for m in latency[s]] for s in SOURCES},
                     "load_average": {"before": load_before, "after": load_after},
                     "pin": args.pin,

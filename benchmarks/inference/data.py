@@ -4,6 +4,8 @@ virtualenv (the service's onnxruntime, NumPy and redis with hiredis)."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 ENTITIES = 2000
@@ -11,6 +13,8 @@ ENTITIES = 2000
 POINTER_KEY = "features:current"
 VERSIONS_PREFIX = "features:v:"
 INPUT_NAME, OUTPUT_NAME = "features", "score"
+# The inference service's binary body and answer (docs/contracts.md).
+BINARY_TYPE = "application/x-dataplatform-f32"
 
 
 def entity_id(i: int) -> str:
@@ -29,3 +33,10 @@ def feature_rows(count: int, n: int, seed: int = 7) -> np.ndarray:
 
 def instances(count: int, names: list[str]) -> list[dict[str, float]]:
     return [dict(zip(names, map(float, row), strict=True)) for row in feature_rows(count, len(names))]
+
+
+def binary_body(count: int, n: int) -> bytes:
+    """The rows of ``instances`` as the binary body: rows and columns as
+    little-endian uint32, then the values as little-endian float32, row-major."""
+    values = feature_rows(count, n).astype("<f4")
+    return struct.pack("<II", count, n) + values.tobytes()

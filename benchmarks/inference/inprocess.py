@@ -1,7 +1,7 @@
 """The same model scored by onnxruntime in one Python process, no HTTP.
 
     python -m benchmarks.inference.inprocess --model model.onnx --features a,b,... --batch 32 \
-        [--seconds 5] [--source inline|entity|array] [--redis-port P --redis-password PW]
+        [--seconds 5] [--source inline|entity|array|binary] [--redis-port P --redis-password PW]
 
 Run with the inference service's virtualenv (``services/inference/.venv``),
 so that onnxruntime, NumPy and redis (with hiredis) are the service's own.
@@ -14,7 +14,10 @@ inference service (one intra-op and one inter-op thread):
   matrix, scored, and the scores turned into Python floats;
 * ``entity``: the rows' hashes read from Redis with one pipelined round
   trip (after reading the live version's pointer, as the service does),
-  parsed into the matrix, scored, scores to Python floats.
+  parsed into the matrix, scored, scores to Python floats;
+* ``binary``: the rows as the service's binary body (shape header, float32
+  values), read with ``numpy.frombuffer``, widened to float64, scored, and
+  the scores written as float32 bytes, as the binary answer carries them.
 
 Prints one JSON object: rows per second (wall clock and per CPU-second of
 this process) and per-call latency percentiles.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import time
 from collections.abc import Callable
 from operator import itemgetter
@@ -39,6 +43,7 @@ from benchmarks.inference.data import (
     OUTPUT_NAME,
     POINTER_KEY,
     VERSIONS_PREFIX,
+    binary_body,
     entity_id,
     feature_rows,
     instances,
@@ -73,6 +78,18 @@ def scorer(
             return len(scores)
 
         return run_array
+
+    if source == "binary":
+        raw = binary_body(batch, len(names))
+
+        def run_binary() -> int:
+            count, columns = struct.unpack_from("<II", raw)
+            values = np.frombuffer(raw, dtype="<f4", count=count * columns, offset=8)
+            matrix = values.reshape(count, columns).astype(np.float64)
+            (scores,) = sess.run([out], {inp: matrix})
+            return len(np.asarray(scores, dtype="<f4").tobytes()) // 4
+
+        return run_binary
 
     if source == "inline":
         rows = instances(batch, names)
@@ -109,7 +126,7 @@ def main() -> None:
     parser.add_argument("--features", required=True, help="feature names, comma-separated, in input order")
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--source", choices=["array", "inline", "entity"], default="inline")
+    parser.add_argument("--source", choices=["array", "inline", "entity", "binary"], default="inline")
     parser.add_argument("--redis-port", type=int)
     parser.add_argument("--redis-password")
     args = parser.parse_args()
