@@ -37,9 +37,11 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,8 @@ VOLUME = "docker:index/volume:Volume"
 NETWORK = "docker:index/network:Network"
 # Mode of uploaded files with the Pulumi docker provider (root-owned, 0644).
 UPLOAD_MODE = 0o644
+# Beside the Compose file: the files of read-only services' configs.
+CONFIG_DIR = "configs"
 
 
 # -- the declarations -----------------------------------------------------
@@ -142,9 +146,22 @@ def volume_key(volume_name: str, prefix: str) -> str:
     return volume_name[len(prefix) :] if volume_name.startswith(prefix) else volume_name
 
 
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file a read-only service reads: written beside the Compose file
+    (``CONFIG_DIR``) with the owner and mode the upload declares, and
+    bind-mounted by Compose, which allows no other kind of config on a
+    read-only root."""
+
+    content: str
+    mode: int
+    uid: int | None
+    gid: int | None
+
+
 def translate(
     recorder: Recorder, waits: dict[str, set[str]], project: str
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[str], dict[str, ConfigFile]]:
     tags = image_tags(recorder)
     networks = [unwrap(r.inputs) for r in recorder.of_type(NETWORK)]
     if len(networks) != 1:
@@ -163,6 +180,7 @@ def translate(
 
     services: dict[str, Any] = {}
     configs: dict[str, Any] = {}
+    files: dict[str, ConfigFile] = {}
     volumes: dict[str, Any] = {}
     for volume in recorder.of_type(VOLUME):
         inputs = unwrap(volume.inputs)
@@ -258,16 +276,24 @@ def translate(
             service["configs"] = []
             for upload in uploads:
                 key = config_name(name, upload["file"])
-                configs[key] = {"content": upload.get("content") or ""}
-                config = {
-                    "source": key,
-                    "target": upload["file"],
-                    "mode": upload.get("permissions") or f"0{UPLOAD_MODE:o}",
-                }
-                if upload.get("owner"):
-                    config["uid"] = upload["owner"]
-                if upload.get("group"):
-                    config["gid"] = upload["group"]
+                mode = upload.get("permissions") or f"0{UPLOAD_MODE:o}"
+                config = {"source": key, "target": upload["file"]}
+                if service["read_only"]:
+                    # A bind mount: the host file's own owner and mode apply.
+                    configs[key] = {"file": f"./{CONFIG_DIR}/{key}"}
+                    files[key] = ConfigFile(
+                        upload.get("content") or "",
+                        int(mode, 8),
+                        int(upload["owner"]) if upload.get("owner") else None,
+                        int(upload["group"]) if upload.get("group") else None,
+                    )
+                else:
+                    configs[key] = {"content": upload.get("content") or ""}
+                    config["mode"] = mode
+                    if upload.get("owner"):
+                        config["uid"] = upload["owner"]
+                    if upload.get("group"):
+                        config["gid"] = upload["group"]
                 service["configs"].append(config)
         depends = {}
         for dep in sorted(waits.get(name, ())):
@@ -298,7 +324,7 @@ def translate(
     }
     if configs:
         compose["configs"] = dict(sorted(configs.items()))
-    return escape(compose), notes
+    return escape(compose), notes, files
 
 
 # -- output ---------------------------------------------------------------
@@ -320,6 +346,29 @@ _Dumper.add_representer(str, _str)
 def render(compose: dict[str, Any], header: str) -> str:
     body = yaml.dump(compose, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
     return header + body
+
+
+def write_config_files(directory: Path, files: dict[str, ConfigFile]) -> None:
+    """Each file with its declared mode and owner, in a directory only root
+    can enter (they hold credentials). A bind-mounted file is reached at its
+    mount point, so the container's user needs no access to the directory.
+    Without root, a file that cannot be given to its owner is made readable
+    by all instead, so the service can still read it."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(mode=0o700, parents=True)
+    for key, spec in files.items():
+        path = directory / key
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(spec.content)
+        mode = spec.mode
+        if spec.uid is not None or spec.gid is not None:
+            try:
+                os.chown(path, -1 if spec.uid is None else spec.uid, -1 if spec.gid is None else spec.gid)
+            except PermissionError:
+                mode |= 0o444
+        os.chmod(path, mode)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -406,13 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     overrides = overrides_from(args)
     config = merge_config(stack_config(args.stack), overrides)
     recorder, waits = declare(args.stack, config)
-    compose, notes = translate(recorder, waits, args.project)
+    compose, notes, files = translate(recorder, waits, args.project)
     header = (
         f"# Generated by benchmarks/compose/generate.py from the `{args.stack}` stack's declarations\n"
         f"# (config overrides: {json.dumps(overrides, sort_keys=True)}).\n"
         "# Holds generated credentials in plain text: do not commit.\n"
     )
     write_private(args.output, render(compose, header))
+    write_config_files(args.output.parent / CONFIG_DIR, files)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     services = compose["services"]
