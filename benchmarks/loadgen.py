@@ -237,6 +237,9 @@ def _script(load: Load) -> str:
 
 def run_wrk(tools: Tools, load: Load) -> Result:
     """One wrk run (one thread, ``connections`` keep-alive connections)."""
+    if load.seconds != int(load.seconds) or load.seconds < 1:
+        # wrk reads -d as a whole number of seconds and fails on "0.5s".
+        raise ValueError(f"wrk runs for whole seconds, not {load.seconds:g}")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(_script(load))
         script = handle.name

@@ -27,15 +27,16 @@ from typing import Any
 # build of another tree cannot swap it.
 GATEWAY_IMAGE = "dataplatform/gateway:bench"
 
+# wrk's -d takes whole seconds: one second is the shortest run it makes.
 SMOKE: dict[str, dict[str, Any]] = {
     "gateway": {
         "rounds": 1,
         "seconds": 1.0,
-        "warmup": 0.5,
+        "warmup": 1.0,
         "concurrency": [1, 8],
         "gateway_image": GATEWAY_IMAGE,
     },
-    "inference": {"rounds": 1, "seconds": 1.0, "warmup": 0.5, "batches": [1, 32]},
+    "inference": {"rounds": 1, "seconds": 1.0, "warmup": 1.0, "batches": [1, 32]},
     "engine": {"runs": 1},
     "features": {"sizes": [4000], "warmup_size": 1000},
     # compare.sh --smoke sets its run count itself (bash); the checks read it here.
