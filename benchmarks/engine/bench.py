@@ -384,10 +384,29 @@ def docker_engine() -> Any | None:
         return None
 
 
+class LocalImages:
+    """An engine's images as ``machine_overrides`` looks them up, with pulls
+    refused: the benchmark deploys what is on this machine (stand-ins for
+    official images that are not here), as ``compose/compare.sh`` does, and
+    sends nothing to a registry while it measures."""
+
+    def __init__(self, engine: Any) -> None:
+        self.images = self
+        self._images = engine.images
+
+    def get(self, reference: str) -> Any:
+        return self._images.get(reference)
+
+    def pull(self, reference: str, *args: Any, **kwargs: Any) -> Any:
+        import docker
+
+        raise docker.errors.APIError(f"{reference}: the benchmark pulls nothing")
+
+
 def dev_config(engine: Any) -> dict[str, Any]:
     from tools.e2e.machine import machine_overrides
 
-    overrides, _ = machine_overrides(engine)
+    overrides, _ = machine_overrides(LocalImages(engine))
     overrides["purgeOnDestroy"] = True
     config = merge_config(stack_config("dev"), overrides)
     return {f"{PROJECT}:{key}": value for key, value in config.items()}

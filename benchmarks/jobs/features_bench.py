@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -156,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.5)
         settings = Settings(redis=RedisSettings("127.0.0.1", port, "bench"))
 
+    # Spark's driver on loopback: where the hostname resolves to 127.0.0.1,
+    # Spark would take the first interface's address instead, and nothing
+    # outside this machine needs to reach a local[2] session.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     spark = build_session(
         "features-bench",
         settings,
