@@ -89,6 +89,15 @@ bench-inference: ## Inference service against onnxruntime in-process, rows per s
 bench-engine: ## Time no-op `pulumi up` of a deployed dev stack and `pulumi preview` of prod (render), and their pieces
 	$(PULUMI_ENV) DATAPLATFORM_CACHE=$(CACHE) $(VENV)/python -m benchmarks.engine.bench $(BENCH_ARGS)
 
+.PHONY: bench-smoke
+bench-smoke: bootstrap ## Every benchmark's short pass (--smoke), each report's shape checked (~5 min once images are built)
+	bash scripts/test-deps.sh
+	bash benchmarks/gateway/install-tools.sh
+	bash benchmarks/compose/install-compose.sh
+	bash scripts/build-images.sh --standins
+	DATAPLATFORM_VERSION=bench bash scripts/build-images.sh inference gateway
+	$(PULUMI_ENV) DATAPLATFORM_CACHE=$(CACHE) $(VENV)/python -m benchmarks.smoke $(BENCH_ARGS)
+
 .PHONY: cluster cluster-build cluster-test cluster-down
 cluster-build: ## Build the local Kubernetes cluster's binaries and images from pinned Go modules (cached)
 	bash cluster/build.sh
