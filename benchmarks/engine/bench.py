@@ -412,6 +412,31 @@ def dev_config(engine: Any) -> dict[str, Any]:
     return {f"{PROJECT}:{key}": value for key, value in config.items()}
 
 
+def settle_children(timeout: float = 300.0) -> None:
+    """Until no child process of this one runs (zombies aside), or
+    ``timeout``. A run stopped by a signal leaves the ``pulumi`` command it
+    was reading still at work (finishing, or cancelling after Ctrl-C), and
+    holding the stack's lock."""
+    me = str(os.getpid())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                text = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+            if ppid == me and state != "Z":
+                running = True
+                break
+        if not running:
+            return
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def deployed(run: Runner) -> Iterator[Sample]:
     """``pulumi up`` of the stack, destroyed afterwards whatever happens."""
@@ -419,6 +444,8 @@ def deployed(run: Runner) -> Iterator[Sample]:
         _, sample = pulumi(run, "up", "--yes", "--skip-preview")
         yield sample
     finally:
+        # After an interrupt, the destroy would find the stack locked.
+        settle_children()
         code, lines = run("destroy", "--yes", "--skip-preview")
         if code != 0:
             log("destroy failed:\n" + "\n".join(lines[-20:]))
