@@ -21,6 +21,7 @@ from inference_testkit import (
     BUCKET,
     REDIS_PASSWORD,
     Publish,
+    Published,
     RedisServer,
     S3Server,
     publish_model,
@@ -125,6 +126,22 @@ def start_client() -> Iterator[Callable[[Settings], TestClient]]:
             return stack.enter_context(TestClient(create_app(settings)))
 
         yield _start
+
+
+@pytest.fixture
+def live_model(publish: Publish) -> Published:
+    """A model published under one version, live before the app starts."""
+    return publish("20260101T000000Z")
+
+
+@pytest.fixture
+def client(
+    live_model: Published,
+    make_settings: Callable[..., Settings],
+    start_client: Callable[[Settings], TestClient],
+) -> TestClient:
+    """The app with default settings, serving ``live_model``."""
+    return start_client(make_settings())
 
 
 @pytest.fixture

@@ -33,18 +33,6 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) 
         time.sleep(0.02)
 
 
-@pytest.fixture
-def live_model(publish: Publish) -> Published:
-    return publish("20260101T000000Z")
-
-
-@pytest.fixture
-def client(
-    live_model: Published, make_settings: MakeSettings, start_client: StartClient
-) -> TestClient:
-    return start_client(make_settings())
-
-
 def test_loads_latest_model_at_start(
     publish: Publish, make_settings: MakeSettings, start_client: StartClient
 ) -> None:

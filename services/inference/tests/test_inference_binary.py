@@ -50,18 +50,6 @@ def read_binary(raw: bytes) -> NDArray[np.float32]:
     return np.frombuffer(raw, dtype="<f4", offset=8)
 
 
-@pytest.fixture
-def live_model(publish: Publish) -> Published:
-    return publish("20260101T000000Z")
-
-
-@pytest.fixture
-def client(
-    live_model: Published, make_settings: MakeSettings, start_client: StartClient
-) -> TestClient:
-    return start_client(make_settings())
-
-
 def as_instances(rows: NDArray[Any]) -> list[dict[str, float]]:
     return [dict(zip(FEATURES, map(float, row), strict=True)) for row in rows]
 
