@@ -132,15 +132,7 @@ class ProcessSampler:
         me = os.getpid()
         parents: dict[int, int] = {}
         stats: dict[int, tuple[int, float]] = {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                text = Path(f"/proc/{entry.name}/stat").read_text()
-            except OSError:
-                continue
-            fields = text[text.rindex(")") + 2 :].split()
-            pid = int(entry.name)
+        for pid, fields in proc_stats():
             parents[pid] = int(fields[1])
             # utime and stime, then the start time that tells reused pids apart.
             stats[pid] = (int(fields[19]), (int(fields[11]) + int(fields[12])) / self.TICK)
@@ -412,6 +404,19 @@ def dev_config(engine: Any) -> dict[str, Any]:
     return {f"{PROJECT}:{key}": value for key, value in config.items()}
 
 
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """Each running process's pid and the fields of its ``/proc/PID/stat``
+    after the command name (state first, then the parent's pid, ...)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        yield int(entry.name), text[text.rindex(")") + 2 :].split()
+
+
 def settle_children(timeout: float = 300.0) -> None:
     """Until no child process of this one runs (zombies aside), or
     ``timeout``. A run stopped by a signal leaves the ``pulumi`` command it
@@ -421,14 +426,8 @@ def settle_children(timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         running = False
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                text = Path(f"/proc/{entry.name}/stat").read_text()
-            except OSError:
-                continue
-            state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+        for _, fields in proc_stats():
+            state, ppid = fields[:2]
             if ppid == me and state != "Z":
                 running = True
                 break
