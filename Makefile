@@ -37,7 +37,7 @@ test: ## Run every test suite (installs what the tests need first)
 	$(MAKE) lint test-infra test-providers test-jobs test-inference test-gateway
 
 lint:
-	$(VENV)/ruff check infra monitoring tests tools benchmarks __main__.py toolchain/local-providers policy
+	$(VENV)/ruff check infra stack_config.py tests tools benchmarks __main__.py toolchain/local-providers policy
 	$(VENV)/mypy
 
 test-infra:

@@ -2,8 +2,8 @@
 
 import pulumi
 
-from infra.platform import Platform
-from infra.stack_config import load_settings
+from dataplatform.platform import Platform
+from stack_config import load_settings
 
 platform = Platform("dataplatform", load_settings(), pulumi.get_stack())
 # Each service declares its own outputs; the platform adds target, buckets

@@ -73,13 +73,15 @@ setup_python() {
   fi
   # Requirement files may include each other, so all of them key the stamp.
   local key stamp="$venv/.requirements-stamp"
-  key=$(fingerprint "$repo"/requirements*.txt "$(python3.11 --version)")
+  key=$(fingerprint "$repo"/requirements*.txt "$repo/pyproject.toml" "$(python3.11 --version)")
   if [[ -f $stamp && $(<"$stamp") == "$key" ]]; then
     info "requirements unchanged since the last install"
     return
   fi
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -r "$requirements"
+  # The library itself, editable from this checkout, as the stacks use it.
+  "$venv/bin/python" -m pip install --quiet --no-deps -e "$repo"
   printf '%s\n' "$key" >"$stamp"
   info "installed requirements-dev.txt into $venv"
 }

@@ -39,7 +39,22 @@ venv() {
   fi
 }
 
-if wants program; then venv .venv requirements.txt requirements-dev.txt; fi
+# editable DIR: the project (infra/dataplatform and jobs) installed into DIR
+# in place, re-installed when pyproject.toml changes.
+editable() {
+  local dir=$1 stamp=$1/.project.sha256 want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$dir/bin/pip" install -q --no-deps -e .
+    echo "$want" > "$stamp"
+  fi
+}
+
+if wants program; then
+  venv .venv requirements.txt requirements-dev.txt
+  # The library itself, editable from this checkout, as the stacks use it.
+  editable .venv
+fi
 # The jobs and the services pin what goes into their images; each gets a
 # virtualenv of its own so those pins never fight the program's.
 if wants jobs; then venv jobs/.venv jobs/requirements.txt jobs/requirements-test.txt; fi

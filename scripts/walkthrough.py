@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from infra.project import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 MARKER = "<!-- walkthrough -->"
 FENCE = re.compile(r"^```bash\s*$")

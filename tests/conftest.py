@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.platform import Platform
+from dataplatform.platform import Platform
 from tools.harness import Recorder, run_stack
 
 

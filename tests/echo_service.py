@@ -10,10 +10,10 @@ from typing import Any
 import pulumi
 from pydantic import Field
 
-from infra.config import ConfigModel, Resources, Section
-from infra.services.base import Context, Deploy, Service, ServiceSpec
-from infra.targets import Target
-from infra.workload import Metrics, Port, Workload, http_check
+from dataplatform.config import ConfigModel, Resources, Section
+from dataplatform.services.base import Context, Deploy, Service, ServiceSpec
+from dataplatform.targets import Target
+from dataplatform.workload import Metrics, Port, Workload, http_check
 
 NAME = "echo"
 PORT = 5678

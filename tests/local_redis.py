@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from infra.services.redis import USERS, maxmemory, redis_conf
+from dataplatform.services.redis import USERS, maxmemory, redis_conf
 from tools.redis_server import binary, free_port, wait_answering
 
 PASSWORDS = {user: f"{user}-password-0123456789" for user in USERS}

@@ -8,8 +8,8 @@ from typing import Any
 import pulumi_docker
 import pytest
 
-from infra.platform import Platform
-from monitoring import dashboard
+from dataplatform.monitoring import dashboard
+from dataplatform.platform import Platform
 from tools.harness import Recorder, generated_secrets, is_secret, run_stack, unwrap
 
 CONTAINER = "docker:index/container:Container"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.project import ROOT
-from monitoring import metrics
+from dataplatform.monitoring import metrics
 from tests.local_redis import PASSWORDS, free_port, stack_redis
+from tools.harness import ROOT
 
 GATEWAY = ROOT / "services" / "gateway"
 KEY = "metrics-test-key-0123456789"

@@ -12,10 +12,11 @@ import promql_parser
 import pytest
 import yaml
 
-from infra.config import SettingsError
-from infra.platform import Platform
-from monitoring import dashboard, metrics
-from monitoring.rules import ALERT_NAMES, DEFAULT_FOR, alert_rules, expressions, rules_yaml
+from dataplatform.config import SettingsError
+from dataplatform.monitoring import dashboard, metrics
+from dataplatform.monitoring.rules import ALERT_NAMES, DEFAULT_FOR, alert_rules, expressions, rules_yaml
+from dataplatform.platform import Platform
+from dataplatform.project import PACKAGE_DIR
 from tools import render
 from tools.harness import Recorder, run_stack
 
@@ -222,7 +223,7 @@ def test_dashboard_is_built_with_the_sdk_and_reads_the_provisioned_datasource() 
     assert len(titles) == len(set(titles))
     datasource = yaml.safe_load(
         (
-            render.ROOT / "monitoring" / "grafana" / "provisioning" / "datasources" / "prometheus.yaml"
+            PACKAGE_DIR / "monitoring" / "grafana" / "provisioning" / "datasources" / "prometheus.yaml"
         ).read_text()
     )["datasources"][0]
     for panel in panels:
@@ -232,5 +233,5 @@ def test_dashboard_is_built_with_the_sdk_and_reads_the_provisioned_datasource() 
 
 
 def test_no_hand_written_dashboard_or_rules_remain() -> None:
-    assert not list((render.ROOT / "monitoring").rglob("*.json"))
-    assert not (render.ROOT / "monitoring" / "prometheus" / "rules.yml").exists()
+    assert not list((PACKAGE_DIR / "monitoring").rglob("*.json"))
+    assert not (PACKAGE_DIR / "monitoring" / "prometheus" / "rules.yml").exists()

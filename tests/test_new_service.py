@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from infra.config import SettingsError
-from infra.services.catalog import SERVICES
-from infra.settings import parse_settings
+from dataplatform.config import SettingsError
+from dataplatform.services.catalog import SERVICES
+from dataplatform.settings import parse_settings
 from tests import echo_service
 from tools.harness import run_stack, unwrap
 
@@ -91,7 +91,7 @@ def test_output_exported(stack: str) -> None:
 
 
 def test_a_flow_to_an_undeclared_workload_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infra.workload import Workload, WorkloadError
+    from dataplatform.workload import Workload, WorkloadError
 
     original = Workload.__init__
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.platform import Platform
+from dataplatform.platform import Platform
 from tools.harness import Recorder, unwrap
 
 

@@ -25,8 +25,8 @@ import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from infra.platform import Platform
-from infra.targets.kubernetes import KubernetesTarget
+from dataplatform.platform import Platform
+from dataplatform.targets.kubernetes import KubernetesTarget
 from policy.dataplatform_policies import (
     RULES,
     Enforcement,

@@ -12,9 +12,9 @@ import pytest
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.platform import Platform
-from infra.project import PROJECT
-from infra.stack_config import load_settings
+from dataplatform.platform import Platform
+from dataplatform.project import PROJECT
+from stack_config import load_settings
 from tools.harness import Recorder, generated_secrets, is_secret, run_stack, stack_config, unwrap
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -405,8 +405,8 @@ def test_file_contents_roll_the_pods_and_a_rotation_renews_the_key() -> None:
 
 
 def test_a_files_digest_follows_every_file() -> None:
-    from infra.targets.kubernetes import _files_digest
-    from infra.workload import File
+    from dataplatform.targets.kubernetes import _files_digest
+    from dataplatform.workload import File
 
     def value(*files: File) -> str:
         return str(_sync_await(_files_digest(files).future()))
@@ -438,7 +438,7 @@ def test_ingress_routes_only_the_public_api_and_spark_reaches_only_the_api_serve
 
 
 def test_an_operator_image_pinned_by_digest_keeps_its_digest() -> None:
-    from infra.services.spark.operator import image_values
+    from dataplatform.services.spark.operator import image_values
 
     digest = "sha256:" + "a" * 64
     assert image_values(f"127.0.0.1:5000/dataplatform/spark-operator:2.5.2@{digest}") == {

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from infra.config import SettingsError
-from infra.services.catalog import SERVICES
-from infra.services.redis import maxmemory, redis_conf
-from infra.settings import parse_settings
+from dataplatform.config import SettingsError
+from dataplatform.services.catalog import SERVICES
+from dataplatform.services.redis import maxmemory, redis_conf
+from dataplatform.settings import parse_settings
 from tests.local_redis import PASSWORDS, client, stack_redis
 from tools.harness import run_stack
 

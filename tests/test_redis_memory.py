@@ -21,7 +21,7 @@ import docker
 import pytest
 import redis
 
-from infra.services.redis import IMAGE, RedisSettings, maxmemory, redis_conf
+from dataplatform.services.redis import IMAGE, RedisSettings, maxmemory, redis_conf
 from tests.local_redis import PASSWORDS
 from tools.harness import ROOT
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitoring.rules import alert_rules, rules_yaml
+from dataplatform.monitoring.rules import alert_rules, rules_yaml
 from tools import render
 from tools.harness import ROOT, run_stack, unwrap
 

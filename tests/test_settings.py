@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from infra.config import SettingsError
-from infra.services.catalog import SERVICES
-from infra.services.spark import CONFIG as SPARK
-from infra.settings import parse_settings
+from dataplatform.config import SettingsError
+from dataplatform.services.catalog import SERVICES
+from dataplatform.services.spark import CONFIG as SPARK
+from dataplatform.settings import parse_settings
 from tools.harness import Recorder, run_stack
 
 
@@ -198,7 +198,7 @@ def test_config_strings_are_decoded_like_the_cli_sends_them() -> None:
 def _project_config() -> dict[str, Any]:
     import yaml
 
-    from infra.project import ROOT
+    from tools.harness import ROOT
 
     return dict(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"])
 
@@ -207,7 +207,7 @@ def test_project_file_declares_every_platform_wide_key_with_a_default() -> None:
     # The engine refuses to run a stack that lacks a value for a declared
     # key without a default, so every key needs one. Services' own keys are
     # declared with the services, not in Pulumi.yaml.
-    from infra.config import Settings
+    from dataplatform.config import Settings
 
     declared = _project_config()
     assert not [key for key, spec in declared.items() if "default" not in spec]
@@ -221,7 +221,7 @@ def test_project_defaults_as_the_engine_passes_them_are_valid() -> None:
 
     import pulumi
 
-    from infra.stack_config import raw_project_config
+    from stack_config import raw_project_config
 
     as_text = {
         f"dataplatform:{k}": v if isinstance(v, str) else json.dumps(v)
@@ -239,7 +239,7 @@ def test_project_defaults_as_the_engine_passes_them_are_valid() -> None:
 
 
 def test_misspelt_key_in_the_stack_file_is_reported() -> None:
-    from infra.project import ROOT
+    from tools.harness import ROOT
 
     stack_file = ROOT / "Pulumi.typo-check.yaml"
     stack_file.write_text("config:\n  dataplatform:sprak:\n    workers: 3\n")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic.alias_generators import to_camel
 
-from infra.project import DEFAULT_VERSION, image_reference
-from infra.services.catalog import SERVICES
+from dataplatform.project import DEFAULT_VERSION, image_reference
+from dataplatform.services.catalog import SERVICES
 
 
 def host_port_keys() -> tuple[str, ...]:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import runpy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -13,11 +14,13 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.platform import Platform
-from infra.project import PROJECT, ROOT
-from infra.services.base import ServiceSpec
-from infra.services.catalog import SERVICES
-from infra.stack_config import load_settings
+from dataplatform.platform import Platform
+from dataplatform.project import PROJECT
+from dataplatform.services.base import ServiceSpec
+from dataplatform.services.catalog import SERVICES
+from stack_config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -17,7 +17,7 @@ Run with ``make render-prod`` (or ``python -m tools.render``). It:
    the operator's v1beta2 API models (PyPI ``kubeflow-spark-api``, generated
    from the operator's OpenAPI spec: unknown fields, types, required fields);
 4. runs ``promtool check config``, ``promtool check rules`` and ``promtool
-   test rules`` (the alert unit tests of ``monitoring/prometheus``) on the
+   test rules`` (the alert unit tests in ``tests/prometheus``) on the
    Prometheus configuration and rules found in the rendered ConfigMap, and
    ``amtool check-config`` on Alertmanager's;
 5. removes the stack, its ``Pulumi.<stack>.yaml``, the state and the
@@ -51,8 +51,8 @@ from typing import Any
 
 import yaml
 
-from infra.project import PROJECT, ROOT
-from tools.harness import merge_config
+from dataplatform.project import PROJECT
+from tools.harness import ROOT, merge_config
 from tools.harness import stack_config as harness_stack_config
 
 CACHE = Path(os.environ.get("DATAPLATFORM_CACHE", Path.home() / ".cache" / "dataplatform"))
@@ -64,7 +64,7 @@ SPARK_GROUP = "sparkoperator.k8s.io"
 PROMETHEUS_FILES = ("prometheus.yml", "rules.yml")
 ALERTMANAGER_FILE = "alertmanager.yml"
 # promtool unit tests of the alert rules; they name the rule file rules.yml.
-RULE_TESTS = ROOT / "monitoring" / "prometheus" / "rules_test.yml"
+RULE_TESTS = ROOT / "tests" / "prometheus" / "rules_test.yml"
 PLUGINS = ("pulumi-language-python", "pulumi-resource-kubernetes", "pulumi-resource-random")
 
 

@@ -232,7 +232,7 @@ def handshake(path: str, env: dict[str, str]) -> Sample:
 def import_profile(env: dict[str, str]) -> tuple[Sample, list[tuple[str, float]]]:
     """The program's imports (``__main__.py`` minus running it), and the
     packages that take longest to import."""
-    cmd = [str(VENV_PYTHON), "-X", "importtime", "-c", "import infra.platform, infra.settings"]
+    cmd = [str(VENV_PYTHON), "-X", "importtime", "-c", "import dataplatform.platform, dataplatform.settings"]
     proc, sample = measure(lambda: subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True))
     if proc.returncode != 0:
         raise RuntimeError(f"importing the program failed:\n{proc.stderr[-2000:]}")

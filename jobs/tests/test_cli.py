@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from infra.project import ROOT as REPO
 
 from jobs import cli
 from jobs.definitions import JOB_NAMES
 from jobs.uploads import free_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_the_jobs() -> None:

@@ -21,11 +21,12 @@ import boto3
 import onnxruntime as ort
 import pyspark
 import pytest
-from infra.project import ROOT as REPO
 from moto.server import ThreadedMotoServer
 
 from jobs.tests.conftest import RedisServer
 from jobs.uploads import free_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 JARS_DIR = os.environ.get("DP_TEST_S3A_JARS", "")
 BUCKETS = ("raw", "lake", "models", "spark-events")

@@ -9,7 +9,7 @@ from typing import Any
 import docker  # type: ignore[import-untyped]
 import redis
 
-from infra.project import PROJECT
+from dataplatform.project import PROJECT
 from tools.e2e_common.jobs_cli import check_succeeded, submit
 from tools.e2e_common.pipeline import online_prefix
 from tools.e2e_common.report import check, log

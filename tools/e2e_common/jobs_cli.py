@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.project import ROOT
+from dataplatform.project import ROOT
 from tools.e2e_common.report import check
 from tools.e2e_common.stack import EphemeralStack
 

@@ -6,7 +6,7 @@ import contextlib
 import urllib.parse
 from typing import Any
 
-from monitoring import metrics
+from dataplatform.monitoring import metrics
 from tools.e2e_common.report import Failure, wait_for
 from tools.e2e_common.web import http
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from infra.project import PROJECT, ROOT
+from dataplatform.project import PROJECT, ROOT
 from tools.e2e_common.report import Failure, Report, timed
 
 

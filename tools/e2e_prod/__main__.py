@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
-from infra.project import PROJECT, ROOT
+from dataplatform.project import PROJECT, ROOT
 from tools import e2e_prod
 from tools.e2e_common import cli
 from tools.e2e_common.report import Failure

@@ -9,7 +9,7 @@ from pulumi import automation as auto
 from pulumi.automation import OpType
 
 from cluster.certs import certificate_paths, self_signed_command
-from infra.project import ROOT
+from dataplatform.project import ROOT
 from tools.e2e_common.report import check, timed
 from tools.e2e_prod.stack import ProdStack
 

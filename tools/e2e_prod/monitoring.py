@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from monitoring import metrics
+from dataplatform.monitoring import metrics
 from tools.e2e_common.prometheus import catalogued_samples, missing_series, targets_up
 from tools.e2e_common.report import check, wait_for
 from tools.e2e_common.web import http

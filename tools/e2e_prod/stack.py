@@ -16,7 +16,7 @@ from pulumi import automation as auto
 from pulumi.automation import OpType
 
 from cluster.settings import cluster_settings
-from infra.project import ROOT
+from dataplatform.project import ROOT
 from tools.e2e_common.pipeline import latest_model
 from tools.e2e_common.stack import EphemeralStack, engine_config
 from tools.e2e_common.stores import redis_admin, s3_client

@@ -1,0 +1,129 @@
+"""Spark in prod: no cluster of its own but the Spark Operator, which turns
+each SparkApplication into a driver pod that asks the API server for
+executor pods. Needs a ``ClusterTarget``."""
+
+from __future__ import annotations
+
+import pulumi
+
+from dataplatform.services.spark.shared import SparkArgs, SparkJobSettings
+from dataplatform.targets import ChartSpec, ClusterTarget, PodFlows
+from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT
+from jobs.launch import spark_application
+
+MASTER_URL = "k8s://https://kubernetes.default.svc:443"
+UI_HINT = "kubectl port-forward to the driver pod, port 4040"
+# What a driver does, and nothing more: it creates, watches and removes its
+# executor pods and the ConfigMap they read their configuration from. It
+# creates no Service (the operator makes the driver's) and no volume claim
+# (jobs use emptyDir scratch). RBAC cannot limit which pods it creates; Pod
+# Security "restricted" on the namespace and the Spark NetworkPolicy do.
+DRIVER_RULES: list[dict[str, list[str]]] = [
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["create", "get", "list", "watch", "delete", "deletecollection"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["create", "get", "list", "delete", "deletecollection"],
+    },
+]
+
+
+def image_values(reference: str) -> dict[str, str]:
+    """The chart's ``image`` values for a full reference
+    registry/repo:tag[@digest]; the chart joins them as registry/repo:tag,
+    so a digest rides along in the tag."""
+    reference, at, digest = reference.partition("@")
+    name, tag = reference.rsplit(":", 1)
+    tag += at + digest
+    registry, _, repository = name.partition("/")
+    return {"registry": registry, "repository": repository, "tag": tag}
+
+
+def operator_pod_values() -> dict[str, object]:
+    """Chart values putting one of the Spark Operator's pods (controller or
+    webhook) under the Pod Security "restricted" profile, with requests and
+    a memory limit."""
+    return {
+        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    }
+
+
+def deploy_runtime(
+    args: SparkArgs, target: ClusterTarget, parent: pulumi.Resource
+) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
+    """The operator from its pinned chart (webhook on, the platform namespace
+    watched), the drivers' service account, the credentials Secret and the
+    network policy of Spark pods; returns what jobs wait for and the
+    Secret's name."""
+    runtime: list[pulumi.Resource] = []
+    operator = args.operator
+    environment = args.environment
+    if operator.install:
+        runtime.append(
+            target.install_chart(
+                ChartSpec(
+                    name="spark-operator",
+                    chart="spark-operator",
+                    version=operator.chart_version,
+                    repo=operator.chart_repo,
+                    path=operator.chart_path,
+                    namespace=operator.namespace,
+                    values={
+                        **({"image": image_values(operator.image)} if operator.image else {}),
+                        "spark": {
+                            "jobNamespaces": [args.namespace],
+                            "serviceAccount": {"create": False},
+                            "rbac": {"create": False},
+                        },
+                        # The operator's own pods under the same
+                        # "restricted" profile as the platform's.
+                        "controller": operator_pod_values(),
+                        "webhook": {"enable": True, **operator_pod_values()},
+                        "prometheus": {"metrics": {"enable": True}},
+                    },
+                ),
+                parent,
+            )
+        )
+    # Drivers call the API server, so their account's token is mounted.
+    runtime.append(target.service_account(DRIVER_ACCOUNT, DRIVER_RULES, parent, mount_token=True))
+    secret_name = target.secret_volume("spark-credentials", environment.files, parent)
+    target.allow_flows(
+        "spark-pods",
+        PodFlows(selector=dict(APP_LABEL), to_workloads=environment.talks_to, to_api_server=True),
+        parent,
+    )
+    return runtime, secret_name
+
+
+def deploy_job(
+    job: SparkJobSettings,
+    args: SparkArgs,
+    target: ClusterTarget,
+    parent: pulumi.Resource,
+    secret_name: pulumi.Output[str],
+    depends_on: list[pulumi.Resource],
+) -> None:
+    """A SparkApplication, or a ScheduledSparkApplication with a schedule."""
+    manifest = spark_application(
+        job.name,
+        job.job,
+        job.args,
+        image=target.image_name(args.image),
+        env=args.environment.env,
+        secret_name=secret_name,
+        conf=args.conf,
+        resources=args.job_resources,
+        schedule=job.schedule,
+    )
+    target.custom_resource(job.name, manifest, parent, depends_on)

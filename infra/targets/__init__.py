@@ -1,5 +1,0 @@
-"""Renderers that turn target-neutral workloads into resources."""
-
-from infra.targets.base import ChartSpec, ClusterTarget, Deployment, PodFlows, Target
-
-__all__ = ["ChartSpec", "ClusterTarget", "Deployment", "PodFlows", "Target"]
