@@ -9,7 +9,7 @@ import pulumi_docker
 import pytest
 
 from dataplatform.monitoring import dashboard
-from dataplatform.platform import Platform
+from dataplatform.platform import DataPlatform
 from tools.harness import Recorder, generated_secrets, is_secret, run_stack, unwrap
 
 CONTAINER = "docker:index/container:Container"
@@ -66,7 +66,7 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
     return dict(e.split("=", 1) for e in container.get("envs", []))
 
 
-def test_inventory(dev: tuple[Recorder, Platform]) -> None:
+def test_inventory(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     assert set(containers(recorder)) == set(USERS)
     assert len(recorder.of_type("docker:index/network:Network")) == 1
@@ -94,7 +94,7 @@ def test_inventory(dev: tuple[Recorder, Platform]) -> None:
     assert len(recorder.of_type("random:index/randomPassword:RandomPassword")) == 13
     components = {r.typ for r in recorder.resources if not r.custom}
     assert {
-        "dataplatform:index:Platform",
+        "dataplatform:index:DataPlatform",
         "dataplatform:index:Redis",
         "dataplatform:index:Minio",
         "dataplatform:index:Spark",
@@ -106,7 +106,7 @@ def test_inventory(dev: tuple[Recorder, Platform]) -> None:
     } <= components
 
 
-def test_every_published_port_is_on_loopback_and_distinct(dev: tuple[Recorder, Platform]) -> None:
+def test_every_published_port_is_on_loopback_and_distinct(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     published: list[int] = []
     for name, c in containers(recorder).items():
@@ -128,7 +128,7 @@ def test_every_published_port_is_on_loopback_and_distinct(dev: tuple[Recorder, P
     assert by_name["spark-worker-1"] == {} and by_name["minio-init"] == {}
 
 
-def test_container_hardening(dev: tuple[Recorder, Platform]) -> None:
+def test_container_hardening(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     for name, c in containers(recorder).items():
         assert c["user"] == USERS[name], name
@@ -142,7 +142,7 @@ def test_container_hardening(dev: tuple[Recorder, Platform]) -> None:
         assert c["readOnly"] is True and not c.get("uploads"), name
 
 
-def test_files_arrive_through_never_started_carriers(dev: tuple[Recorder, Platform]) -> None:
+def test_files_arrive_through_never_started_carriers(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     running = containers(recorder)
     for workload, carrier in carriers(recorder).items():
@@ -165,7 +165,7 @@ def test_files_arrive_through_never_started_carriers(dev: tuple[Recorder, Platfo
 
 
 def test_long_running_containers_are_health_checked_and_restarted_boundedly(
-    dev: tuple[Recorder, Platform],
+    dev: tuple[Recorder, DataPlatform],
 ) -> None:
     recorder, _ = dev
     for name, c in containers(recorder).items():
@@ -177,7 +177,7 @@ def test_long_running_containers_are_health_checked_and_restarted_boundedly(
         assert c["wait"] is True, name
 
 
-def test_services_find_each_other_by_name(dev: tuple[Recorder, Platform]) -> None:
+def test_services_find_each_other_by_name(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     cs = containers(recorder)
     for name, c in cs.items():
@@ -192,7 +192,7 @@ def test_services_find_each_other_by_name(dev: tuple[Recorder, Platform]) -> Non
     assert worker["entrypoints"] == ["spark-class", "org.apache.spark.deploy.worker.Worker"]
 
 
-def test_secrets_are_files_never_env(dev: tuple[Recorder, Platform]) -> None:
+def test_secrets_are_files_never_env(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     secrets = generated_secrets(recorder)
     for r in recorder.of_type(CONTAINER):
@@ -209,7 +209,7 @@ def test_secrets_are_files_never_env(dev: tuple[Recorder, Platform]) -> None:
             assert is_secret(r.inputs["uploads"]), r.name
 
 
-def test_least_privilege_credentials(dev: tuple[Recorder, Platform]) -> None:
+def test_least_privilege_credentials(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     files_of = files(recorder)
     # Only MinIO and its init task know the root credentials.
@@ -234,7 +234,7 @@ def test_least_privilege_credentials(dev: tuple[Recorder, Platform]) -> None:
     assert env_of(containers(recorder)["inference"])["INFERENCE_REDIS_USERNAME"] == "inference"
 
 
-def test_redis_has_one_user_per_client_and_persists(dev: tuple[Recorder, Platform]) -> None:
+def test_redis_has_one_user_per_client_and_persists(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     c = containers(recorder)["redis"]
     conf = files(recorder)["redis"]["/run/secrets/redis.conf"]
@@ -251,14 +251,14 @@ def test_redis_has_one_user_per_client_and_persists(dev: tuple[Recorder, Platfor
     assert data == [{"volumeName": "dataplatform-dev-redis-data", "containerPath": "/data"}]
 
 
-def test_minio_creates_the_platform_buckets(dev: tuple[Recorder, Platform]) -> None:
+def test_minio_creates_the_platform_buckets(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     env = env_of(containers(recorder)["minio-init"])
     assert env["MINIO_BUCKETS"].split(",") == ["raw", "lake", "models", "spark-events"]
     assert env["MINIO_INIT_USERS"] == "inference,spark"
 
 
-def test_prometheus_scrapes_every_declared_metrics_endpoint(dev: tuple[Recorder, Platform]) -> None:
+def test_prometheus_scrapes_every_declared_metrics_endpoint(dev: tuple[Recorder, DataPlatform]) -> None:
     _recorder, platform = dev
     import yaml
 
@@ -283,7 +283,7 @@ def test_prometheus_scrapes_every_declared_metrics_endpoint(dev: tuple[Recorder,
     assert jobs["minio"]["metrics_path"] == "/minio/v2/metrics/cluster"
 
 
-def test_grafana_is_provisioned_from_repo_files(dev: tuple[Recorder, Platform]) -> None:
+def test_grafana_is_provisioned_from_repo_files(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     c = containers(recorder)["grafana"]
     grafana_files = files(recorder)["grafana"]
@@ -293,7 +293,7 @@ def test_grafana_is_provisioned_from_repo_files(dev: tuple[Recorder, Platform]) 
     assert env_of(c)["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/admin-password"
 
 
-def test_dependencies_order_startup(dev: tuple[Recorder, Platform]) -> None:
+def test_dependencies_order_startup(dev: tuple[Recorder, DataPlatform]) -> None:
     # Containers wait for health, so declaration order is start order; the
     # gateway is declared after inference and Redis.
     recorder, _ = dev

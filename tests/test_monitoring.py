@@ -15,7 +15,7 @@ import yaml
 from dataplatform.config import SettingsError
 from dataplatform.monitoring import dashboard, metrics
 from dataplatform.monitoring.rules import ALERT_NAMES, DEFAULT_FOR, alert_rules, expressions, rules_yaml
-from dataplatform.platform import Platform
+from dataplatform.platform import DataPlatform
 from dataplatform.project import PACKAGE_DIR
 from tools import render
 from tools.harness import Recorder, run_stack
@@ -68,13 +68,13 @@ def uncatalogued(queries: list[tuple[str, str]]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def dev_rules(dev: tuple[Recorder, Platform]) -> dict[str, Any]:
+def dev_rules(dev: tuple[Recorder, DataPlatform]) -> dict[str, Any]:
     rules: dict[str, Any] = yaml.safe_load(dev[1].services["prometheus"].rules)
     return rules
 
 
 def test_rules_and_panels_name_only_catalogued_metrics(
-    dev_rules: dict[str, Any], dev: tuple[Recorder, Platform]
+    dev_rules: dict[str, Any], dev: tuple[Recorder, DataPlatform]
 ) -> None:
     assert uncatalogued(expressions(dev_rules)) == []
     assert uncatalogued(dashboard.expressions(dashboard.as_dict())) == []
@@ -115,7 +115,7 @@ def test_the_catalog_names_metrics_as_their_exposition_does() -> None:
 
 
 def test_one_service_down_rule_per_scrape_job(
-    dev_rules: dict[str, Any], dev: tuple[Recorder, Platform]
+    dev_rules: dict[str, Any], dev: tuple[Recorder, DataPlatform]
 ) -> None:
     config = yaml.safe_load(dev[1].services["prometheus"].config)
     jobs = {job["job_name"] for job in config["scrape_configs"]}
@@ -161,7 +161,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
 
 
 def test_promtool_accepts_the_rules_and_config(
-    dev: tuple[Recorder, Platform], promtool: Path, tmp_path: Path
+    dev: tuple[Recorder, DataPlatform], promtool: Path, tmp_path: Path
 ) -> None:
     rules = tmp_path / "rules.yml"
     rules.write_text(dev[1].services["prometheus"].rules)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataplatform.platform import Platform
+from dataplatform.platform import DataPlatform
 from tools.harness import Recorder, unwrap
 
 
@@ -55,7 +55,7 @@ SHARED = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", 
 
 
 def test_same_services_ports_users_env_and_files(
-    dev: tuple[Recorder, Platform], prod: tuple[Recorder, Platform]
+    dev: tuple[Recorder, DataPlatform], prod: tuple[Recorder, DataPlatform]
 ) -> None:
     d, p = dev_services(dev[0]), prod_services(prod[0])
     assert set(d) >= SHARED and set(p) == SHARED
@@ -68,7 +68,7 @@ def test_same_services_ports_users_env_and_files(
 
 
 def test_service_to_service_contracts_match(
-    dev: tuple[Recorder, Platform], prod: tuple[Recorder, Platform]
+    dev: tuple[Recorder, DataPlatform], prod: tuple[Recorder, DataPlatform]
 ) -> None:
     d, p = dev_services(dev[0]), prod_services(prod[0])
     for name, var in [
@@ -83,7 +83,7 @@ def test_service_to_service_contracts_match(
 
 
 def test_prometheus_scrapes_the_same_jobs_except_the_standalone_spark_cluster(
-    dev: tuple[Recorder, Platform], prod: tuple[Recorder, Platform]
+    dev: tuple[Recorder, DataPlatform], prod: tuple[Recorder, DataPlatform]
 ) -> None:
     import yaml
 

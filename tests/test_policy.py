@@ -25,7 +25,7 @@ import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from dataplatform.platform import Platform
+from dataplatform.platform import DataPlatform
 from dataplatform.targets.kubernetes import KubernetesTarget
 from policy.dataplatform_policies import (
     RULES,
@@ -850,7 +850,7 @@ def by_level(found: list[Violation], level: Enforcement) -> set[tuple[str, str]]
     return {(v.policy, v.resource) for v in found if v.enforcement is level}
 
 
-def test_pack_over_the_dev_stack(dev: tuple[Recorder, Platform]) -> None:
+def test_pack_over_the_dev_stack(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     resources = declared(recorder, "dev")
     assert len(resources) == 71
@@ -893,7 +893,7 @@ def test_carriers_are_exempt_from_read_only_but_not_from_private_secrets() -> No
     assert messages("docker-read-only-root-filesystem", CONTAINER, {**carrier, "start": True})
 
 
-def test_pack_over_the_prod_stack(prod: tuple[Recorder, Platform]) -> None:
+def test_pack_over_the_prod_stack(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     resources = declared(recorder, "prod")
     assert len(resources) == 85

@@ -63,4 +63,4 @@ def test_prod_preview_passes_the_pack_without_a_cluster() -> None:
 def test_a_mandatory_violation_fails_the_preview() -> None:
     code, found, output = preview("dev", {"bindAddress": "0.0.0.0"})
     assert code != 0
-    assert ("mandatory", "docker-ports-on-loopback", "gateway") in found, output[-3000:]
+    assert ("mandatory", "docker-ports-on-loopback", "dataplatform-gateway") in found, output[-3000:]

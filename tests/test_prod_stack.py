@@ -12,7 +12,7 @@ import pytest
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from dataplatform.platform import Platform
+from dataplatform.platform import DataPlatform
 from dataplatform.project import PROJECT
 from stack_config import load_settings
 from tools.harness import Recorder, generated_secrets, is_secret, run_stack, stack_config, unwrap
@@ -32,7 +32,7 @@ def pod_specs(recorder: Recorder) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def test_inventory(prod: tuple[Recorder, Platform]) -> None:
+def test_inventory(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     assert set(deployments(recorder)) == WORKLOADS
     assert {r.name for r in recorder.of_type("kubernetes:batch/v1:Job")} == {"minio-init"}
@@ -55,13 +55,13 @@ def test_inventory(prod: tuple[Recorder, Platform]) -> None:
     assert not recorder.of_type("docker:index/container:Container")
 
 
-def test_namespace_enforces_restricted_pod_security(prod: tuple[Recorder, Platform]) -> None:
+def test_namespace_enforces_restricted_pod_security(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     ns = unwrap(recorder.named("kubernetes:core/v1:Namespace", "namespace").inputs)
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_every_pod_meets_the_restricted_profile(prod: tuple[Recorder, Platform]) -> None:
+def test_every_pod_meets_the_restricted_profile(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     for name, spec in pod_specs(recorder).items():
         pod = spec["securityContext"]
@@ -81,7 +81,7 @@ def test_every_pod_meets_the_restricted_profile(prod: tuple[Recorder, Platform])
         assert spec["automountServiceAccountToken"] is False, name
 
 
-def test_long_running_pods_have_probes_on_declared_ports(prod: tuple[Recorder, Platform]) -> None:
+def test_long_running_pods_have_probes_on_declared_ports(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     for name, d in deployments(recorder).items():
         c = d["spec"]["template"]["spec"]["containers"][0]
@@ -93,7 +93,7 @@ def test_long_running_pods_have_probes_on_declared_ports(prod: tuple[Recorder, P
                 assert check["port"] in ports, (name, probe)
 
 
-def test_project_images_come_from_the_registry(prod: tuple[Recorder, Platform]) -> None:
+def test_project_images_come_from_the_registry(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     images = {n: s["containers"][0]["image"] for n, s in pod_specs(recorder).items()}
     assert images["gateway"] == "registry.example.com/dataplatform/gateway:0.1.0"
@@ -102,7 +102,7 @@ def test_project_images_come_from_the_registry(prod: tuple[Recorder, Platform]) 
     assert images["redis"] == "redis:7.4.5-bookworm"
 
 
-def test_gateway_service_maps_80_to_8080(prod: tuple[Recorder, Platform]) -> None:
+def test_gateway_service_maps_80_to_8080(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     svc = unwrap(recorder.named("kubernetes:core/v1:Service", "gateway").inputs)
     assert svc["spec"]["type"] == "ClusterIP"
@@ -111,7 +111,7 @@ def test_gateway_service_maps_80_to_8080(prod: tuple[Recorder, Platform]) -> Non
     assert inference["spec"]["ports"][0]["port"] == 3000
 
 
-def test_ingress_with_tls_from_config(prod: tuple[Recorder, Platform]) -> None:
+def test_ingress_with_tls_from_config(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     ingress = unwrap(recorder.named("kubernetes:networking.k8s.io/v1:Ingress", "gateway").inputs)
     assert ingress["spec"]["tls"] == [
@@ -126,7 +126,7 @@ def test_no_ingress_without_config() -> None:
     assert not recorder.of_type("kubernetes:networking.k8s.io/v1:Ingress")
 
 
-def test_secrets_are_referenced_never_inlined(prod: tuple[Recorder, Platform]) -> None:
+def test_secrets_are_referenced_never_inlined(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     secrets = generated_secrets(recorder)
     for name, spec in pod_specs(recorder).items():
@@ -143,7 +143,7 @@ def test_secrets_are_referenced_never_inlined(prod: tuple[Recorder, Platform]) -
     assert mounted == {"gateway-files-0"}
 
 
-def test_stateful_workloads_use_their_claims_and_recreate(prod: tuple[Recorder, Platform]) -> None:
+def test_stateful_workloads_use_their_claims_and_recreate(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     for name in ("redis", "minio", "prometheus", "grafana"):
         d = deployments(recorder)[name]
@@ -173,7 +173,7 @@ def test_claims_survive_destroy_unless_purged(monkeypatch: pytest.MonkeyPatch, p
     assert len(seen) == 5 and all(value is (not purge) for value in seen)
 
 
-def test_autoscaling_and_disruption_budgets(prod: tuple[Recorder, Platform]) -> None:
+def test_autoscaling_and_disruption_budgets(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     hpa = unwrap(recorder.named("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "gateway").inputs)
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 8
@@ -194,7 +194,7 @@ def policies(recorder: Recorder) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder, Platform]) -> None:
+def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     ps = policies(recorder)
     assert ps["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
@@ -229,7 +229,7 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
     assert to_inference["ports"] == [{"protocol": "TCP", "port": 3000}]
 
 
-def test_spark_operator_and_jobs(prod: tuple[Recorder, Platform]) -> None:
+def test_spark_operator_and_jobs(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     chart = unwrap(recorder.of_type("kubernetes:helm.sh/v4:Chart")[0].inputs)
     assert chart["version"] == "2.5.2"
@@ -300,7 +300,7 @@ def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
     outputs: dict[str, Any] = {}
 
     def program() -> None:
-        platform = Platform(PROJECT, load_settings(), "prod")
+        platform = DataPlatform(PROJECT, settings=load_settings())
         pulumi.Output.from_input(platform.outputs["spark_submit"]).apply(outputs.update)
 
     _sync_await(run_pulumi_func(program))
@@ -374,7 +374,7 @@ def test_destroy_keeps_the_namespace_holding_retained_claims(
     monkeypatch.setattr(cls, "__init__", capture)
     run_stack("prod", {"purgeOnDestroy": purge})
     # Deleting a namespace deletes its PVCs, retained or not.
-    assert seen["namespace"] is (not purge)
+    assert seen["dataplatform-namespace"] is (not purge)
 
 
 def test_readiness_and_liveness_are_different_checks() -> None:

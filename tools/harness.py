@@ -14,7 +14,7 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from dataplatform.platform import Platform
+from dataplatform.platform import DataPlatform
 from dataplatform.project import PROJECT
 from dataplatform.services.base import ServiceSpec
 from dataplatform.services.catalog import SERVICES
@@ -25,10 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass
 class Declared:
+    """A declared resource. ``name`` is relative to the platform (``redis``
+    for ``dataplatform-redis``): what the tests ask for; ``full_name`` is
+    the Pulumi name."""
+
     typ: str
     name: str
     inputs: dict[str, Any]
     custom: bool
+    full_name: str = ""
 
 
 class Recorder(pulumi.runtime.Mocks):
@@ -38,7 +43,8 @@ class Recorder(pulumi.runtime.Mocks):
         self.resources: list[Declared] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), bool(args.custom)))
+        relative = args.name.removeprefix(f"{PROJECT}-")
+        self.resources.append(Declared(args.typ, relative, dict(args.inputs), bool(args.custom), args.name))
         outputs = dict(args.inputs)
         digest = hashlib.sha256(args.name.encode()).hexdigest()
         if args.typ == "random:index/randomPassword:RandomPassword":
@@ -91,7 +97,7 @@ def run_stack(
     base: bool = True,
     recorder: Recorder | None = None,
     specs: tuple[ServiceSpec, ...] = SERVICES,
-) -> tuple[Recorder, Platform]:
+) -> tuple[Recorder, DataPlatform]:
     """Declares the platform of ``specs`` (the catalogue's by default) for
     ``stack`` under mocks; returns what it declared."""
     config = stack_config(stack) if base else {}
@@ -101,10 +107,10 @@ def run_stack(
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     )
-    holder: dict[str, Platform] = {}
+    holder: dict[str, DataPlatform] = {}
 
     def program() -> None:
-        holder["platform"] = Platform(PROJECT, load_settings(specs), stack, specs=specs)
+        holder["platform"] = DataPlatform(PROJECT, settings=load_settings(specs), specs=specs)
 
     _sync_await(run_pulumi_func(program))
     return recorder, holder["platform"]

@@ -66,7 +66,9 @@ class Alertmanager(Service):
 
 
 def build(ctx: Context) -> Alertmanager:
-    return Alertmanager(NAME, AlertmanagerArgs(ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts)
+    return Alertmanager(
+        ctx.target.names.of(NAME), AlertmanagerArgs(ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts
+    )
 
 
 SPEC = ServiceSpec.single(NAME, build, DEPLOY)

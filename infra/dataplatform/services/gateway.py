@@ -88,7 +88,7 @@ class Gateway(Service):
         # No keeper until the first rotation, so stacks made before this
         # setting keep their key.
         rotation = {"rotation": str(conf.api_key_rotation)} if conf.api_key_rotation else None
-        self.api_key = generated_secret("gateway-api-key", self, length=40, keepers=rotation)
+        self.api_key = generated_secret(target.names.of("gateway-api-key"), self, length=40, keepers=rotation)
         health = HealthCheck(
             ProbeKind.HTTP,
             ("/usr/local/bin/gateway", "--healthcheck"),
@@ -162,7 +162,7 @@ def build(ctx: Context) -> Gateway:
         config=CONFIG.of(ctx.settings),
         deploy=ctx.deploy(NAME, DEPLOY),
     )
-    return Gateway(NAME, args, ctx.target, ctx.opts)
+    return Gateway(ctx.target.names.of(NAME), args, ctx.target, ctx.opts)
 
 
 SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))

@@ -58,7 +58,7 @@ class Grafana(Service):
         self, name: str, args: GrafanaArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Grafana", name, None, opts)
-        self.admin_password = generated_secret("grafana-admin-password", self)
+        self.admin_password = generated_secret(target.names.of("grafana-admin-password"), self)
         datasource = (FILES / "provisioning" / "datasources" / "prometheus.yaml").read_text()
         files = [
             File(secret_path("admin-password"), self.admin_password, secret=True),
@@ -112,7 +112,9 @@ def build(ctx: Context) -> Grafana | None:
     # Left out where its image cannot be had; Prometheus keeps running.
     if not CONFIG.of(ctx.settings).enabled:
         return None
-    return Grafana(NAME, GrafanaArgs(deploy=ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts)
+    return Grafana(
+        ctx.target.names.of(NAME), GrafanaArgs(deploy=ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts
+    )
 
 
 SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))

@@ -118,7 +118,7 @@ def build(ctx: Context) -> Inference:
         models_bucket=settings.buckets.models,
         deploy=ctx.deploy(NAME, DEPLOY),
     )
-    return Inference(NAME, args, ctx.target, ctx.opts)
+    return Inference(ctx.target.names.of(NAME), args, ctx.target, ctx.opts)
 
 
 SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,), s3_access={"models": "read"})

@@ -92,8 +92,8 @@ class Minio(Service):
         self, name: str, args: MinioArgs, target: Target, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Minio", name, None, opts)
-        self.root_user = generated_secret("minio-root-user", self, length=20)
-        self.root_password = generated_secret("minio-root-password", self, length=40)
+        self.root_user = generated_secret(target.names.of("minio-root-user"), self, length=20)
+        self.root_password = generated_secret(target.names.of("minio-root-password"), self, length=40)
         root_files = (
             File(secret_path("root-user"), self.root_user, secret=True),
             File(secret_path("root-password"), self.root_password, secret=True),
@@ -141,8 +141,8 @@ class Minio(Service):
         }
         for user, grants in sorted(args.users.items()):
             creds = S3Credentials(
-                access_key=generated_secret(f"minio-{user}-access-key", self, length=20),
-                secret_key=generated_secret(f"minio-{user}-secret-key", self, length=40),
+                access_key=generated_secret(target.names.of(f"minio-{user}-access-key"), self, length=20),
+                secret_key=generated_secret(target.names.of(f"minio-{user}-secret-key"), self, length=40),
             )
             self.credentials[user] = creds
             key = _env_key(user)
@@ -199,7 +199,7 @@ def build(ctx: Context) -> Minio:
         # An override of minio's resources sizes its init task too.
         init_resources=settings.resources_for(NAME, INIT_RESOURCES),
     )
-    return Minio(NAME, args, ctx.target, ctx.opts)
+    return Minio(ctx.target.names.of(NAME), args, ctx.target, ctx.opts)
 
 
 SPEC = ServiceSpec(

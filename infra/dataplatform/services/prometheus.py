@@ -172,7 +172,7 @@ def build(ctx: Context) -> Prometheus:
         config=CONFIG.of(ctx.settings),
         deploy=ctx.deploy(NAME, DEPLOY),
     )
-    return Prometheus(NAME, args, ctx.target, ctx.opts)
+    return Prometheus(ctx.target.names.of(NAME), args, ctx.target, ctx.opts)
 
 
 SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))

@@ -143,7 +143,8 @@ class Redis(Service):
     ) -> None:
         super().__init__("dataplatform:index:Redis", name, None, opts)
         self.credentials = {
-            user: RedisCredentials(user, generated_secret(f"redis-{user}-password", self)) for user in USERS
+            user: RedisCredentials(user, generated_secret(target.names.of(f"redis-{user}-password"), self))
+            for user in USERS
         }
         conf, deploy = args.config, args.deploy
         capacity = maxmemory(deploy.resources.memory_limit, conf.maxmemory_ratio)
@@ -185,7 +186,12 @@ class Redis(Service):
 
 
 def build(ctx: Context) -> Redis:
-    return Redis(NAME, RedisArgs(CONFIG.of(ctx.settings), ctx.deploy(NAME, DEPLOY)), ctx.target, ctx.opts)
+    return Redis(
+        ctx.target.names.of(NAME),
+        RedisArgs(CONFIG.of(ctx.settings), ctx.deploy(NAME, DEPLOY)),
+        ctx.target,
+        ctx.opts,
+    )
 
 
 SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import pulumi
 
+from dataplatform.naming import Names
 from dataplatform.workload import File, ImageRef, Workload
 
 # A Role's rules as Kubernetes writes them: apiGroups, resources, verbs.
@@ -60,6 +61,8 @@ class Target(Protocol):
     """A tier the platform deploys to: what every target implements."""
 
     name: str
+    # How the platform names what it declares (unique per platform).
+    names: Names
     # The network a container started outside the stack joins to reach
     # workloads by name (the jobs CLI's spark-submit); None where there is none.
     network_name: str | None

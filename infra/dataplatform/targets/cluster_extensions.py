@@ -31,7 +31,7 @@ class ClusterExtensions:
         # namespace, so nothing waits for it.
         provider = self._namespace.provider
         namespace = k8s.core.v1.Namespace(
-            f"{spec.name}-namespace",
+            self._namespace.names.of(f"{spec.name}-namespace"),
             metadata={"name": spec.namespace, "labels": {**PART_OF, **PSA_RESTRICTED}},
             opts=pulumi.ResourceOptions(parent=parent, provider=provider),
         )
@@ -45,7 +45,7 @@ class ClusterExtensions:
             }
         )
         return k8s.helm.v4.Chart(
-            spec.name,
+            self._namespace.names.of(spec.name),
             **source,
             namespace=spec.namespace,
             values=spec.values,
@@ -57,14 +57,14 @@ class ClusterExtensions:
     ) -> pulumi.Resource:
         ns = self._namespace
         account = k8s.core.v1.ServiceAccount(
-            name,
+            ns.names.of(name),
             metadata=ns.meta(name),
             automount_service_account_token=mount_token,
             opts=ns.opts(parent),
         )
-        role = k8s.rbac.v1.Role(name, metadata=ns.meta(name), rules=rules, opts=ns.opts(parent))
+        role = k8s.rbac.v1.Role(ns.names.of(name), metadata=ns.meta(name), rules=rules, opts=ns.opts(parent))
         k8s.rbac.v1.RoleBinding(
-            name,
+            ns.names.of(name),
             metadata=ns.meta(name),
             role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             subjects=[{"kind": "ServiceAccount", "name": name, "namespace": ns.name}],
@@ -83,7 +83,7 @@ class ClusterExtensions:
         # Always the platform's namespace, whatever the manifest says.
         metadata["namespace"] = self._namespace.name
         return k8s.apiextensions.CustomResource(
-            name,
+            self._namespace.names.of(name),
             api_version=api_version,
             kind=kind,
             metadata=metadata,
@@ -95,7 +95,7 @@ class ClusterExtensions:
         self, name: str, files: tuple[File, ...], parent: pulumi.Resource
     ) -> pulumi.Output[str]:
         secret = k8s.core.v1.Secret(
-            name,
+            self._namespace.names.of(name),
             metadata=self._namespace.meta(name),
             type="Opaque",
             string_data={f.filename: f.content for f in files},

@@ -30,6 +30,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from dataplatform.naming import Names
 from dataplatform.project import SOURCE_ROOT
 from dataplatform.targets.base import Deployment
 from dataplatform.workload import (
@@ -65,17 +66,20 @@ class DockerTarget:
 
     name = "docker"
 
-    def __init__(self, options: DockerOptions, stack: str, parent: pulumi.Resource) -> None:
+    def __init__(self, options: DockerOptions, stack: str, names: Names, parent: pulumi.Resource) -> None:
         self._options = options
         self._parent = parent
-        self.prefix = f"dataplatform-{stack}"
+        self.names = names
+        # Containers, volumes and the network are named after the platform
+        # and the stack, so platforms and stacks share one engine.
+        self.prefix = f"{names.platform}-{stack}"
         self.network_name: str | None = self.prefix
         self._images: dict[str, pulumi.Output[str]] = {}
         self._containers: dict[str, list[docker.Container]] = {}
         self._deployed: dict[str, Workload] = {}
         self._current_parent: pulumi.Resource = parent
         self.network = docker.Network(
-            "network",
+            names.of("network"),
             name=self.prefix,
             driver="bridge",
             labels=[docker.NetworkLabelArgs(label="dataplatform.stack", value=stack)],
@@ -102,7 +106,9 @@ class DockerTarget:
         if isinstance(ref, ProjectImage):
             if ref.override or not self._options.build_images:
                 image = ref.override or ref.reference()
-                remote = docker.RemoteImage(f"image-{ref.name}", name=image, keep_locally=True, opts=opts)
+                remote = docker.RemoteImage(
+                    self.names.of(f"image-{ref.name}"), name=image, keep_locally=True, opts=opts
+                )
                 self._images[key] = remote.image_id
                 return remote.image_id
             if SOURCE_ROOT is None:
@@ -111,7 +117,7 @@ class DockerTarget:
                     "checkout; set buildImages to false and images/imageRegistry to where it is published"
                 )
             built = docker.Image(
-                f"image-{ref.name}",
+                self.names.of(f"image-{ref.name}"),
                 image_name=ref.reference(),
                 build=docker.DockerBuildArgs(
                     context=str(SOURCE_ROOT / ref.context),
@@ -126,7 +132,7 @@ class DockerTarget:
             # Resolve the built tag to its ID through the engine, which also
             # orders containers after the build.
             local = docker.RemoteImage(
-                f"image-{ref.name}-local",
+                self.names.of(f"image-{ref.name}-local"),
                 name=built.image_name,
                 keep_locally=True,
                 pull_triggers=[built.repo_digest],
@@ -134,7 +140,9 @@ class DockerTarget:
             )
             self._images[key] = local.image_id
             return local.image_id
-        remote = docker.RemoteImage(f"image-{resource_name}", name=ref, keep_locally=True, opts=opts)
+        remote = docker.RemoteImage(
+            self.names.of(f"image-{resource_name}"), name=ref, keep_locally=True, opts=opts
+        )
         self._images[key] = remote.image_id
         return remote.image_id
 
@@ -166,7 +174,7 @@ class DockerTarget:
     def _volume(self, workload: Workload, name: str) -> docker.Volume:
         # Data outlives containers, and `destroy` too unless purging is asked for.
         return docker.Volume(
-            f"{workload.name}-{name}",
+            self.names.of(f"{workload.name}-{name}"),
             name=f"{self.prefix}-{workload.name}-{name}",
             labels=[docker.VolumeLabelArgs(label="dataplatform.data", value="true")],
             opts=pulumi.ResourceOptions(
@@ -199,7 +207,7 @@ class DockerTarget:
         carrier_mounts: list[docker.ContainerVolumeArgs] = []
         for index, directory in enumerate(directories):
             volume = docker.Volume(
-                f"{workload.name}-files-{index}",
+                self.names.of(f"{workload.name}-files-{index}"),
                 name=f"{self.prefix}-{workload.name}-files-{index}",
                 labels=[docker.VolumeLabelArgs(label="dataplatform.files", value=workload.name)],
                 opts=pulumi.ResourceOptions(parent=parent),
@@ -221,7 +229,7 @@ class DockerTarget:
             for f in workload.files
         ]
         carrier = docker.Container(
-            f"{workload.name}-files",
+            self.names.of(f"{workload.name}-files"),
             name=f"{self.prefix}-{workload.name}-files",
             image=image,
             uploads=uploads,
@@ -282,7 +290,7 @@ class DockerTarget:
                 else []
             )
             container = docker.Container(
-                hostname,
+                self.names.of(hostname),
                 name=f"{self.prefix}-{hostname}",
                 hostname=hostname,
                 image=image,

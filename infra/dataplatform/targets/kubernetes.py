@@ -29,9 +29,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from dataplatform.config import KubernetesSettings
+from dataplatform.naming import Names
 from dataplatform.targets.base import Deployment
 from dataplatform.targets.cluster_extensions import ClusterExtensions
-from dataplatform.targets.namespace import PlatformNamespace, workload_labels
+from dataplatform.targets.namespace import NamespaceOptions, PlatformNamespace, workload_labels
 from dataplatform.targets.network_policy import NetworkPolicies
 from dataplatform.workload import File, HealthCheck, ImageRef, IngressRoute, ProbeKind, ProjectImage, Workload
 from jobs.conventions import NAME_LABEL
@@ -50,6 +51,10 @@ class KubernetesOptions:
     image_registry: str
     storage_class: str | None
     purge_on_destroy: bool
+    # Declare the namespace (else it must exist), and make a provider from
+    # ``cluster`` (else the caller's is inherited).
+    create_namespace: bool = True
+    own_provider: bool = True
 
 
 class KubernetesTarget(ClusterExtensions):
@@ -59,10 +64,17 @@ class KubernetesTarget(ClusterExtensions):
     name = "kubernetes"
     network_name: str | None = None
 
-    def __init__(self, options: KubernetesOptions, stack: str, parent: pulumi.Resource) -> None:
+    def __init__(self, options: KubernetesOptions, stack: str, names: Names, parent: pulumi.Resource) -> None:
         self._options = options
         self._stack = stack
-        namespace = PlatformNamespace(options.cluster, options.purge_on_destroy, parent)
+        self.names = names
+        namespace = PlatformNamespace(
+            NamespaceOptions(
+                options.cluster, options.purge_on_destroy, options.create_namespace, options.own_provider
+            ),
+            names,
+            parent,
+        )
         super().__init__(namespace, NetworkPolicies(namespace, options.cluster.api_server_cidrs, parent))
         self.provider = namespace.provider
         self.namespace = namespace.name
@@ -141,10 +153,14 @@ class KubernetesTarget(ClusterExtensions):
             projection = {"items": items, "defaultMode": 0o440 if secret else 0o444}
             source: dict[str, Any]
             if secret:
-                made = k8s.core.v1.Secret(name, metadata=meta, type="Opaque", string_data=data, opts=opts)
+                made = k8s.core.v1.Secret(
+                    self._namespace.names.of(name), metadata=meta, type="Opaque", string_data=data, opts=opts
+                )
                 source = {"secret": {"secretName": made.metadata.name, **projection}}
             else:
-                made = k8s.core.v1.ConfigMap(name, metadata=meta, data=data, opts=opts)
+                made = k8s.core.v1.ConfigMap(
+                    self._namespace.names.of(name), metadata=meta, data=data, opts=opts
+                )
                 source = {"configMap": {"name": made.metadata.name, **projection}}
             volumes.append({"name": volume, **source})
             mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
@@ -230,7 +246,7 @@ class KubernetesTarget(ClusterExtensions):
             # (which the Deployment's await covers), and a claim kept from
             # before a destroy never reports the event the provider waits for.
             claim = k8s.core.v1.PersistentVolumeClaim(
-                f"{workload.name}-{v.name}",
+                self._namespace.names.of(f"{workload.name}-{v.name}"),
                 metadata={
                     **self._namespace.meta(f"{workload.name}-{v.name}", labels),
                     "annotations": {"pulumi.com/skipAwait": "true"},
@@ -248,7 +264,7 @@ class KubernetesTarget(ClusterExtensions):
             pod["spec"]["restartPolicy"] = "Never"
             made.append(
                 k8s.batch.v1.Job(
-                    workload.name,
+                    self._namespace.names.of(workload.name),
                     metadata=self._namespace.meta(workload.name, labels),
                     spec={"backoffLimit": 4, "template": pod},
                     opts=self._namespace.opts(parent, delete_before_replace=True),
@@ -257,7 +273,7 @@ class KubernetesTarget(ClusterExtensions):
         else:
             made.append(
                 k8s.apps.v1.Deployment(
-                    workload.name,
+                    self._namespace.names.of(workload.name),
                     metadata=self._namespace.meta(workload.name, labels),
                     spec={
                         "replicas": None if workload.autoscaling else workload.replicas,
@@ -274,7 +290,7 @@ class KubernetesTarget(ClusterExtensions):
             service_type = workload.exposure.service_type if workload.exposure else "ClusterIP"
             made.append(
                 k8s.core.v1.Service(
-                    workload.name,
+                    self._namespace.names.of(workload.name),
                     metadata=self._namespace.meta(workload.name, labels),
                     spec={
                         "type": service_type,
@@ -295,7 +311,7 @@ class KubernetesTarget(ClusterExtensions):
         if workload.metrics:
             made.append(
                 k8s.core.v1.Service(
-                    f"{workload.name}-pods",
+                    self._namespace.names.of(f"{workload.name}-pods"),
                     metadata=self._namespace.meta(f"{workload.name}-pods", labels),
                     spec={
                         "clusterIP": "None",
@@ -309,7 +325,7 @@ class KubernetesTarget(ClusterExtensions):
             scaling = workload.autoscaling
             made.append(
                 k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                    workload.name,
+                    self._namespace.names.of(workload.name),
                     metadata=self._namespace.meta(workload.name, labels),
                     spec={
                         "scaleTargetRef": {
@@ -338,7 +354,7 @@ class KubernetesTarget(ClusterExtensions):
         if not workload.one_shot and (workload.autoscaling or workload.replicas > 1):
             made.append(
                 k8s.policy.v1.PodDisruptionBudget(
-                    workload.name,
+                    self._namespace.names.of(workload.name),
                     metadata=self._namespace.meta(workload.name, labels),
                     spec={"minAvailable": 1, "selector": {"matchLabels": {NAME_LABEL: workload.name}}},
                     opts=self._namespace.opts(parent),
@@ -383,7 +399,7 @@ class KubernetesTarget(ClusterExtensions):
         if ingress.tls_secret_name:
             spec["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls_secret_name}]
         return k8s.networking.v1.Ingress(
-            workload.name,
+            self._namespace.names.of(workload.name),
             metadata=self._namespace.meta(workload.name, workload_labels(workload.name)),
             spec=spec,
             opts=self._namespace.opts(parent),

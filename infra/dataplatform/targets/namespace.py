@@ -8,12 +8,14 @@ the namespace to exist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from dataplatform.config import KubernetesSettings
+from dataplatform.naming import Names
 from jobs.conventions import NAME_LABEL, PART_OF
 
 # The "restricted" Pod Security profile, enforced on every namespace the
@@ -29,38 +31,58 @@ def workload_labels(name: str) -> dict[str, str]:
     return {NAME_LABEL: name, **PART_OF}
 
 
-class PlatformNamespace:
-    """The provider for ``cluster`` and the namespace it names, created under ``parent``.
+@dataclass(frozen=True)
+class NamespaceOptions:
+    """Where the platform's objects go: ``own_provider`` makes a provider
+    from ``cluster`` (otherwise the one the caller passed to the platform is
+    inherited); ``create`` declares the namespace (otherwise it must exist)."""
 
-    The namespace is kept on ``pulumi destroy`` unless ``purge_on_destroy``:
-    deleting it would take the PVCs retained in it along.
+    cluster: KubernetesSettings
+    purge_on_destroy: bool
+    create: bool = True
+    own_provider: bool = True
+
+
+class PlatformNamespace:
+    """The provider for the platform's cluster and the namespace it deploys
+    into, created under ``parent`` when the options say so.
+
+    A created namespace is kept on ``pulumi destroy`` unless
+    ``purge_on_destroy``: deleting it would take the PVCs retained in it along.
     """
 
-    def __init__(self, cluster: KubernetesSettings, purge_on_destroy: bool, parent: pulumi.Resource) -> None:
+    def __init__(self, options: NamespaceOptions, names: Names, parent: pulumi.Resource) -> None:
+        cluster = options.cluster
         self.name = cluster.namespace
-        self.provider = k8s.Provider(
-            "kubernetes",
-            render_yaml_to_directory=cluster.render_dir,
-            context=cluster.kubeconfig_context,
-            enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=parent),
-        )
-        self.resource = k8s.core.v1.Namespace(
-            "namespace",
-            metadata={"name": self.name, "labels": {**PART_OF, **PSA_RESTRICTED}},
-            # The namespace itself depends on nothing; see ``opts`` for the rest.
-            opts=pulumi.ResourceOptions(
-                parent=parent,
-                provider=self.provider,
-                depends_on=[],
-                retain_on_delete=not purge_on_destroy,
-            ),
-        )
+        self.names = names
+        self.provider: k8s.Provider | None = None
+        if options.own_provider:
+            self.provider = k8s.Provider(
+                names.of("kubernetes"),
+                render_yaml_to_directory=cluster.render_dir,
+                context=cluster.kubeconfig_context,
+                enable_server_side_apply=True,
+                opts=pulumi.ResourceOptions(parent=parent),
+            )
+        self.resource: k8s.core.v1.Namespace | None = None
+        if options.create:
+            self.resource = k8s.core.v1.Namespace(
+                names.of("namespace"),
+                metadata={"name": self.name, "labels": {**PART_OF, **PSA_RESTRICTED}},
+                # The namespace itself depends on nothing; see ``opts`` for the rest.
+                opts=pulumi.ResourceOptions(
+                    parent=parent,
+                    provider=self.provider,
+                    depends_on=[],
+                    retain_on_delete=not options.purge_on_destroy,
+                ),
+            )
 
     def opts(self, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
-        """Options for an object in the namespace: this provider, and after the
-        namespace (besides any ``depends_on`` in ``extra``)."""
-        depends = [*extra.pop("depends_on", []), self.resource]
+        """Options for an object in the namespace: the platform's provider, and
+        after the namespace when the platform creates it (besides any
+        ``depends_on`` in ``extra``)."""
+        depends = [*extra.pop("depends_on", []), *([self.resource] if self.resource else [])]
         return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=depends, **extra)
 
     def meta(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ class NetworkPolicies:
         self._pod_groups: dict[str, tuple[PodFlows, pulumi.Resource]] = {}
         self._workloads: Mapping[str, Workload] = {}
         k8s.networking.v1.NetworkPolicy(
-            "default-deny",
+            namespace.names.of("default-deny"),
             metadata=namespace.meta("default-deny"),
             spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
             opts=namespace.opts(parent),
@@ -145,7 +145,7 @@ class NetworkPolicies:
         parent: pulumi.Resource,
     ) -> None:
         k8s.networking.v1.NetworkPolicy(
-            name,
+            self._namespace.names.of(name),
             metadata=self._namespace.meta(name, labels),
             spec={
                 "podSelector": {"matchLabels": selector},

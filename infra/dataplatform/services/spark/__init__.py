@@ -117,7 +117,7 @@ class Spark(Service):
         self.secret_name = secret_name
         self.jobs = [
             SparkJob(
-                f"job-{job.name}",
+                target.names.of(f"job-{job.name}"),
                 job,
                 args,
                 target,
@@ -212,7 +212,7 @@ def build(ctx: Context) -> Spark:
             "redis_password": redis_user.password,
         },
     )
-    return Spark(NAME, args, ctx.target, ctx.opts)
+    return Spark(ctx.target.names.of(NAME), args, ctx.target, ctx.opts)
 
 
 SPEC = ServiceSpec(
