@@ -79,13 +79,40 @@ def build_parser() -> argparse.ArgumentParser:
         "submit",
         help="run a job on a stack (dev: one-shot container; prod: SparkApplication)",
         description="Arguments not listed here are passed to the job.",
+        # The job's own options pass through: --output must not be taken for --outputs.
+        allow_abbrev=False,
     )
     submit.add_argument("job", choices=sorted(JOBS))
-    submit.add_argument(
-        "--stack", required=True, help="Pulumi stack (dev, prod or another stack of the project)"
+    where = submit.add_argument_group(
+        "stack",
+        "the stack's outputs say where the job runs: on prod the cluster, kubeconfig context and "
+        "namespace the stack was deployed with (never kubectl's current context), on dev its "
+        "Docker host and network",
     )
-    submit.add_argument(
-        "--project-dir", default=None, help="directory of Pulumi.yaml (default: the current directory)"
+    where.add_argument(
+        "--stack",
+        default=None,
+        help="Pulumi stack whose outputs to read with `pulumi stack output` (dev, prod or any stack "
+        "of the program in --project-dir); with --outputs, only a name for messages",
+    )
+    source = where.add_mutually_exclusive_group()
+    source.add_argument(
+        "--project-dir",
+        "--cwd",
+        dest="project_dir",
+        default=None,
+        metavar="DIR",
+        help="directory of the Pulumi program that deployed the stack (its Pulumi.yaml), "
+        "e.g. another project that uses the dataplatform library (default: the current directory); "
+        "relative paths the stack recorded are taken from there",
+    )
+    source.add_argument(
+        "--outputs",
+        dest="outputs_file",
+        default=None,
+        metavar="FILE",
+        help="read the stack's outputs from FILE, saved with `pulumi stack output --json "
+        "--show-secrets` ('-': standard input), instead of running pulumi",
     )
     submit.add_argument(
         "--wait-timeout",
@@ -129,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return execute(args.job, job_argv, master=args.master)
 
+    if args.stack is None and args.outputs_file is None:
+        parser.error("submit: give --stack NAME (read with pulumi) or --outputs FILE")
     # Validate the job's arguments here rather than minutes later in a driver.
     JOBS[args.job].parser(prog=f"python -m jobs submit {args.job}").parse_args(job_argv)
     # Deferred: only submission needs subprocess plumbing.
@@ -137,7 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     options = SubmitOptions(**keywords(args, *SUBMIT_OPTIONS))
     try:
-        return submit(args.job, job_argv, stack=args.stack, project_dir=args.project_dir, options=options)
+        return submit(
+            args.job,
+            job_argv,
+            stack=args.stack,
+            project_dir=args.project_dir,
+            outputs_file=args.outputs_file,
+            options=options,
+        )
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

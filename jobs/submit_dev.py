@@ -1,12 +1,13 @@
 """Running a submitted job on the dev stack's standalone Spark cluster, in a one-shot driver container.
 
-A Spark container on the stack's Docker network runs ``spark-submit`` in
-client mode against the standalone master; credentials are files in a
-private temporary directory mounted at ``/run/secrets``. Before it starts,
-the master is asked what its workers offer, and a job whose executors fit no
-worker is refused; a job that still gets no executor within
-``schedule_timeout`` is stopped with what it asked for and what the cluster
-offers.
+A Spark container on the stack's Docker network, on the Docker host the
+stack recorded (``DOCKER_HOST``) and named after the stack's name prefix,
+runs ``spark-submit`` in client mode against the standalone master;
+credentials are files in a private temporary directory mounted at
+``/run/secrets``. Before it starts, the master is asked what its workers
+offer, and a job whose executors fit no worker is refused; a job that still
+gets no executor within ``schedule_timeout`` is stopped with what it asked
+for and what the cluster offers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -209,11 +211,12 @@ def stream(
     tail: collections.deque[str],
     watch: StarvationWatch | None = None,
     on_starved: Callable[[], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> int:
     """Run a command, echoing its combined output and keeping the last lines;
     ``on_starved`` is called once if ``watch`` says the job starves."""
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env
     ) as process:
         fired = threading.Event()
 
@@ -239,16 +242,26 @@ def stream(
         return code
 
 
+def container_name(prefix: str, job: str, suffix: str) -> str:
+    """``<prefix>-job-<job>-<suffix>``, also the driver's host name on the
+    network: lower-case letters, digits and hyphens, at most 63 characters."""
+    tail = f"-job-{job.replace('_', '-')}-{suffix}"
+    head = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[: 63 - len(tail)].rstrip("-")
+    return (head or "dp") + tail
+
+
 def run(job: str, job_args: Sequence[str], target: StackTarget, options: SubmitOptions) -> int:
     """Run the job to its end; returns the driver container's exit code."""
+    docker = target.docker()
     if shutil.which("docker") is None:
         raise JobError("docker is not on PATH")
+    docker_env = docker.environment()
     resources = target.resources(options)
     master_ui = str(target.spark_submit.get("master_ui_url") or "")
     workers = standalone_workers(master_ui) if master_ui else None
     check_fits(resources, workers)
     job_args = uploads.stage_local_inputs(job, job_args, target.spark_submit, target.credentials)
-    container = f"dp-job-{job.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
+    container = container_name(docker.prefix, job, uuid.uuid4().hex[:8])
     tail: collections.deque[str] = collections.deque(maxlen=options.tail_lines)
     watch = StarvationWatch(options.schedule_timeout, STARVATION_INTERVAL_SECONDS)
     starved: list[str] = []
@@ -261,7 +274,7 @@ def run(job: str, job_args: Sequence[str], target: StackTarget, options: SubmitO
             + (describe_workers(offered) if offered is not None else "(the master's UI cannot be reached)")
             + "; other applications may hold the workers"
         )
-        subprocess.run(["docker", "kill", container], capture_output=True, check=False)
+        subprocess.run(["docker", "kill", container], capture_output=True, check=False, env=docker_env)
 
     parent = tempfile.mkdtemp(prefix="dp-job-")
     try:
@@ -279,8 +292,9 @@ def run(job: str, job_args: Sequence[str], target: StackTarget, options: SubmitO
             resources=resources,
             group_add=group,
         )
-        print(f"submitting {job} to {target.spark_submit['master_url']}: {resources.describe()}")
-        code = stream(command, tail, watch, stop_starved)
+        where = f" on Docker host {docker.host}" if docker.host else ""
+        print(f"submitting {job} to {target.spark_submit['master_url']}{where}: {resources.describe()}")
+        code = stream(command, tail, watch, stop_starved, env=docker_env)
     finally:
         shutil.rmtree(parent, ignore_errors=True)
     if starved:

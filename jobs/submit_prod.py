@@ -1,7 +1,8 @@
 """Running a submitted job on the prod stack's Kubernetes cluster, as a SparkApplication.
 
 The application (Spark Operator) is built by the same function as the
-stack's own jobs (``jobs.launch``), applied with kubectl and its status
+stack's own jobs (``jobs.launch``), applied with kubectl on the cluster and
+context the stack recorded (never kubectl's current context) and its status
 polled until it ends; a driver or executors the scheduler cannot place for
 ``schedule_timeout`` fail the job with the scheduler's reason, and the
 application is deleted.
@@ -24,7 +25,7 @@ from jobs import uploads
 from jobs.conventions import PART_OF, RUN_ID_ANNOTATION
 from jobs.errors import JobError
 from jobs.launch import SparkResources, spark_application
-from jobs.stack_outputs import StackTarget, SubmitOptions, job_environment, secret_values
+from jobs.stack_outputs import KubeAccess, StackTarget, SubmitOptions, job_environment, secret_values
 
 DEFAULT_SECRET_NAME = "dataplatform-job-credentials"  # noqa: S105 - a name, not a value
 # Set by the Spark Operator on an application's driver and executor pods.
@@ -126,17 +127,29 @@ class PodState:
 
 
 class Kubectl:
-    def __init__(self, namespace: str) -> None:
+    """kubectl on the stack's own cluster: every call names the context (and
+    kubeconfig) the stack recorded and the namespace, never the current context."""
+
+    def __init__(self, access: KubeAccess, namespace: str) -> None:
         if shutil.which("kubectl") is None:
             raise JobError("kubectl is not on PATH")
+        self.access = access
         self.namespace = namespace
+
+    def command(self, *args: str) -> list[str]:
+        return self.access.kubectl(self.namespace, *args)
 
     def _run(self, args: Sequence[str], what: str, stdin: str | None = None) -> str:
         completed = subprocess.run(
-            ["kubectl", *args], input=stdin, capture_output=True, text=True, check=False
+            self.command(*args),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=self.access.environment(),
         )
         if completed.returncode != 0:
-            raise JobError(f"kubectl {what} failed: {completed.stderr.strip()}")
+            raise JobError(f"kubectl {what} ({self.access.describe()}) failed: {completed.stderr.strip()}")
         return completed.stdout
 
     def apply(self, *documents: Mapping[str, Any]) -> None:
@@ -145,7 +158,7 @@ class Kubectl:
 
     def get_application(self, name: str) -> dict[str, Any] | None:
         out = self._run(
-            ["get", "sparkapplication", name, "-n", self.namespace, "-o", "json", "--ignore-not-found"],
+            ["get", "sparkapplication", name, "-o", "json", "--ignore-not-found"],
             f"get sparkapplication {name}",
         )
         if not out.strip():
@@ -154,23 +167,22 @@ class Kubectl:
         return resource
 
     def application_pods(self, name: str) -> list[PodState]:
-        out = self._run(
-            ["get", "pods", "-n", self.namespace, "-o", "json", "-l", f"{APP_NAME_LABEL}={name}"],
-            "get pods",
-        )
+        out = self._run(["get", "pods", "-o", "json", "-l", f"{APP_NAME_LABEL}={name}"], "get pods")
         return [PodState.from_resource(pod) for pod in json.loads(out).get("items", [])]
 
     def delete_application(self, name: str) -> None:
         self._run(
-            ["delete", "sparkapplication", name, "-n", self.namespace, "--ignore-not-found", "--wait=false"],
+            ["delete", "sparkapplication", name, "--ignore-not-found", "--wait=false"],
             f"delete sparkapplication {name}",
         )
 
     def driver_log(self, pod: str, tail: int | None = None) -> str:
-        command = ["kubectl", "logs", pod, "-n", self.namespace]
+        args = ["logs", pod]
         if tail is not None:
-            command.append(f"--tail={tail}")
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+            args.append(f"--tail={tail}")
+        completed = subprocess.run(
+            self.command(*args), capture_output=True, text=True, check=False, env=self.access.environment()
+        )
         return completed.stdout if completed.returncode == 0 else ""
 
 
@@ -260,10 +272,11 @@ def wait_for_application(
 
 def run(job: str, job_args: Sequence[str], target: StackTarget, options: SubmitOptions) -> int:
     """Run the job to its end; returns 0 when it completed, 1 when it failed."""
-    namespace = str(target.spark_submit["namespace"])
-    kubectl = Kubectl(namespace)
+    access = target.kube()
+    namespace = target.jobs_namespace()
+    kubectl = Kubectl(access, namespace)
     resources = target.resources(options)
-    job_args = uploads.stage_local_inputs(job, job_args, target.spark_submit, target.credentials)
+    job_args = uploads.stage_local_inputs(job, job_args, target.spark_submit, target.credentials, kube=access)
     name = k8s_name(job)
     documents: list[dict[str, Any]] = []
     secret_name = str(target.spark_submit.get("secret_name") or "")
@@ -275,7 +288,7 @@ def run(job: str, job_args: Sequence[str], target: StackTarget, options: SubmitO
     documents.append(
         application(job, job_args, target, secret_name=secret_name, run_id=run_id, resources=resources)
     )
-    print(f"submitting {job} to namespace {namespace}: {resources.describe()}")
+    print(f"submitting {job} to namespace {namespace} ({access.describe()}): {resources.describe()}")
     kubectl.apply(*documents)
     try:
         status = wait_for_application(

@@ -3,7 +3,8 @@
 A user's first try is a file on their own machine. The job runs in a
 container or pod that cannot see it, so ``submit`` uploads it to the stack's
 raw bucket (through the published endpoint on dev, a ``kubectl
-port-forward`` on prod) and gives the job the ``s3a://`` URI instead.
+port-forward`` on the stack's own cluster and context on prod) and gives
+the job the ``s3a://`` URI instead.
 Outputs must already be store URIs: a local path there would be written
 inside a container that is gone when the job ends.
 """
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 from jobs.definitions import JOBS
 from jobs.errors import JobError
 from jobs.quantity import MIB
+from jobs.stack_outputs import KubeAccess
 
 UPLOAD_PREFIX = "uploads"
 PROGRESS_MIN_BYTES = 8 * MIB
@@ -178,12 +180,25 @@ def free_port() -> int:
         return port
 
 
+def service_of(endpoint: str, namespace: str) -> tuple[str, str, int]:
+    """(namespace, Service, port) of an in-cluster URL such as
+    ``http://minio:9000`` or ``http://minio.data.svc.cluster.local:9000``.
+    A short name is resolved as the pods that use it resolve it: in their own
+    ``namespace``."""
+    inside = urlsplit(endpoint)
+    labels = (inside.hostname or "minio").split(".")
+    if len(labels) >= 2 and labels[1] != "svc":
+        namespace = labels[1]
+    return namespace, labels[0], inside.port or 9000
+
+
 @contextmanager
-def port_forward(namespace: str, service: str, port: int) -> Iterator[str]:
-    """A loopback endpoint to a Service of the cluster, for the upload."""
+def port_forward(access: KubeAccess, namespace: str, service: str, port: int) -> Iterator[str]:
+    """A loopback endpoint to a Service of the stack's cluster, for the upload."""
     local = free_port()
     process = subprocess.Popen(
-        ["kubectl", "port-forward", "-n", namespace, f"svc/{service}", f"{local}:{port}"],
+        access.kubectl(namespace, "port-forward", f"svc/{service}", f"{local}:{port}"),
+        env=access.environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -193,7 +208,10 @@ def port_forward(namespace: str, service: str, port: int) -> Iterator[str]:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 output = process.stdout.read() if process.stdout else ""
-                raise JobError(f"kubectl port-forward to svc/{service} failed: {output.strip()}")
+                raise JobError(
+                    f"kubectl port-forward to svc/{service} in namespace {namespace} "
+                    f"({access.describe()}) failed: {output.strip()}"
+                )
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", local)) == 0:
                     break
@@ -211,8 +229,13 @@ def stage_local_inputs(
     argv: Sequence[str],
     spark_submit: Mapping[str, Any],
     credentials: Mapping[str, str],
+    *,
+    kube: KubeAccess | None = None,
 ) -> list[str]:
-    """Upload the job's local inputs and point its arguments at the copies."""
+    """Upload the job's local inputs and point its arguments at the copies.
+
+    On prod the upload goes through a port-forward on ``kube``, the cluster
+    and context the stack recorded."""
     paths = local_inputs(job, argv)
     if not paths:
         return list(argv)
@@ -230,9 +253,12 @@ def stage_local_inputs(
             paths, endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key
         )
     else:
-        inside = urlsplit(str(env.get("DP_S3_ENDPOINT", "http://minio:9000")))
-        service = (inside.hostname or "minio").split(".")[0]
-        with port_forward(str(spark_submit["namespace"]), service, inside.port or 9000) as endpoint:
+        if kube is None:
+            raise JobError("uploading to a prod stack needs the cluster the stack recorded")
+        namespace, service, port = service_of(
+            str(env.get("DP_S3_ENDPOINT", "http://minio:9000")), str(spark_submit["namespace"])
+        )
+        with port_forward(kube, namespace, service, port) as endpoint:
             uris = upload_inputs(
                 paths, endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key
             )

@@ -92,7 +92,12 @@ def dev_target(**spark_submit: Any) -> StackTarget:
         "env": {"DP_RAW_BUCKET": "raw"},
     }
     return StackTarget.from_outputs(
-        {"spark_submit": {**base, **spark_submit}, "platform_credentials": {}}, "dev"
+        {
+            "spark_submit": {**base, **spark_submit},
+            "platform_credentials": {},
+            "docker": {"host": None, "prefix": "dataplatform-dev"},
+        },
+        "dev",
     )
 
 
@@ -175,7 +180,7 @@ def test_a_starving_driver_is_stopped_and_the_reason_given(
         submit_dev.run("datagen", [], target, SubmitOptions(schedule_timeout=2))
     elapsed = time.monotonic() - started
     assert elapsed < 10
-    assert killed.read_text().startswith("dp-job-datagen-")
+    assert killed.read_text().startswith("dataplatform-dev-job-datagen-")
     message = str(raised.value)
     assert message.startswith(
         "job datagen got no executor in 2 s: it asks for executors of 1 core(s) and 768 MiB"

@@ -37,6 +37,7 @@ DEV_OUTPUTS: dict[str, Any] = {
         "redis_password": "RP",
         "gateway_api_key": "GK",
     },
+    "docker": {"host": None, "prefix": "dataplatform-dev"},
 }
 PROD_OUTPUTS: dict[str, Any] = {
     "spark_submit": {
@@ -47,6 +48,7 @@ PROD_OUTPUTS: dict[str, Any] = {
         "env": {"DP_S3_ENDPOINT": "http://minio.dataplatform:9000", "DP_RAW_BUCKET": "raw"},
     },
     "platform_credentials": DEV_OUTPUTS["platform_credentials"],
+    "kubernetes": {"namespace": "dataplatform", "context": "prod-cluster", "kubeconfig": None},
 }
 
 
@@ -216,6 +218,7 @@ sys.exit(3)
     expected_mode = "0o600" if os.geteuid() == 0 else "0o640"
     assert set(seen["modes"].values()) == {expected_mode}
     assert seen["args"][-4:] == ["features", "--no-online", "--keep", "2"]
+    assert seen["args"][seen["args"].index("--name") + 1].startswith("dataplatform-dev-job-features-")
     assert not Path(seen["args"][seen["args"].index("-v") + 1].split(":")[0]).exists()
     captured = capsys.readouterr()
     assert "driver line 0" in captured.out
@@ -249,6 +252,8 @@ def test_submit_prod_applies_and_polls_until_failure(
 path = {str(state)!r}
 log = json.load(open(path)) if os.path.exists(path) else {{"gets": 0, "applied": None}}
 args = sys.argv[1:]
+assert args[:4] == ["--context", "prod-cluster", "-n", "dataplatform-jobs"], args
+args = args[4:]
 if args[0] == "apply":
     log["applied"] = json.load(sys.stdin)
 elif args[0] == "get":
