@@ -6,7 +6,6 @@ import hashlib
 import json
 import runpy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -19,8 +18,7 @@ from dataplatform.project import PROJECT
 from dataplatform.services.base import ServiceSpec
 from dataplatform.services.catalog import SERVICES
 from stack_config import load_settings
-
-ROOT = Path(__file__).resolve().parents[1]
+from tools.repo import ROOT
 
 
 @dataclass

@@ -46,6 +46,7 @@ from benchmarks.loadgen import (
     run_wrk,
 )
 from jobs.schema import feature_names
+from tools import sample_model
 
 BATCHES = (1, 32, 256)
 # The JSON bodies, reported in the first three tables.
@@ -101,7 +102,7 @@ INFERENCE_PYTHON = REPO / "services" / "inference" / ".venv" / "bin" / "python"
 def in_process(source: str, batch: int, seconds: float, serving: stack.Stack, cpus: str | None) -> Measured:
     model = serving.workdir / "model.onnx"
     if not model.exists():
-        model.write_bytes(stack.model_bytes())
+        model.write_bytes(sample_model.model_bytes())
     argv = [str(INFERENCE_PYTHON), "-m", "benchmarks.inference.inprocess", "--batch", str(batch)]
     argv += ["--model", str(model), "--features", ",".join(feature_names())]
     argv += ["--seconds", str(seconds), "--source", source]

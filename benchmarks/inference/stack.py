@@ -5,18 +5,15 @@ too), an S3 server (moto, in this process) holding the model registry, and
 the project's inference image run with ``--network host`` so that every
 variant of a benchmark reaches it on 127.0.0.1 without Docker's port proxy.
 
-The model is the one ``jobs/train.py`` publishes: the logistic regression
-graph of ``jobs/onnx_export.py`` over ``jobs.schema.feature_names()`` (14
-features), here with fixed coefficients instead of trained ones, and the
-online features are written in the layout of ``jobs/online.py`` for
-``ENTITIES`` entities with fixed pseudo-random values. Scoring cost does not
-depend on the coefficients' values.
+The model is ``tools.sample_model``'s (the layout ``jobs/train.py``
+publishes, with fixed coefficients), and the online features are written
+in the layout of ``jobs/online.py`` for ``ENTITIES`` entities with fixed
+pseudo-random values.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import tempfile
@@ -25,43 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
-import numpy as np
 import redis
 from moto.server import ThreadedMotoServer
 
 from benchmarks.inference.data import ENTITIES, entity_id, feature_rows
 from benchmarks.inference.data import instances as data_instances
 from benchmarks.loadgen import NICE, free_port, pinned, renice_tree, wait_http
-from jobs import online, onnx_export
+from jobs import online
 from jobs.schema import feature_names
-from tools import redis_server
+from tools import redis_server, sample_model
 
-MODEL_NAME = "churn"
-MODEL_VERSION = "20260101T000000Z"
+MODEL_NAME = sample_model.MODEL_NAME
+MODEL_VERSION = sample_model.MODEL_VERSION
 FEATURES_VERSION = "bench"
 BUCKET = "models"
 IMAGE = "dataplatform/inference:bench"
 
 
-def coefficients() -> tuple[list[float], float]:
-    rng = np.random.default_rng(14)
-    return [float(x) for x in rng.normal(0, 0.1, len(feature_names()))], -0.5
-
-
 def instances(count: int) -> list[dict[str, float]]:
     return data_instances(count, feature_names())
-
-
-def model_bytes() -> bytes:
-    weights, intercept = coefficients()
-    model = onnx_export.logistic_regression_model(
-        weights,
-        intercept,
-        feature_names=feature_names(),
-        model_name=MODEL_NAME,
-        version=MODEL_VERSION,
-    )
-    return bytes(model.SerializeToString())
 
 
 @dataclass(frozen=True)
@@ -97,18 +76,7 @@ def _publish(endpoint: str) -> None:
         aws_secret_access_key="bench-secret",
     )
     s3.create_bucket(Bucket=BUCKET)
-    meta = {
-        "name": MODEL_NAME,
-        "version": MODEL_VERSION,
-        "feature_names": feature_names(),
-        "input_name": onnx_export.INPUT_NAME,
-        "output_name": onnx_export.OUTPUT_NAME,
-        "metrics": {},
-    }
-    prefix = f"{MODEL_NAME}/{MODEL_VERSION}"
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/model.onnx", Body=model_bytes())
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/metadata.json", Body=json.dumps(meta).encode())
-    s3.put_object(Bucket=BUCKET, Key=f"{MODEL_NAME}/LATEST", Body=f"{MODEL_VERSION}\n".encode())
+    sample_model.publish(s3, BUCKET)
 
 
 @contextlib.contextmanager

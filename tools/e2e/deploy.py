@@ -9,10 +9,10 @@ from typing import Any
 from pulumi import automation as auto
 from pulumi.automation import OpType
 
-from dataplatform.project import ROOT
 from tools.e2e.machine import engine_config
 from tools.e2e.stack import DevStack
 from tools.e2e_common.report import check
+from tools.repo import ROOT
 
 
 def deploy(dev: DevStack, overrides: dict[str, Any]) -> None:

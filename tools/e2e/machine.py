@@ -10,10 +10,10 @@ from typing import Any
 import docker  # type: ignore[import-untyped]
 from pulumi import automation as auto
 
-from dataplatform.project import ROOT
 from tools.defaults import default_image, host_port_keys
 from tools.e2e_common.stack import engine_config as as_engine_config
 from tools.harness import merge_config, stack_config
+from tools.repo import ROOT
 
 STANDINS = {
     "redis": "dataplatform/redis-standin:7.0",

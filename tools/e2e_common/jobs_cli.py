@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dataplatform.project import ROOT
 from tools.e2e_common.report import check
 from tools.e2e_common.stack import EphemeralStack
+from tools.repo import ROOT
 
 MODEL = "churn"
 

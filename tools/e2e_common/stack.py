@@ -9,8 +9,9 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from dataplatform.project import PROJECT, ROOT
+from dataplatform.project import PROJECT
 from tools.e2e_common.report import Failure, Report, timed
+from tools.repo import ROOT
 
 
 def engine_config(config: dict[str, Any]) -> dict[str, auto.ConfigValue]:

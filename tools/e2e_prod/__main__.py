@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
-from dataplatform.project import PROJECT, ROOT
+from dataplatform.project import PROJECT
 from tools import e2e_prod
 from tools.e2e_common import cli
 from tools.e2e_common.report import Failure
@@ -24,6 +24,7 @@ from tools.e2e_prod.security import network_policies, pod_security
 from tools.e2e_prod.serving import serving
 from tools.e2e_prod.spark import group_count_job, pipeline, scheduled
 from tools.e2e_prod.stack import ProdStack, log
+from tools.repo import ROOT
 
 STEPS = ("network", "jobs", "csv", "scheduled", "serving", "monitoring", "resilience", "data", "destroy")
 

@@ -9,9 +9,9 @@ from pulumi import automation as auto
 from pulumi.automation import OpType
 
 from cluster.certs import certificate_paths, self_signed_command
-from dataplatform.project import ROOT
 from tools.e2e_common.report import check, timed
 from tools.e2e_prod.stack import ProdStack
+from tools.repo import ROOT
 
 IMAGES_BUILT = (
     "spark",

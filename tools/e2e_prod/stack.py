@@ -16,12 +16,12 @@ from pulumi import automation as auto
 from pulumi.automation import OpType
 
 from cluster.settings import cluster_settings
-from dataplatform.project import ROOT
 from tools.e2e_common.pipeline import latest_model
 from tools.e2e_common.stack import EphemeralStack, engine_config
 from tools.e2e_common.stores import redis_admin, s3_client
 from tools.e2e_prod.kube import Kube
 from tools.harness import merge_config, stack_config
+from tools.repo import ROOT
 
 OVERRIDES_FILE = ROOT / "cluster" / "prod-stack.yaml"
 LABEL = "app.kubernetes.io/name"

@@ -81,7 +81,7 @@ def deploy_runtime(
                     values={
                         **({"image": image_values(operator.image)} if operator.image else {}),
                         "spark": {
-                            "jobNamespaces": [args.namespace],
+                            "jobNamespaces": [args.namespace, *operator.job_namespaces],
                             "serviceAccount": {"create": False},
                             "rbac": {"create": False},
                         },

@@ -121,6 +121,17 @@ class SparkOperatorSettings(ConfigModel):
     chart_path: str | None = None
     image: str | None = None
     namespace: str = "spark-operator"
+    # Namespaces of other platforms the installed operator also watches
+    # (platforms deployed with the operator ``existing``).
+    job_namespaces: list[str] = []
+
+    @field_validator("job_namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str]) -> list[str]:
+        for namespace in value:
+            if not DNS_LABEL_RE.match(namespace):
+                raise ValueError(f"{namespace!r} is not a namespace name (a DNS label)")
+        return value
 
     @field_validator("chart_path")
     @classmethod

@@ -1,0 +1,52 @@
+"""A model in the layout ``jobs/train.py`` publishes, without training one.
+
+The logistic regression graph of ``jobs/onnx_export.py`` over
+``jobs.schema.feature_names()``, with fixed coefficients: what a check or a
+benchmark needs to get a prediction from a platform in seconds rather than
+after the Spark pipeline. Scoring cost does not depend on the coefficients.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from jobs import onnx_export
+from jobs.schema import feature_names
+
+MODEL_NAME = "churn"
+MODEL_VERSION = "20260101T000000Z"
+
+
+def coefficients() -> tuple[list[float], float]:
+    rng = np.random.default_rng(14)
+    return [float(x) for x in rng.normal(0, 0.1, len(feature_names()))], -0.5
+
+
+def model_bytes(version: str = MODEL_VERSION) -> bytes:
+    weights, intercept = coefficients()
+    model = onnx_export.logistic_regression_model(
+        weights, intercept, feature_names=feature_names(), model_name=MODEL_NAME, version=version
+    )
+    return bytes(model.SerializeToString())
+
+
+def publish(s3: Any, bucket: str, version: str = MODEL_VERSION) -> str:
+    """Writes the model, its metadata and the ``LATEST`` pointer to ``bucket``
+    (which must exist) through the boto3 client ``s3``; returns the version."""
+    meta = {
+        "name": MODEL_NAME,
+        "version": version,
+        "feature_names": feature_names(),
+        "input_name": onnx_export.INPUT_NAME,
+        "output_name": onnx_export.OUTPUT_NAME,
+        "metrics": {},
+    }
+    prefix = f"{MODEL_NAME}/{version}"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/model.onnx", Body=model_bytes(version))
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/metadata.json", Body=json.dumps(meta).encode())
+    s3.put_object(Bucket=bucket, Key=f"{MODEL_NAME}/LATEST", Body=f"{version}\n".encode())
+    return version
+
