@@ -144,7 +144,13 @@ def test_every_tool_imports() -> None:
         except ModuleNotFoundError as error:
             # A third-party package of another environment (the jobs' numpy)
             # is not this test's business; a project module is.
-            if (error.name or "").split(".")[0] in ("dataplatform", "jobs", "tools", "benchmarks", "stack_config"):
+            if (error.name or "").split(".")[0] in (
+                "dataplatform",
+                "jobs",
+                "tools",
+                "benchmarks",
+                "stack_config",
+            ):
                 failed[name] = str(error)
         except ImportError as error:
             failed[name] = str(error)
