@@ -67,6 +67,11 @@ e2e-prod: bootstrap ## Deploy the prod configuration on the local cluster (make 
 	bash scripts/test-deps.sh
 	$(PULUMI_ENV) $(VENV)/python -m tools.e2e_prod
 
+.PHONY: examples
+examples: bootstrap ## Deploy examples/ from the built wheel: two platforms side by side on Docker and on the local cluster (when up), a prediction through each, then destroy
+	bash scripts/test-deps.sh
+	$(PULUMI_ENV) $(VENV)/python -m tools.examples
+
 .PHONY: walkthrough
 walkthrough: ## Run the READMEs' commands as written: set up, dev stack, jobs, purge
 	python3 -m scripts.walkthrough README.md jobs/README.md

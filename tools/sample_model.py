@@ -33,9 +33,9 @@ def model_bytes(version: str = MODEL_VERSION) -> bytes:
     return bytes(model.SerializeToString())
 
 
-def publish(s3: Any, bucket: str, version: str = MODEL_VERSION) -> str:
-    """Writes the model, its metadata and the ``LATEST`` pointer to ``bucket``
-    (which must exist) through the boto3 client ``s3``; returns the version."""
+def objects(version: str = MODEL_VERSION) -> dict[str, bytes]:
+    """The models bucket's objects for the model ``version``, by key: the
+    model, its metadata and the ``LATEST`` pointer."""
     meta = {
         "name": MODEL_NAME,
         "version": version,
@@ -45,8 +45,31 @@ def publish(s3: Any, bucket: str, version: str = MODEL_VERSION) -> str:
         "metrics": {},
     }
     prefix = f"{MODEL_NAME}/{version}"
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/model.onnx", Body=model_bytes(version))
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/metadata.json", Body=json.dumps(meta).encode())
-    s3.put_object(Bucket=bucket, Key=f"{MODEL_NAME}/LATEST", Body=f"{version}\n".encode())
+    return {
+        f"{prefix}/model.onnx": model_bytes(version),
+        f"{prefix}/metadata.json": json.dumps(meta).encode(),
+        f"{MODEL_NAME}/LATEST": f"{version}\n".encode(),
+    }
+
+
+def publish(s3: Any, bucket: str, version: str = MODEL_VERSION) -> str:
+    """Writes ``objects(version)`` to ``bucket`` (which must exist) through
+    the boto3 client ``s3``, the pointer last; returns the version."""
+    put(s3, bucket, objects(version))
     return version
 
+
+def put(s3: Any, bucket: str, found: dict[str, bytes]) -> None:
+    """``found`` written in order: the ``LATEST`` pointer comes last, so a
+    reader never follows it to a model not yet written."""
+    for key, body in found.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+if __name__ == "__main__":
+    # For an environment without onnx: the objects as JSON, base64 bodies.
+    import base64
+    import sys
+
+    chosen = sys.argv[1] if len(sys.argv) > 1 else MODEL_VERSION
+    print(json.dumps({key: base64.b64encode(body).decode() for key, body in objects(chosen).items()}))

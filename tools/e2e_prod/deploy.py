@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from typing import Any
 
 from pulumi import automation as auto
 from pulumi.automation import OpType
@@ -25,14 +26,17 @@ IMAGES_BUILT = (
 )
 
 
-def images(prod: ProdStack) -> None:
-    version = prod.config.get("version") or "0.1.0"
-    start = time.monotonic()
-    if prod.build:
+def push_pinned(config: dict[str, Any], build: bool) -> tuple[dict[str, Any], list[str]]:
+    """``config`` with every image the cluster pulls pushed to its registry
+    and pinned by the pushed digest (tags move as code changes; the cluster
+    would keep running what it pulled first under a tag); and the pinned
+    names. Builds the images first when ``build``."""
+    if build:
         subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), *IMAGES_BUILT], check=True)
-    registry = str(prod.config["imageRegistry"]).rstrip("/")
-    configured = {name: str(ref) for name, ref in prod.config.get("images", {}).items()}
-    configured["spark-operator"] = str(prod.config["sparkOperator"]["image"])
+    version = config.get("version") or "0.1.0"
+    registry = str(config["imageRegistry"]).rstrip("/")
+    configured = {name: str(ref) for name, ref in config.get("images", {}).items()}
+    configured["spark-operator"] = str(config["sparkOperator"]["image"])
     for name in ("spark", "minio", "gateway", "inference"):
         configured.setdefault(name, f"{registry}/{name}:{version}")
     # Pushed refs are the local dataplatform/<name>:<tag> under the registry.
@@ -44,12 +48,16 @@ def images(prod: ProdStack) -> None:
         text=True,
     ).stdout.split()
     digests = dict(line.split("@", 1) for line in pushed)
-    # Tags move as code changes; the cluster would keep running what it
-    # pulled first under a tag. Each image is pinned to what was pushed.
     pinned = {name: f"{ref}@{digests[ref]}" for name, ref in configured.items()}
-    prod.config["sparkOperator"] = {**prod.config["sparkOperator"], "image": pinned.pop("spark-operator")}
-    prod.config["images"] = {**prod.config.get("images", {}), **pinned}
-    prod.report.add("images pinned by digest", ", ".join(sorted(pinned)) + ", spark-operator")
+    operator = {**config["sparkOperator"], "image": pinned.pop("spark-operator")}
+    config = {**config, "sparkOperator": operator, "images": {**config.get("images", {}), **pinned}}
+    return config, [*sorted(pinned), "spark-operator"]
+
+
+def images(prod: ProdStack) -> None:
+    start = time.monotonic()
+    prod.config, pinned = push_pinned(prod.config, prod.build)
+    prod.report.add("images pinned by digest", ", ".join(pinned))
     prod.time("images built and pushed to the cluster's registry", time.monotonic() - start)
 
 

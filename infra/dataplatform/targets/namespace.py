@@ -35,12 +35,17 @@ def workload_labels(name: str) -> dict[str, str]:
 class NamespaceOptions:
     """Where the platform's objects go: ``own_provider`` makes a provider
     from ``cluster`` (otherwise the one the caller passed to the platform is
-    inherited); ``create`` declares the namespace (otherwise it must exist)."""
+    inherited); ``create`` declares the namespace (otherwise it must exist,
+    and is read first when ``check_exists``)."""
 
     cluster: KubernetesSettings
     purge_on_destroy: bool
     create: bool = True
     own_provider: bool = True
+    # A namespace not created must exist: read it first, unless the program
+    # makes it in the same update (the platform then waits on it, and a read
+    # in preview would not find it yet).
+    check_exists: bool = True
 
 
 class PlatformNamespace:
@@ -65,7 +70,15 @@ class PlatformNamespace:
                 opts=pulumi.ResourceOptions(parent=parent),
             )
         self.resource: k8s.core.v1.Namespace | None = None
-        if options.create:
+        if not options.create and options.check_exists:
+            # Read, not declared: a namespace that does not exist fails the
+            # preview here, and every object of the platform waits for it.
+            self.resource = k8s.core.v1.Namespace.get(
+                names.of("namespace"),
+                self.name,
+                opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+            )
+        elif options.create:
             self.resource = k8s.core.v1.Namespace(
                 names.of("namespace"),
                 metadata={"name": self.name, "labels": {**PART_OF, **PSA_RESTRICTED}},
@@ -80,8 +93,7 @@ class PlatformNamespace:
 
     def opts(self, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
         """Options for an object in the namespace: the platform's provider, and
-        after the namespace when the platform creates it (besides any
-        ``depends_on`` in ``extra``)."""
+        after the namespace (besides any ``depends_on`` in ``extra``)."""
         depends = [*extra.pop("depends_on", []), *([self.resource] if self.resource else [])]
         return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=depends, **extra)
 
