@@ -6,9 +6,9 @@
 #   1. Python: .venv (python3.11) with requirements-dev.txt installed, and
 #      jobs/.venv with the jobs CLI (python -m jobs) and Java for Spark.
 #   2. Pulumi: a `pulumi` CLI already on PATH is used as it is; otherwise the
-#      CLI, the Python language host and the resource providers are built
-#      from Go modules into the cache (no access to Pulumi's download hosts
-#      needed). Writes $DATAPLATFORM_CACHE/env.sh (default cache:
+#      CLI, the Python and YAML language hosts and the resource providers are
+#      built from Go modules into the cache (no access to Pulumi's download
+#      hosts needed). Writes $DATAPLATFORM_CACHE/env.sh (default cache:
 #      ~/.cache/dataplatform) for shells to source.
 #   3. Docker: starts the engine and builds the base images, through
 #      scripts/docker-engine.sh and scripts/base-images.sh.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Pulumi engine from Go modules into $DATAPLATFORM_CACHE/bin: the
-# CLI, the Python language host with the SDK's launcher scripts, and the
-# kubernetes resource provider; and the docker and random providers from
-# local-providers/ (Python), whose Go modules no proxy here serves. For
-# machines that reach the Go module proxy but not Pulumi's download hosts.
+# CLI, the Python language host with the SDK's launcher scripts, the YAML
+# language host, and the kubernetes resource provider; and the docker and
+# random providers from local-providers/ (Python), whose Go modules no proxy
+# here serves. For machines that reach the Go module proxy but not Pulumi's
+# download hosts.
 #
 # Usage: toolchain/build.sh [--force]
 #
@@ -23,7 +24,7 @@ case "${1:-}" in
   --force) BUILD_FORCE=true ;;
   "") ;;
   -h | --help)
-    sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     exit 0
     ;;
   *) die "unknown argument: $1" ;;
@@ -84,6 +85,22 @@ build_language_host() {
   stamp pulumi-language-python "$key"
 }
 
+# The YAML language host, for programs written in Pulumi YAML (examples/yaml):
+# pulumi-yaml's host with the one call it lacks added (main.go), at the
+# versions its own go.mod selects.
+build_yaml_language_host() {
+  local dir="$toolchain_dir/pulumi-language-yaml" module=github.com/pulumi/pulumi-yaml version key
+  version=$(module_version "$dir" "$module")
+  [[ $version == "v$PULUMI_YAML_VERSION" ]] ||
+    die "toolchain/pulumi-language-yaml/go.mod selects $module $version, versions.env says v$PULUMI_YAML_VERSION"
+  key=$(fingerprint "$dir/go.mod" "$dir/go.sum" "$dir/main.go" "$PULUMI_YAML_VERSION" "$go_version")
+  if up_to_date pulumi-language-yaml "$key" "pulumi-language-yaml $version" "$bin/pulumi-language-yaml"; then return; fi
+  info "pulumi-language-yaml $version: building (minutes on a cold cache)"
+  run_logged pulumi-language-yaml go -C "$dir" build \
+    -ldflags "-s -w -X $module/pkg/version.Version=$version" -o "$bin/pulumi-language-yaml" .
+  stamp pulumi-language-yaml "$key"
+}
+
 build_kubernetes() {
   local wrapper="$toolchain_dir/pulumi-resource-kubernetes" work="$src/pulumi-resource-kubernetes"
   local module=github.com/pulumi/pulumi-kubernetes/provider/v4 key module_src
@@ -141,7 +158,8 @@ install_local_providers() {
 }
 
 # The CLI and the provider are the heavy builds; run them side by side (two
-# compilers keep two cores busy) and the small language host after.
+# compilers keep two cores busy), then the language hosts: the Python one is
+# small, the YAML one compiles an older release of the engine's packages.
 build_cli &
 cli_pid=$!
 build_kubernetes &
@@ -150,7 +168,11 @@ status=0
 wait "$cli_pid" || status=$?
 wait "$kubernetes_pid" || status=$?
 build_language_host &
-wait "$!" || status=$?
+python_host_pid=$!
+build_yaml_language_host &
+yaml_host_pid=$!
+wait "$python_host_pid" || status=$?
+wait "$yaml_host_pid" || status=$?
 install_local_providers || status=$?
 ((status == 0)) || die "the Pulumi toolchain build failed (logs in $logs)"
 

@@ -104,6 +104,7 @@ type languageHost struct {
 
 func main() {
 	tracing := flag.String("tracing", "", "Emit tracing to a Zipkin-compatible tracing endpoint")
+	obsoleteFlags(flag.CommandLine)
 	flag.Parse()
 	logging.InitLogging(false, 0, false)
 	cmdutil.InitTracing("pulumi-language-python", "pulumi-language-python", *tracing)
@@ -112,6 +113,19 @@ func main() {
 	if err := run(*tracing, flag.Args()); err != nil {
 		cmdutil.Exit(err)
 	}
+}
+
+// obsoleteFlags accepts, and ignores, the flags older Go SDKs pass to a
+// language host they start: `-root` and one `-KEY=VALUE` per runtime option.
+// The YAML language host (pulumi-yaml 1.25, on sdk/v3 3.206) starts this one
+// that way to load a Python component package's schema. The same options
+// reach every call in its ProgramInfo; upstream's host declares these flags
+// too.
+func obsoleteFlags(fs *flag.FlagSet) {
+	fs.String("root", "", "[obsolete] Project root path to use")
+	fs.String("virtualenv", "", "[obsolete] Virtual environment path to use")
+	fs.String("toolchain", "pip", "[obsolete] Select the package manager to use for dependency management")
+	fs.String("typechecker", "", "[obsolete] Use a typechecker to type check")
 }
 
 func run(tracing string, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,5 +235,18 @@ func TestQuickExit(t *testing.T) {
 				t.Errorf("exit %d, stdout %q; want exit %d, stdout %q", code, out, tc.code, tc.stdout)
 			}
 		})
+	}
+}
+
+func TestObsoleteFlagsAreAccepted(t *testing.T) {
+	fs := flag.NewFlagSet("pulumi-language-python", flag.ContinueOnError)
+	fs.String("tracing", "", "")
+	obsoleteFlags(fs)
+	args := []string{"-toolchain=pip", "-virtualenv=venv", "-typechecker=mypy", "-root=/proj", "127.0.0.1:1234"}
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parsing %v: %v", args, err)
+	}
+	if got := fs.Args(); len(got) != 1 || got[0] != "127.0.0.1:1234" {
+		t.Fatalf("positional arguments = %v, want the engine address only", got)
 	}
 }
