@@ -1,6 +1,6 @@
 """How a job is launched on each tier: one builder for the stack and the CLI.
 
-The stack declares its jobs with these functions (``infra/services/spark/``)
+The stack declares its jobs with these functions (``infra/dataplatform/services/spark/``)
 and ``python -m jobs submit`` launches jobs with them, so a job gets the same
 spark-submit arguments on dev and the same SparkApplication pod spec on prod
 whichever way it was started: labels the Spark NetworkPolicy selects, the

@@ -160,6 +160,20 @@ def test_the_alias_is_the_name_under_release_0_1_0() -> None:
 
 
 @pytest.mark.parametrize(
+    ("platform", "release"), [("dataplatform", "spark-operator"), ("analytics", "analytics-spark-operator")]
+)
+def test_the_operator_chart_keeps_release_0_1_0s_release_name_only_on_its_platform(
+    platform: str, release: str
+) -> None:
+    # The release name names the chart's objects, its cluster roles and
+    # webhooks among them: a new one on a 0.1.0 stack would reinstall the
+    # operator under other names instead of updating it.
+    recorder = declare(lambda: DataPlatform(platform, DataPlatformArgs(config=PROD)))
+    charts = recorder.of_type("kubernetes:helm.sh/v4:Chart")
+    assert [(c.full_name, c.inputs["name"]) for c in charts] == [(f"{platform}-spark-operator", release)]
+
+
+@pytest.mark.parametrize(
     ("name", "args", "opts", "message"),
     [
         ("Analytics", {}, None, "DataPlatform argument name: 'Analytics' is not a DNS label"),
@@ -199,3 +213,20 @@ def test_bad_arguments_fail_with_one_message_before_anything_is_declared(
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
         _sync_await(run_pulumi_func(program))
     assert [r for r in recorder.resources if not r.typ.startswith("pulumi:providers:")] == []
+
+
+def test_a_namespace_the_program_creates_is_waited_for_not_read() -> None:
+    def program() -> None:
+        provider = k8s.Provider("cluster")
+        namespace = k8s.core.v1.Namespace(
+            "team-a", metadata={"name": "team-a"}, opts=pulumi.ResourceOptions(provider=provider)
+        )
+        DataPlatform(
+            "analytics",
+            DataPlatformArgs(config=PROD, namespace="team-a", create_namespace=False),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace]),
+        )
+
+    recorder = declare(program)
+    # A read in preview would not find a namespace the same update creates.
+    assert [r.full_name for r in recorder.of_type("kubernetes:core/v1:Namespace") if not r.inputs] == []

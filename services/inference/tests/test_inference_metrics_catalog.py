@@ -1,6 +1,6 @@
 """The service exports every metric the platform's alerts and dashboard read.
 
-``monitoring/metrics.py`` (at the repository root) lists them; rules and
+``infra/dataplatform/monitoring/metrics.py`` (at the repository root) lists them; rules and
 panels use nothing else. Here the real app serves traffic in-process and
 its ``/metrics`` is scraped: a name in the catalog that the service does
 not export fails the test.
@@ -20,11 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from inference.settings import Settings
 from inference_testkit import FEATURES, Publish
 
-CATALOG = Path(__file__).resolve().parents[3] / "monitoring" / "metrics.py"
+CATALOG = Path(__file__).resolve().parents[3] / "infra" / "dataplatform" / "monitoring" / "metrics.py"
 
 
 def catalog() -> ModuleType:
-    """monitoring/metrics.py, loaded by path: it depends on nothing but the
+    """infra/dataplatform/monitoring/metrics.py, loaded by path: it depends on nothing but the
     standard library, and this service's environment has no repository
     packages."""
     spec = importlib.util.spec_from_file_location("platform_metrics", CATALOG)
