@@ -35,6 +35,13 @@ class Names:
     def keeps_legacy_names(self) -> bool:
         return self.platform == LEGACY_PLATFORM
 
+    def release(self, name: str) -> str:
+        """The Helm release name of chart ``name``: it names the chart's
+        objects, cluster-wide ones included, so it is ``<platform>-<name>``,
+        except on the platform that keeps release 0.1.0's names, whose
+        release was ``name`` (renaming it would reinstall the chart)."""
+        return name if self.keeps_legacy_names else self.of(name)
+
     def legacy_aliases(self) -> pulumi.ResourceTransform:
         """A transform giving each resource named ``<platform>-<x>`` an alias
         to ``x``: its name under release 0.1.0."""

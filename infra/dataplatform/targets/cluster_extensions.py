@@ -47,6 +47,7 @@ class ClusterExtensions:
         return k8s.helm.v4.Chart(
             self._namespace.names.of(spec.name),
             **source,
+            name=self._namespace.names.release(spec.name),
             namespace=spec.namespace,
             values=spec.values,
             opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[namespace]),
