@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from dataplatform.platform import DataPlatform
-from tools.harness import Recorder, run_stack
+from dataplatform.supply import using
+from tools.harness import OfflineSupply, Recorder, run_stack
+
+
+@pytest.fixture(autouse=True)
+def offline_registry() -> Iterator[None]:
+    """No test reaches a registry: a prod platform built outside the
+    harness pins its images and chart with the harness's offline supply."""
+    with using(OfflineSupply()):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from dataplatform.config import SettingsError
 from dataplatform.services.catalog import SERVICES
 from dataplatform.settings import parse_settings
 from tests import echo_service
-from tools.harness import run_stack, unwrap
+from tools.harness import OfflineSupply, run_stack, unwrap
 
 # The one line: placed before Prometheus, which scrapes the services above it.
 _AT = [s.name for s in SERVICES].index("prometheus")
@@ -43,7 +43,10 @@ def test_rendered_on_kubernetes() -> None:
     )
     deployment = unwrap(recorder.named("kubernetes:apps/v1:Deployment", "echo").inputs)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "hashicorp/http-echo:1.0.0"
+    # Its image names no registry: on Kubernetes it is pulled from
+    # imageRegistry and pinned by digest, like the catalogue's.
+    mirrored = "registry.example.com/dataplatform/hashicorp/http-echo:1.0.0"
+    assert container["image"] == f"{mirrored}@{OfflineSupply().image_digest(mirrored)}"
     assert container["resources"]["limits"] == {"memory": "32Mi"}
     claim = unwrap(recorder.named("kubernetes:core/v1:PersistentVolumeClaim", "echo-data").inputs)
     assert claim["spec"]["resources"]["requests"]["storage"] == "3Gi"

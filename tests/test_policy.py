@@ -25,6 +25,7 @@ import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from dataplatform import platform as platform_module
 from dataplatform.platform import DataPlatform
 from dataplatform.targets.kubernetes import KubernetesTarget
 from policy.dataplatform_policies import (
@@ -52,6 +53,7 @@ NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 SPARK_APP = "kubernetes:sparkoperator.k8s.io/v1beta2:SparkApplication"
+SCHEDULED_SPARK_APP = "kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication"
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 IMAGE = "docker:index/image:Image"
@@ -60,10 +62,14 @@ IMAGE = "docker:index/image:Image"
 # -- good resources, shaped like what the targets render -------------------
 
 
+DIGEST = "sha256:" + "ab" * 32
+PINNED_IMAGE = f"registry.example.com/dataplatform/app:0.1.0@{DIGEST}"
+
+
 def good_container(name: str = "app") -> dict[str, Any]:
     return {
         "name": name,
-        "image": "registry.example.com/dataplatform/app:0.1.0",
+        "image": PINNED_IMAGE,
         "ports": [{"name": "http", "containerPort": 8080.0, "protocol": "TCP"}],
         "env": [
             {"name": "APP_PORT", "value": "8080"},
@@ -328,6 +334,42 @@ BAD: list[tuple[str, str, Callable[[], dict[str, Any]], Mutation, str]] = [
         lambda: {"spec": {"image": "spark:4.0.1", "driver": {}, "executor": {}}},
         lambda p: p["spec"].update(image="apache/spark"),
         "application: image apache/spark has no tag",
+    ),
+    (
+        "k8s-image-digest",
+        DEPLOYMENT,
+        good_deployment,
+        lambda p: container(p).update(image="registry.example.com/dataplatform/app:0.1.0"),
+        "container app: image registry.example.com/dataplatform/app:0.1.0 has no digest; a tag can be "
+        "moved to other content, so give it as name@sha256:<digest>",
+    ),
+    (
+        "k8s-image-digest",
+        JOB,
+        good_deployment,
+        lambda p: pod_spec(p).update(initContainers=[{**good_container("init"), "image": "busybox:1.36"}]),
+        "init container init: image busybox:1.36 has no digest",
+    ),
+    (
+        "k8s-image-digest",
+        STATEFUL_SET,
+        good_deployment,
+        lambda p: container(p).update(image="registry.example.com/app@sha256:abc"),
+        "container app: image registry.example.com/app@sha256:abc has no digest",
+    ),
+    (
+        "k8s-image-digest",
+        SPARK_APP,
+        lambda: {"spec": {"image": PINNED_IMAGE, "driver": {}, "executor": {}}},
+        lambda p: p["spec"].update(image="registry.example.com/dataplatform/spark:0.1.0"),
+        "application: image registry.example.com/dataplatform/spark:0.1.0 has no digest",
+    ),
+    (
+        "k8s-image-digest",
+        SCHEDULED_SPARK_APP,
+        lambda: {"spec": {"template": {"image": PINNED_IMAGE, "driver": {}, "executor": {}}}},
+        lambda p: p["spec"]["template"]["executor"].update(image="spark:4.0.1"),
+        "executor: image spark:4.0.1 has no digest",
     ),
     (
         "k8s-no-literal-secrets-in-env",
@@ -600,6 +642,7 @@ def test_every_resource_policy_has_a_bad_case() -> None:
 
 GOOD: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     (DEPLOYMENT, good_deployment),
+    (SPARK_APP, lambda: {"spec": {"image": PINNED_IMAGE, "driver": {}, "executor": {"image": PINNED_IMAGE}}}),
     (STATEFUL_SET, good_deployment),
     (JOB, good_deployment),
     (POD, good_pod),
@@ -957,6 +1000,26 @@ def test_pack_catches_a_regression_in_the_kubernetes_target(monkeypatch: pytest.
         for policy in ("k8s-no-host-namespaces", "k8s-no-privilege-escalation")
         for name in workloads
     }
+
+
+def test_pack_rejects_prod_images_that_are_not_pinned_by_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The platform pins every prod image before it declares anything; with
+    # that step skipped, the pack stops the preview at each workload.
+    monkeypatch.setattr(platform_module, "pin", lambda settings, specs: settings)
+    recorder, _ = run_stack("prod")
+    mandatory = by_level(evaluate(declared(recorder, "prod")), Enforcement.MANDATORY)
+    workloads = {
+        "redis",
+        "minio",
+        "minio-init",
+        "inference",
+        "gateway",
+        "prometheus",
+        "grafana",
+        "alertmanager",
+    }
+    spark_jobs = {"features-nightly", "train-nightly"}
+    assert mandatory == {("k8s-image-digest", name) for name in workloads | spark_jobs}
 
 
 # -- the pack's entry point and documentation ----------------------------

@@ -31,6 +31,8 @@ def preview(stack: str, overrides: dict[str, Any]) -> tuple[int, list[tuple[str,
     if reason:
         pytest.skip(f"cannot preview with the real engine: {reason}")
     config = merge_config(stack_config(stack), overrides)
+    # No registry is reached: prod images get placeholder digests, as in a render.
+    config = merge_config(config, render.placeholder_digests(config))
     prefixed = {f"dataplatform:{key}": value for key, value in config.items()}
     with render.ephemeral_stack(f"policy-{secrets.token_hex(4)}", prefixed) as run:
         code, lines = run("preview", "--policy-pack", "policy", "--suppress-progress", timeout=600)

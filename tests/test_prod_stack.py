@@ -12,12 +12,26 @@ import pytest
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from dataplatform.charts import tree_sha256
+from dataplatform.config import SettingsError
 from dataplatform.platform import DataPlatform
 from dataplatform.project import PROJECT
+from dataplatform.registry import RegistryError
+from dataplatform.services.spark.shared import KNOWN_CHART_DIGESTS
 from stack_config import load_settings
-from tools.harness import Recorder, generated_secrets, is_secret, run_stack, stack_config, unwrap
+from tools.harness import (
+    OfflineSupply,
+    Recorder,
+    generated_secrets,
+    is_secret,
+    run_stack,
+    stack_config,
+    unwrap,
+)
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CHART = "kubernetes:helm.sh/v4:Chart"
+SCHEDULED_APP = "kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication"
 WORKLOADS = {"redis", "minio", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
 
 
@@ -93,13 +107,113 @@ def test_long_running_pods_have_probes_on_declared_ports(prod: tuple[Recorder, D
                 assert check["port"] in ports, (name, probe)
 
 
-def test_project_images_come_from_the_registry(prod: tuple[Recorder, DataPlatform]) -> None:
+REGISTRY = "registry.example.com/dataplatform"
+
+
+def pinned(reference: str) -> str:
+    """``reference`` with the digest the tests' offline registry gives it."""
+    return f"{reference}@{OfflineSupply().image_digest(reference)}"
+
+
+def test_every_image_comes_from_the_registry_pinned_by_digest(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
+    images = {n: [c["image"] for c in s["containers"]] for n, s in pod_specs(recorder).items()}
+    minio = pinned(f"{REGISTRY}/minio:0.1.0")
+    assert images == {
+        "gateway": [pinned(f"{REGISTRY}/gateway:0.1.0")],
+        "inference": [pinned(f"{REGISTRY}/inference:0.1.0")],
+        "minio": [minio],
+        "minio-init": [minio],
+        # Third-party defaults name no registry: they come from imageRegistry too.
+        "redis": [pinned(f"{REGISTRY}/redis:7.4.5-bookworm")],
+        "prometheus": [pinned(f"{REGISTRY}/prom/prometheus:v3.5.0")],
+        "alertmanager": [pinned(f"{REGISTRY}/prom/alertmanager:v0.28.1")],
+        "grafana": [pinned(f"{REGISTRY}/grafana/grafana:12.2.0")],
+    }
+    for app in recorder.of_type(SCHEDULED_APP):
+        assert unwrap(app.inputs)["spec"]["template"]["image"] == pinned(f"{REGISTRY}/spark:0.1.0")
+    chart = unwrap(recorder.of_type(CHART)[0].inputs)
+    operator = pinned(f"{REGISTRY}/kubeflow/spark-operator/controller:2.5.2")
+    assert chart["values"]["image"] == {
+        "registry": "registry.example.com",
+        "repository": "dataplatform/kubeflow/spark-operator/controller",
+        "tag": "2.5.2@" + operator.split("@")[1],
+    }
+    # No pull secrets unless the stack names them.
+    assert not any("imagePullSecrets" in s for s in pod_specs(recorder).values())
+
+
+def test_images_given_with_a_digest_or_a_registry_of_their_own() -> None:
+    digest = "sha256:" + "ab" * 32
+    recorder, platform = run_stack(
+        "prod",
+        {
+            "images": {
+                "redis": f"mirror.example.com:5000/library/redis:7.4.5@{digest}",
+                "prometheus": "prom/prometheus:v3.5.1",
+                "gateway": f"{REGISTRY}/gateway:0.1.0@{digest}",
+            }
+        },
+    )
     images = {n: s["containers"][0]["image"] for n, s in pod_specs(recorder).items()}
-    assert images["gateway"] == "registry.example.com/dataplatform/gateway:0.1.0"
-    assert images["inference"] == "registry.example.com/dataplatform/inference:0.1.0"
-    assert images["minio"] == "registry.example.com/dataplatform/minio:0.1.0"
-    assert images["redis"] == "redis:7.4.5-bookworm"
+    # Given with a digest: used as given, nothing asked of the registry.
+    assert images["redis"] == f"mirror.example.com:5000/library/redis:7.4.5@{digest}"
+    assert images["gateway"] == f"{REGISTRY}/gateway:0.1.0@{digest}"
+    # No registry named: under imageRegistry, resolved there.
+    assert images["prometheus"] == pinned(f"{REGISTRY}/prom/prometheus:v3.5.1")
+    assert platform.settings.image("redis") == images["redis"]
+
+
+def test_pull_secrets_reach_every_pod_the_operator_and_spark() -> None:
+    recorder, _ = run_stack("prod", {"imagePullSecrets": ["regcred", "mirror-cred"]})
+    for name, spec in pod_specs(recorder).items():
+        assert spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror-cred"}], name
+    chart = unwrap(recorder.of_type(CHART)[0].inputs)
+    assert chart["values"]["image"]["pullSecrets"] == [{"name": "regcred"}, {"name": "mirror-cred"}]
+    for app in recorder.of_type(SCHEDULED_APP):
+        template = unwrap(app.inputs)["spec"]["template"]
+        assert template["imagePullSecrets"] == ["regcred", "mirror-cred"]
+        # Spark hands them to the pods it creates; CLI jobs take this conf.
+        assert template["sparkConf"]["spark.kubernetes.container.image.pullSecrets"] == "regcred,mirror-cred"
+
+
+class UnreachableFor(OfflineSupply):
+    """The offline registry, except that it cannot answer for ``missing``."""
+
+    def __init__(self, *missing: str) -> None:
+        self.missing = missing
+        self.asked: list[str] = []
+
+    def image_digest(self, reference: str) -> str:
+        self.asked.append(reference)
+        if any(m in reference for m in self.missing):
+            raise RegistryError(f"{reference.split('/', 1)[0]} has no such image (HTTP 404)")
+        return super().image_digest(reference)
+
+
+def test_an_image_that_cannot_be_resolved_fails_before_anything_is_declared() -> None:
+    recorder = Recorder()
+    with pytest.raises(SettingsError) as raised:
+        run_stack("prod", recorder=recorder, supply=UnreachableFor("/gateway:", "/redis:"))
+    message = str(raised.value)
+    assert message.startswith("cannot pin the prod images to digests:")
+    assert (
+        "dataplatform:images.gateway: cannot resolve registry.example.com/dataplatform/gateway:0.1.0"
+        in message
+    )
+    assert (
+        "dataplatform:images.redis: cannot resolve registry.example.com/dataplatform/redis:7.4.5" in message
+    )
+    assert "give it with its digest" in message
+    assert recorder.resources == []
+
+
+def test_a_digest_already_given_is_not_asked_for() -> None:
+    supply = UnreachableFor()
+    digest = "sha256:" + "cd" * 32
+    run_stack("prod", {"images": {"gateway": f"{REGISTRY}/gateway:0.1.0@{digest}"}}, supply=supply)
+    assert not [r for r in supply.asked if "/gateway:" in r]
+    assert f"{REGISTRY}/inference:0.1.0" in supply.asked
 
 
 def test_gateway_service_maps_80_to_8080(prod: tuple[Recorder, DataPlatform]) -> None:
@@ -231,9 +345,14 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
 
 def test_spark_operator_and_jobs(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
-    chart = unwrap(recorder.of_type("kubernetes:helm.sh/v4:Chart")[0].inputs)
-    assert chart["version"] == "2.5.2"
-    assert chart["repositoryOpts"]["repo"] == "https://kubeflow.github.io/spark-operator"
+    chart = unwrap(recorder.of_type(CHART)[0].inputs)
+    # The chart repository's 2.5.2 archive, checked against its known sha256
+    # and installed from the checked copy.
+    assert (
+        chart["chart"]
+        == f"/offline/charts/spark-operator-2.5.2-sha256-{KNOWN_CHART_DIGESTS['2.5.2', 'archive']}.tgz"
+    )
+    assert "repositoryOpts" not in chart
     assert chart["values"]["webhook"]["enable"] is True
     assert chart["values"]["spark"]["jobNamespaces"] == ["dataplatform"]
     # Least privilege: executor pods and their ConfigMap, nothing else.
@@ -335,18 +454,46 @@ def test_the_operator_chart_from_a_local_directory_with_its_image(tmp_path: Path
         {
             "sparkOperator": {
                 "chartPath": str(tmp_path),
+                "chartSha256": tree_sha256(tmp_path),
                 "image": "127.0.0.1:5000/dataplatform/spark-operator:2.5.2",
             }
         },
     )
-    chart = unwrap(recorder.of_type("kubernetes:helm.sh/v4:Chart")[0].inputs)
+    chart = unwrap(recorder.of_type(CHART)[0].inputs)
     assert chart["chart"] == str(tmp_path)
     assert "repositoryOpts" not in chart and "version" not in chart
+    digest = OfflineSupply().image_digest("127.0.0.1:5000/dataplatform/spark-operator:2.5.2")
     assert chart["values"]["image"] == {
         "registry": "127.0.0.1:5000",
         "repository": "dataplatform/spark-operator",
-        "tag": "2.5.2",
+        "tag": f"2.5.2@{digest}",
     }
+
+
+def test_a_local_chart_that_does_not_match_fails_before_anything_is_declared(tmp_path: Path) -> None:
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: spark-operator\nversion: 2.5.2\n")
+    recorder = Recorder()
+    with pytest.raises(SettingsError) as raised:
+        run_stack("prod", {"sparkOperator": {"chartPath": str(tmp_path)}}, recorder=recorder)
+    known, actual = KNOWN_CHART_DIGESTS["2.5.2", "directory"], tree_sha256(tmp_path)
+    assert str(raised.value) == (
+        f"dataplatform:sparkOperator.chartSha256: the chart spark-operator 2.5.2 from {tmp_path} does not "
+        f"match: expected sha256:{known}, got sha256:{actual}; nothing was deployed. Use the chart that "
+        "digest names, or set chartSha256 to the digest of a chart you trust"
+    )
+    assert recorder.resources == []
+
+
+def test_an_oci_chart_needs_its_digest_and_is_installed_from_the_checked_archive() -> None:
+    oci = {"chartRepo": "oci://ghcr.io/kubeflow/helm-charts"}
+    with pytest.raises(
+        SettingsError, match=r"dataplatform:sparkOperator.chartSha256: is required: no sha256 "
+    ):
+        run_stack("prod", {"sparkOperator": oci})
+    digest = "ef" * 32
+    recorder, _ = run_stack("prod", {"sparkOperator": {**oci, "chartSha256": f"sha256:{digest}"}})
+    chart = unwrap(recorder.of_type(CHART)[0].inputs)
+    assert chart["chart"] == f"/offline/charts/spark-operator-2.5.2-sha256-{digest}.tgz"
 
 
 def test_a_local_chart_of_another_version_is_refused(tmp_path: Path) -> None:

@@ -96,17 +96,71 @@ def test_grafana_and_inference_collision() -> None:
     assert "3000 is already given to inference" in message
 
 
+PROD_IMAGES = ("spark", "minio", "gateway", "inference", "redis", "prometheus", "alertmanager", "grafana")
+
+
 def test_prod_without_registry() -> None:
     message = error_for({"target": "kubernetes"})
-    assert "dataplatform:imageRegistry" in message
-    listed = message.split("own images (", 1)[1]
-    assert all(name in listed for name in ("spark", "minio", "gateway", "inference"))
+    assert message.count("\n") == 1, "one error"
+    assert "dataplatform:imageRegistry: is required when target is kubernetes: " in message
+    listed = message.split("kubernetes: ", 1)[1].split(" name no registry", 1)[0].split(", ")
+    # The project's own images, the third-party defaults and the operator's.
+    assert sorted(listed) == sorted([*(f"images.{n}" for n in PROD_IMAGES), "sparkOperator.image"])
 
 
-def test_prod_with_every_project_image_given_needs_no_registry() -> None:
-    images = {n: f"example/{n}:1.0" for n in ("spark", "minio", "gateway", "inference")}
-    settings = parse_settings({"target": "kubernetes", "images": images}, SERVICES)
-    assert settings.image_registry is None
+def test_prod_with_every_image_given_in_full_needs_no_registry() -> None:
+    images = {n: f"mirror.example.com/{n}:1.0" for n in PROD_IMAGES}
+    operator = {"image": "mirror.example.com/spark-operator:2.5.2"}
+    raw = {"target": "kubernetes", "images": images, "sparkOperator": operator}
+    assert parse_settings(raw, SERVICES).image_registry is None
+    # Left out of the list: what the stack does not deploy.
+    message = error_for({**raw, "images": {**images, "redis": "redis:7.4.5"}, "grafana": {"enabled": False}})
+    assert "is required when target is kubernetes: images.redis name no registry" in message
+    images.pop("grafana")
+    raw = {
+        "target": "kubernetes",
+        "images": images,
+        "grafana": {"enabled": False},
+        "sparkOperator": {"install": False},
+    }
+    assert parse_settings(raw, SERVICES).image_registry is None
+
+
+def test_pull_secrets_are_secret_names() -> None:
+    settings = parse_settings({"imagePullSecrets": ["regcred", "mirror.cred"]}, SERVICES)
+    assert settings.image_pull_secrets == ["regcred", "mirror.cred"]
+    assert "dataplatform:imagePullSecrets: 'Reg_Cred' is not a Secret name" in error_for(
+        {"imagePullSecrets": ["Reg_Cred"]}
+    )
+    assert "names a Secret twice" in error_for({"imagePullSecrets": ["a", "a"]})
+
+
+@pytest.mark.parametrize(
+    ("operator", "message"),
+    [
+        ({"chartSha256": "abc"}, "sparkOperator.chartSha256: must be a sha256 digest"),
+        (
+            {"chartRepo": "ftp://charts.example.com"},
+            "sparkOperator.chartRepo: must be a chart repository URL",
+        ),
+        ({"chartRepo": "oci://"}, "sparkOperator.chartRepo: must be a chart repository URL"),
+        ({"chartRepo": "oci://ghcr.io/kubeflow/helm-charts"}, "sparkOperator.chartSha256: is required"),
+        (
+            {"chartVersion": "2.6.0"},
+            "sparkOperator.chartSha256: is required: no sha256 is known for the chart spark-operator 2.6.0",
+        ),
+    ],
+)
+def test_operator_chart_settings(operator: dict[str, Any], message: str) -> None:
+    prod = {"target": "kubernetes", "imageRegistry": "r.example.com/dp"}
+    assert message in error_for({**prod, "sparkOperator": operator})
+
+
+def test_chart_sha256_is_written_either_way() -> None:
+    digest = "ab" * 32
+    for given in (digest, f"sha256:{digest}", f"SHA256:{digest.upper()}"):
+        settings = parse_settings({"sparkOperator": {"chartSha256": given}}, SERVICES)
+        assert settings.spark_operator.chart_sha256 == digest  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

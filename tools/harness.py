@@ -6,6 +6,7 @@ import hashlib
 import json
 import runpy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -13,10 +14,12 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from dataplatform.charts import ChartFetcher, ChartSource
 from dataplatform.platform import DataPlatform
 from dataplatform.project import PROJECT
 from dataplatform.services.base import ServiceSpec
 from dataplatform.services.catalog import SERVICES
+from dataplatform.supply import Supply, using
 from stack_config import load_settings
 from tools.repo import ROOT
 
@@ -71,6 +74,21 @@ class Recorder(pulumi.runtime.Mocks):
         return matches[0]
 
 
+class OfflineSupply:
+    """What the platform pins, without a registry: an image's digest is the
+    sha256 of its reference, and a chart from a repository or an OCI
+    registry passes as the archive it would be; a local chart is checked
+    for real (no network needed)."""
+
+    def image_digest(self, reference: str) -> str:
+        return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+
+    def verified_chart(self, source: ChartSource, expected: str) -> str:
+        if source.path:
+            return ChartFetcher(Path("/nonexistent")).verified(source, expected)
+        return f"/offline/charts/{source.name}-{source.version}-sha256-{expected}.tgz"
+
+
 def stack_config(stack: str) -> dict[str, Any]:
     data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
     return {k.split(":", 1)[1]: v for k, v in (data.get("config") or {}).items()}
@@ -95,9 +113,11 @@ def run_stack(
     base: bool = True,
     recorder: Recorder | None = None,
     specs: tuple[ServiceSpec, ...] = SERVICES,
+    supply: Supply | None = None,
 ) -> tuple[Recorder, DataPlatform]:
     """Declares the platform of ``specs`` (the catalogue's by default) for
-    ``stack`` under mocks; returns what it declared."""
+    ``stack`` under mocks; returns what it declared. Images and charts are
+    pinned by ``supply`` (default: ``OfflineSupply``)."""
     config = stack_config(stack) if base else {}
     config.update(overrides or {})
     recorder = recorder or Recorder()
@@ -110,7 +130,8 @@ def run_stack(
     def program() -> None:
         holder["platform"] = DataPlatform(PROJECT, settings=load_settings(specs), specs=specs)
 
-    _sync_await(run_pulumi_func(program))
+    with using(supply or OfflineSupply()):
+        _sync_await(run_pulumi_func(program))
     return recorder, holder["platform"]
 
 
@@ -134,7 +155,8 @@ def run_program(stack: str, overrides: dict[str, Any] | None = None) -> tuple[Re
         finally:
             pulumi.export = original
 
-    _sync_await(run_pulumi_func(program))
+    with using(OfflineSupply()):
+        _sync_await(run_pulumi_func(program))
     return recorder, exported
 
 

@@ -33,6 +33,7 @@ import argparse
 import collections
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import secrets
@@ -51,7 +52,10 @@ from typing import Any
 
 import yaml
 
+from dataplatform.images import Reference, placed
 from dataplatform.project import PROJECT
+from dataplatform.services.catalog import SERVICES
+from dataplatform.settings import parse_settings, stack_images
 from tools.harness import ROOT, merge_config
 from tools.harness import stack_config as harness_stack_config
 
@@ -171,20 +175,57 @@ class Rendered:
     seconds: float
     version: str  # dataplatform:kubernetes.version
     operator: bool  # the Spark Operator's chart rendered too
+    # Image keys pinned to a placeholder digest (no registry is reached).
+    placeholders: list[str] = field(default_factory=list)
 
     def kinds(self) -> collections.Counter[str]:
         return collections.Counter(m.kind for m in self.manifests)
 
 
+def placeholder(reference: str) -> str:
+    """A digest standing in for the one a registry would give ``reference``."""
+    return "sha256:" + hashlib.sha256(f"placeholder {reference}".encode()).hexdigest()
+
+
+def placeholder_digests(config: dict[str, Any]) -> dict[str, Any]:
+    """Config pinning every prod image of ``config`` (keys without the
+    prefix) that has no digest to a placeholder one: a render reaches no
+    registry (a deploy resolves the real digest). Nothing for dev."""
+    settings = parse_settings(config, SERVICES)
+    pinned: dict[str, Any] = {}
+    if settings.is_docker:
+        return pinned
+    for key, reference in stack_images(settings, SERVICES).items():
+        full = Reference.parse(placed(reference, settings.image_registry))
+        if full.digest is None:
+            section, name = key.split(".", 1)
+            pinned.setdefault(section, {})[name] = str(full.pinned(placeholder(str(full))))
+    return pinned
+
+
 def stack_config(
     render_dir: Path, install_operator: bool, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Pulumi.prod.yaml's config with ``extra`` on top, rendering to ``render_dir``."""
+    """Pulumi.prod.yaml's config with ``extra`` on top, rendering to
+    ``render_dir``, every image pinned (to a placeholder digest where none
+    is given)."""
     overrides: dict[str, Any] = {"kubernetes": {"renderDir": str(render_dir)}}
     if not install_operator:
         overrides["sparkOperator"] = {"install": False}
     config = merge_config(merge_config(harness_stack_config("prod"), extra or {}), overrides)
+    config = merge_config(config, placeholder_digests(config))
     return {f"{PROJECT}:{key}": value for key, value in config.items()}
+
+
+def placeholder_images(config: dict[str, Any]) -> list[str]:
+    """The image keys of a render's config (prefixed keys) pinned to a placeholder digest."""
+    found = []
+    for section in ("images", "sparkOperator"):
+        for name, value in (config.get(f"{PROJECT}:{section}") or {}).items():
+            reference, _, digest = str(value).rpartition("@")
+            if reference and digest == placeholder(reference):
+                found.append(f"{section}.{name}")
+    return sorted(found)
 
 
 def load_manifests(directory: Path) -> list[Manifest]:
@@ -279,7 +320,7 @@ def render(
             raise RuntimeError(f"pulumi up failed ({code}):\n" + "\n".join(lines[-40:]))
         seconds = time.monotonic() - start
         manifests = load_manifests(out_dir)
-    return Rendered(stack, out_dir, manifests, seconds, version, install_operator)
+    return Rendered(stack, out_dir, manifests, seconds, version, install_operator, placeholder_images(config))
 
 
 # -- Kubernetes schemas ---------------------------------------------------
@@ -581,6 +622,9 @@ class Report:
             print(f"  {count:3d}  {kind}")
         if not r.operator:
             print("(Spark Operator chart not rendered: sparkOperator.install false; --operator renders it)")
+        if r.placeholders:
+            keys = ", ".join(r.placeholders)
+            print(f"images pinned to placeholder digests (a render reaches no registry): {keys}")
         print(
             f"strict schema validation, Kubernetes {r.version}: "
             f"{len(self.schemas.checked)} passed, {len(self.schemas.errors)} failed"

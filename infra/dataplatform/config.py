@@ -26,6 +26,10 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # Standard five-field cron, or the @-macros the Spark Operator accepts.
 CRON_RE = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly|every \S+)|(\S+\s+){4}\S+)$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A Kubernetes object name such as a Secret's: a DNS subdomain.
+DNS_SUBDOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 # A Prometheus duration such as 30s, 5m or 1h30m.
 PROM_DURATION_RE = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 
@@ -196,6 +200,9 @@ class Settings(ConfigModel):
     target: Tier = Tier.DOCKER
     version: str = DEFAULT_VERSION
     image_registry: str | None = None
+    # Kubernetes only: Secrets (of type kubernetes.io/dockerconfigjson) every
+    # pod pulls its image with, the Spark Operator's and Spark's included.
+    image_pull_secrets: list[str] = []
     build_images: bool = True
     build_ca_file: str | None = None
     bind_address: str = "127.0.0.1"
@@ -209,6 +216,16 @@ class Settings(ConfigModel):
     def _tag(cls, value: str) -> str:
         if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", value) or value == "latest":
             raise ValueError("must be an image tag other than latest, such as 0.1.0")
+        return value
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not DNS_SUBDOMAIN_RE.match(name):
+                raise ValueError(f"{name!r} is not a Secret name (lowercase letters, digits, '-', '.')")
+        if len(set(value)) != len(value):
+            raise ValueError("names a Secret twice")
         return value
 
     @field_validator("build_ca_file")

@@ -16,6 +16,7 @@ import yaml
 
 from dataplatform.config import DNS_LABEL_RE, Settings, SettingsError
 from dataplatform.naming import LEGACY_TYPE, Names
+from dataplatform.pinning import pin
 from dataplatform.services.base import Context, Service, ServiceSpec
 from dataplatform.services.catalog import SERVICES
 from dataplatform.settings import parse_settings
@@ -153,6 +154,9 @@ class DataPlatform(pulumi.ComponentResource):
         if settings is None:
             settings = parse_settings(dict(args.get("config") or {}), specs)
         settings = _apply_args(settings, args)
+        # Before anything is declared: on Kubernetes every image pinned to a
+        # digest and the operator's chart checked against its sha256.
+        settings = pin(settings, specs)
         names = Names(name)
         opts = pulumi.ResourceOptions.merge(
             opts,
@@ -243,6 +247,7 @@ class DataPlatform(pulumi.ComponentResource):
                 image_registry=settings.image_registry or "",
                 storage_class=settings.storage_class,
                 purge_on_destroy=settings.purge_on_destroy,
+                image_pull_secrets=tuple(settings.image_pull_secrets),
                 create_namespace=args.get("create_namespace", True),
                 own_provider=not given_provider,
             ),

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from dataplatform.config import ConfigModel, Settings, SettingsError, Tier, check_memory, keyed
+from dataplatform.images import ImageReferenceError, names_a_registry
 from dataplatform.project import PROJECT
 
 if TYPE_CHECKING:
@@ -31,9 +33,19 @@ def workload_names(specs: Specs) -> tuple[str, ...]:
     return tuple(name for spec in specs for name in spec.workloads)
 
 
-def project_image_names(specs: Specs) -> tuple[str, ...]:
-    """The images this repository builds (no default reference)."""
-    return tuple(name for spec in specs for name, ref in spec.images.items() if ref is None)
+def stack_images(settings: Settings, specs: Specs) -> dict[str, str]:
+    """Every image the stack deploys, by the config key that names it
+    (``images.redis``, ``sparkOperator.image``), as configured or defaulted.
+    A project image left unset is ``<name>:<version>``, a repository under
+    ``imageRegistry`` like every reference that names no registry."""
+    found: dict[str, str] = {}
+    for spec in specs:
+        own = {
+            f"images.{to_camel(name)}": settings.image(name) or f"{name}:{settings.version}"
+            for name in spec.images
+        }
+        found.update(spec.images_used(settings, own) if spec.images_used else own)
+    return found
 
 
 def _host_ports_model(specs: Specs) -> type[ConfigModel]:
@@ -106,10 +118,9 @@ def _storage_model(specs: Specs) -> type[ConfigModel]:
 
 
 def _validators(specs: Specs) -> dict[str, Any]:
-    """Checks that need the specs: which workloads exist, where the project's
-    images come from, and each service's checks across keys."""
+    """Checks that need the specs: which workloads exist, where the images
+    come from, and each service's checks across keys."""
     names = workload_names(specs)
-    project_images = project_image_names(specs)
 
     def known_workloads(cls: type[Settings], value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(names))
@@ -117,15 +128,24 @@ def _validators(specs: Specs) -> dict[str, Any]:
             raise ValueError(f"unknown workload {', '.join(unknown)}; allowed: {', '.join(names)}")
         return value
 
-    def project_images_have_a_source(self: Settings) -> Settings:
+    def images_have_a_registry(self: Settings) -> Settings:
+        # On Kubernetes every image comes from a registry: an image that
+        # names none (a project image left unset, a default such as
+        # redis:7.4.5-bookworm) is a repository under imageRegistry.
         if self.target is Tier.KUBERNETES and not self.image_registry:
-            missing = [name for name in project_images if self.image(name) is None]
+            missing = []
+            for key, ref in stack_images(self, specs).items():
+                try:
+                    if not names_a_registry(ref):
+                        missing.append(key)
+                except ImageReferenceError:
+                    pass  # not a reference at all: pinning names it
             if missing:
                 raise keyed(
                     "imageRegistry",
-                    "is required when target is kubernetes: the project's own images "
-                    f"({', '.join(missing)}) are pulled from it; set it, or give each of "
-                    "them in dataplatform:images",
+                    f"is required when target is kubernetes: {', '.join(missing)} name no registry "
+                    "and are pulled from it; set it (e.g. registry.example.com/dataplatform), or give "
+                    "each of them in full with its registry (registry.example.com/redis:7.4.5)",
                 )
         return self
 
@@ -137,7 +157,7 @@ def _validators(specs: Specs) -> dict[str, Any]:
 
     return {
         "_known_workloads": field_validator("resources")(classmethod(known_workloads)),  # type: ignore[arg-type]
-        "_project_images_have_a_source": model_validator(mode="after")(project_images_have_a_source),
+        "_images_have_a_registry": model_validator(mode="after")(images_have_a_registry),
         "_services_checks": model_validator(mode="after")(services_checks),
     }
 

@@ -12,6 +12,7 @@ to render.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -77,6 +78,7 @@ RESTRICTED_VOLUME_TYPES = frozenset(
 ALLOWED_ADDED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 ALLOWED_SECCOMP = frozenset({"RuntimeDefault", "Localhost"})
 EXPOSED_SERVICE_TYPES = frozenset({"LoadBalancer", "NodePort"})
+IMAGE_DIGEST_RE = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 DEPLOYMENT_KIND = ("apps", "Deployment")
 HPA_KIND = ("autoscaling", "HorizontalPodAutoscaler")
@@ -341,16 +343,34 @@ def _pinned(images: list[tuple[str, Any]]) -> list[str]:
     return found
 
 
-def check_image_pinned(resource_type: str, props: Props, config: Config) -> list[str]:
-    if _excluded(props, config):
-        return []
+def _images(resource_type: str, props: Props) -> list[tuple[str, Any]]:
+    """(label, image) of every container of a workload; of a Spark
+    application, its image and the driver's and executor's own if given."""
     if is_spark_app(resource_type):
         spec = mapping(props.get("spec"))
         spec = mapping(spec.get("template")) if "template" in spec else spec
         own = [(role, pod.get("image")) for role, pod in spark_pods(props) if "image" in pod]
-        return _pinned([("application", spec.get("image")), *own])
-    spec = pod_spec(resource_type, props)
-    return _pinned([(label, c.get("image")) for label, c in containers(spec)])
+        return [("application", spec.get("image")), *own]
+    return [(label, c.get("image")) for label, c in containers(pod_spec(resource_type, props))]
+
+
+def check_image_pinned(resource_type: str, props: Props, config: Config) -> list[str]:
+    if _excluded(props, config):
+        return []
+    return _pinned(_images(resource_type, props))
+
+
+def check_image_digest(resource_type: str, props: Props, config: Config) -> list[str]:
+    if _excluded(props, config):
+        return []
+    found: list[str] = []
+    for label, image in _images(resource_type, props):
+        if not isinstance(image, str) or not IMAGE_DIGEST_RE.search(image.strip()):
+            found.append(
+                f"{label}: image {image} has no digest; a tag can be moved to other content, "
+                "so give it as name@sha256:<digest>"
+            )
+    return found
 
 
 def _env_holders(resource_type: str, props: Props) -> list[tuple[str, Mapping[str, Any]]]:
@@ -484,6 +504,13 @@ RESOURCE_RULES: list[ResourceRule] = [
         "Images are pinned to a version tag or a digest: no latest, no untagged image.",
         Enforcement.MANDATORY,
         check_image_pinned,
+    ),
+    _resource_rule(
+        "k8s-image-digest",
+        "Images are pinned by digest (name@sha256:...), so every pod runs exactly the image "
+        "the stack was previewed with.",
+        Enforcement.MANDATORY,
+        check_image_digest,
     ),
     _resource_rule(
         "k8s-no-literal-secrets-in-env",

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pulumi
 
 from dataplatform.config import Resources, Section, Settings
 from dataplatform.targets import Target
 from dataplatform.workload import ImageRef, ProjectImage, Volume, Workload, WorkloadError
+
+if TYPE_CHECKING:
+    from dataplatform.supply import Supply
 
 
 class Service(pulumi.ComponentResource):
@@ -124,6 +127,14 @@ class ServiceSpec:
     An image default of None marks an image this repository builds.
     ``s3_access`` asks MinIO for a user named after the service with
     access to bucket roles (``raw``, ``lake``, ``models``, ``events``).
+
+    On Kubernetes the platform pins what the service deploys before it
+    declares anything (``dataplatform.pinning``): ``images_used`` gets the
+    references of its ``images`` keys (``images.<name>``, as configured or
+    defaulted) and returns those the stack deploys, with any image it names
+    under another key (default: all of them); ``pin_artifacts`` checks what
+    the service fetches at deploy time (a chart) and returns the settings
+    to build with.
     """
 
     name: str
@@ -135,6 +146,8 @@ class ServiceSpec:
     workloads: tuple[str, ...] = ()
     s3_access: Mapping[str, str] = field(default_factory=dict)
     check: Callable[[Settings], None] | None = None
+    images_used: Callable[[Settings, dict[str, str]], dict[str, str]] | None = None
+    pin_artifacts: Callable[[Settings, Supply], Settings] | None = None
 
     @classmethod
     def single(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 
-from dataplatform.config import ConfigModel, Resources, Section
+from dataplatform.config import ConfigModel, Resources, Section, Settings
 from dataplatform.monitoring import dashboard
 from dataplatform.project import PACKAGE_DIR
 from dataplatform.services.base import Context, Deploy, Service, ServiceSpec
@@ -117,4 +117,9 @@ def build(ctx: Context) -> Grafana | None:
     )
 
 
-SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,))
+def images_used(settings: Settings, images: dict[str, str]) -> dict[str, str]:
+    """Its image is pulled only when Grafana is deployed."""
+    return images if CONFIG.of(settings).enabled else {}
+
+
+SPEC = ServiceSpec.single(NAME, build, DEPLOY, sections=(CONFIG,), images_used=images_used)

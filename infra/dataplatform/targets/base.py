@@ -32,10 +32,11 @@ class Deployment:
 
 @dataclass(frozen=True)
 class ChartSpec:
-    """A Helm chart: ``chart`` at ``version`` from the repository ``repo``,
-    or, with ``path``, the chart in that local directory (the version must
-    then match its Chart.yaml). Its namespace enforces the "restricted" Pod
-    Security profile like the platform's."""
+    """A Helm chart: ``chart`` at ``version`` from ``repo`` (a chart
+    repository URL, or an ``oci://`` registry path holding ``<chart>``), or,
+    with ``path``, the chart in that local directory or archive (the version
+    must then match its Chart.yaml). Its namespace enforces the "restricted"
+    Pod Security profile like the platform's."""
 
     name: str
     chart: str

@@ -35,15 +35,17 @@ class ClusterExtensions:
             metadata={"name": spec.namespace, "labels": {**PART_OF, **PSA_RESTRICTED}},
             opts=pulumi.ResourceOptions(parent=parent, provider=provider),
         )
-        source: dict[str, Any] = (
-            {"chart": spec.path}
-            if spec.path
-            else {
+        source: dict[str, Any]
+        if spec.path:
+            source = {"chart": spec.path}
+        elif spec.repo.startswith("oci://"):
+            source = {"chart": f"{spec.repo.rstrip('/')}/{spec.chart}", "version": spec.version}
+        else:
+            source = {
                 "chart": spec.chart,
                 "version": spec.version,
                 "repository_opts": k8s.helm.v4.RepositoryOptsArgs(repo=spec.repo),
             }
-        )
         return k8s.helm.v4.Chart(
             self._namespace.names.of(spec.name),
             **source,

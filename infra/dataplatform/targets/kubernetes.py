@@ -51,6 +51,8 @@ class KubernetesOptions:
     image_registry: str
     storage_class: str | None
     purge_on_destroy: bool
+    # Secrets every pod pulls its image with.
+    image_pull_secrets: tuple[str, ...] = ()
     # Declare the namespace (else it must exist), and make a provider from
     # ``cluster`` (else the caller's is inherited).
     create_namespace: bool = True
@@ -219,6 +221,8 @@ class KubernetesTarget(ClusterExtensions):
         }
         if workload.service_account:
             spec["serviceAccountName"] = workload.service_account
+        if self._options.image_pull_secrets:
+            spec["imagePullSecrets"] = [{"name": name} for name in self._options.image_pull_secrets]
         if workload.spread and (workload.replicas > 1 or workload.autoscaling):
             spec["topologySpreadConstraints"] = [
                 {

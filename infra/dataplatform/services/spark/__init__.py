@@ -31,6 +31,8 @@ from dataplatform.services.spark.shared import (
     SparkSettings,
     Workers,
     check,
+    images_used,
+    pin_chart,
     spark_args,
 )
 from dataplatform.targets import ClusterTarget, Target
@@ -224,4 +226,6 @@ SPEC = ServiceSpec(
     workloads=("spark-master", "spark-worker"),
     s3_access={"raw": "readwrite", "lake": "readwrite", "models": "readwrite", "events": "readwrite"},
     check=check,
+    images_used=images_used,
+    pin_artifacts=pin_chart,
 )

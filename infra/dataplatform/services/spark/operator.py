@@ -4,9 +4,12 @@ executor pods. Needs a ``ClusterTarget``."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pulumi
 
-from dataplatform.services.spark.shared import SparkArgs, SparkJobSettings
+from dataplatform.images import Reference
+from dataplatform.services.spark.shared import CHART_NAME, SparkArgs, SparkJobSettings
 from dataplatform.targets import ChartSpec, ClusterTarget, PodFlows
 from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT
 from jobs.launch import spark_application
@@ -33,14 +36,12 @@ DRIVER_RULES: list[dict[str, list[str]]] = [
 
 
 def image_values(reference: str) -> dict[str, str]:
-    """The chart's ``image`` values for a full reference
-    registry/repo:tag[@digest]; the chart joins them as registry/repo:tag,
-    so a digest rides along in the tag."""
-    reference, at, digest = reference.partition("@")
-    name, tag = reference.rsplit(":", 1)
-    tag += at + digest
-    registry, _, repository = name.partition("/")
-    return {"registry": registry, "repository": repository, "tag": tag}
+    """The chart's ``image`` values for a reference registry/repo:tag[@digest];
+    the chart joins them as registry/repo:tag, so a digest rides along in
+    the tag."""
+    ref = Reference.parse(reference)
+    tag = (ref.tag or "") + (f"@{ref.digest}" if ref.digest else "")
+    return {"registry": ref.host or "docker.io", "repository": ref.repository, "tag": tag}
 
 
 def operator_pod_values() -> dict[str, object]:
@@ -69,17 +70,20 @@ def deploy_runtime(
     operator = args.operator
     environment = args.environment
     if operator.install:
+        image: dict[str, object] = {**(image_values(operator.image) if operator.image else {})}
+        if args.image_pull_secrets:
+            image["pullSecrets"] = [{"name": name} for name in args.image_pull_secrets]
         runtime.append(
             target.install_chart(
                 ChartSpec(
                     name="spark-operator",
-                    chart="spark-operator",
+                    chart=CHART_NAME,
                     version=operator.chart_version,
                     repo=operator.chart_repo,
                     path=operator.chart_path,
                     namespace=operator.namespace,
                     values={
-                        **({"image": image_values(operator.image)} if operator.image else {}),
+                        **({"image": image} if image else {}),
                         "spark": {
                             "jobNamespaces": [args.namespace, *operator.job_namespaces],
                             "serviceAccount": {"create": False},
@@ -126,4 +130,8 @@ def deploy_job(
         resources=args.job_resources,
         schedule=job.schedule,
     )
+    if args.image_pull_secrets:
+        spec = cast(dict[str, Any], manifest["spec"])
+        application = cast(dict[str, Any], spec["template"]) if job.schedule else spec
+        application["imagePullSecrets"] = list(args.image_pull_secrets)
     target.custom_resource(job.name, manifest, parent, depends_on)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import pulumi
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from dataplatform.charts import ChartError, ChartMismatch, ChartSource, archive_chart_yaml, is_archive
 from dataplatform.config import (
     CRON_RE,
     DNS_LABEL_RE,
@@ -22,16 +23,20 @@ from dataplatform.config import (
     Resources,
     Section,
     Settings,
+    SettingsError,
     check_cpu,
     check_memory,
     keyed,
 )
-from dataplatform.project import DEFAULT_VERSION
+from dataplatform.project import DEFAULT_VERSION, PROJECT
 from dataplatform.services.base import resolved_image
 from dataplatform.workload import File, ProjectImage
 from jobs.definitions import JOB_NAMES
 from jobs.launch import MEMORY_OVERHEAD_MIB, SparkResources
 from jobs.quantity import cpu_millis, kubernetes_memory, memory_bytes, mib
+
+if TYPE_CHECKING:
+    from dataplatform.supply import Supply
 
 
 class SparkSettings(ConfigModel):
@@ -109,16 +114,39 @@ IMAGE_WITH_TAG_RE = re.compile(
 )
 
 
+# The sha256 of the pinned chart where it is known, by version and form:
+# "archive" is the chart archive (.tgz) the chart repository serves for the
+# version (upstream's release asset, which its index points at); "directory"
+# is the chart's directory in the operator's source at the version's tag,
+# hashed as ``charts.tree_sha256`` does. The OCI artifact is packaged
+# separately upstream, so its digest is not this archive's: give it.
+KNOWN_CHART_DIGESTS: dict[tuple[str, str], str] = {
+    ("2.5.2", "archive"): "762be5b8632ecfe12eb20fff54450ddae0427f09506422107c508a0d1d38655b",
+    ("2.5.2", "directory"): "f937bb0b847b63f440bda6936790c49e4806f5e6600aee6e515261239a6b1f98",
+}
+CHART_NAME = "spark-operator"
+# The chart's own controller/webhook image (its values' registry and
+# repository, tagged with its appVersion, which equals the chart version),
+# named without a registry: on Kubernetes it is pulled from imageRegistry.
+OPERATOR_REPOSITORY = "kubeflow/spark-operator/controller"
+CHART_REPO_SCHEMES = ("https://", "http://", "oci://")
+SHA256_RE = re.compile(r"^(sha256:)?([0-9a-f]{64})$")
+
+
 class SparkOperatorSettings(ConfigModel):
-    """The Kubeflow Spark Operator's chart, pinned. ``chartPath`` installs it
-    from a local directory (the chart from the operator's source at the
-    same version) instead of the chart repository; ``image`` replaces the
-    chart's controller/webhook image (a full reference)."""
+    """The Kubeflow Spark Operator's chart, pinned by version and checked by
+    sha256 before anything is declared. It comes from ``chartRepo`` (a chart
+    repository, or an ``oci://`` registry path) or, with ``chartPath``, from
+    a local copy (the chart's directory or its .tgz); ``chartSha256`` is the
+    digest it must have (default: the one known for ``chartVersion`` from
+    that kind of source). ``image`` replaces the chart's controller/webhook
+    image (a full reference)."""
 
     install: bool = True
     chart_version: str = "2.5.2"
     chart_repo: str = "https://kubeflow.github.io/spark-operator"
     chart_path: str | None = None
+    chart_sha256: str | None = None
     image: str | None = None
     namespace: str = "spark-operator"
     # Namespaces of other platforms the installed operator also watches
@@ -133,21 +161,51 @@ class SparkOperatorSettings(ConfigModel):
                 raise ValueError(f"{namespace!r} is not a namespace name (a DNS label)")
         return value
 
+    @field_validator("chart_repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if not value.startswith(CHART_REPO_SCHEMES) or len(value.split("://", 1)[1].strip("/")) == 0:
+            raise ValueError(
+                "must be a chart repository URL (https://...) or an OCI registry path (oci://host/path)"
+            )
+        return value
+
     @field_validator("chart_path")
     @classmethod
     def _chart_dir(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        path = os.path.expanduser(value)
+        path = os.path.abspath(os.path.expanduser(value))
+        if is_archive(path):
+            try:
+                archive_chart_yaml(path)
+            except ChartError as error:
+                raise ValueError(f"must be a Helm chart's directory or archive: {error}") from None
+            return path
         if not os.path.isfile(os.path.join(path, "Chart.yaml")):
-            raise ValueError(f"must be a directory holding a Helm chart (no Chart.yaml in {path})")
+            raise ValueError(
+                f"must be a Helm chart's directory or archive (.tgz); there is no Chart.yaml in {path}"
+            )
         return path
+
+    @field_validator("chart_sha256")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = SHA256_RE.match(value.strip().lower())
+        if not match:
+            raise ValueError("must be a sha256 digest: 64 hex digits, with or without sha256:")
+        return match.group(2)
 
     @model_validator(mode="after")
     def _chart_version_matches(self) -> SparkOperatorSettings:
         if self.chart_path:
-            with open(os.path.join(self.chart_path, "Chart.yaml")) as handle:
-                found = str((yaml.safe_load(handle) or {}).get("version"))
+            if is_archive(self.chart_path):
+                found = str(archive_chart_yaml(self.chart_path).get("version"))
+            else:
+                with open(os.path.join(self.chart_path, "Chart.yaml")) as handle:
+                    found = str((yaml.safe_load(handle) or {}).get("version"))
             if found != self.chart_version:
                 raise keyed(
                     "chartPath",
@@ -165,6 +223,26 @@ class SparkOperatorSettings(ConfigModel):
                 "registry.example.com:5000/spark-operator:2.5.2"
             )
         return value
+
+    @property
+    def chart_source(self) -> ChartSource:
+        return ChartSource(CHART_NAME, self.chart_version, self.chart_repo, self.chart_path)
+
+    @property
+    def expected_sha256(self) -> str | None:
+        """``chartSha256``, or the digest known for the chart's version and source."""
+        if self.chart_sha256:
+            return self.chart_sha256
+        kind = self.chart_source.kind
+        if kind == "oci":
+            return None
+        return KNOWN_CHART_DIGESTS.get(
+            (self.chart_version, "directory" if kind == "directory" else "archive")
+        )
+
+    @property
+    def default_image(self) -> str:
+        return f"{OPERATOR_REPOSITORY}:{self.chart_version}"
 
 
 CONFIG = Section("spark", SparkSettings, SparkSettings())
@@ -194,9 +272,52 @@ def check(settings: Settings) -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise keyed("sparkJobs", f"job names must be unique; repeated: {', '.join(duplicates)}")
+    operator = OPERATOR.of(settings)
+    if not settings.is_docker and operator.install and operator.expected_sha256 is None:
+        raise keyed(
+            "sparkOperator.chartSha256",
+            f"is required: no sha256 is known for the {operator.chart_source}; give the sha256 "
+            "of the chart archive you trust (helm pull, then sha256sum)",
+        )
+
+
+def images_used(settings: Settings, images: dict[str, str]) -> dict[str, str]:
+    """Spark's image, and on Kubernetes the Spark Operator's when its chart is installed."""
+    operator = OPERATOR.of(settings)
+    if settings.is_docker or not operator.install:
+        return images
+    return {**images, "sparkOperator.image": operator.image or operator.default_image}
+
+
+def pin_chart(settings: Settings, supply: Supply) -> Settings:
+    """The Spark Operator's chart checked against its sha256 before anything
+    is declared; it is then installed from the checked copy (the local
+    path, or the downloaded archive)."""
+    operator = OPERATOR.of(settings)
+    if settings.is_docker or not operator.install:
+        return settings
+    expected = operator.expected_sha256
+    assert expected is not None, "check() requires chartSha256 where no digest is known"
+    key = f"{PROJECT}:sparkOperator.chartSha256"
+    try:
+        path = supply.verified_chart(operator.chart_source, expected)
+    except ChartMismatch as error:
+        raise SettingsError(
+            f"{key}: the {error.source} does not match: expected sha256:{error.expected}, "
+            f"got sha256:{error.actual}; nothing was deployed. Use the chart that digest names, "
+            "or set chartSha256 to the digest of a chart you trust"
+        ) from None
+    except ChartError as error:
+        where = "chartPath" if operator.chart_path else "chartRepo"
+        raise SettingsError(
+            f"{PROJECT}:sparkOperator.{where}: cannot fetch the {operator.chart_source}: {error}; "
+            "where it cannot be reached, give chartPath (the chart's .tgz or directory)"
+        ) from None
+    return settings.model_copy(update={OPERATOR.field: operator.model_copy(update={"chart_path": path})})
 
 
 MASTER_PORT = 7077
+PULL_SECRETS_CONF = "spark.kubernetes.container.image.pullSecrets"
 NAME = "spark"
 IMAGE = ProjectImage(NAME, ".", "images/spark/Dockerfile", DEFAULT_VERSION)
 MASTER_RESOURCES = Resources.of("250m", "512Mi", "1Gi")
@@ -273,6 +394,8 @@ class SparkArgs:
     operator: SparkOperatorSettings = field(default_factory=lambda: SparkOperatorSettings())
     # Prod: where the jobs run (the operator watches it).
     namespace: str = KubernetesSettings().namespace
+    # Prod: the Secrets the operator's and Spark's pods pull their images with.
+    image_pull_secrets: tuple[str, ...] = ()
     raw_bucket: str = Buckets().raw
     # Dev: the master's published ports and the daemons' resources.
     master_host_port: int = MASTER_PORT
@@ -299,10 +422,17 @@ def spark_args(
     """Spark's args from the stack's settings."""
     spark = CONFIG.of(settings)
     workers = Workers(spark.workers, spark.worker_cores, mib(spark.worker_memory))
+    pull_secrets = () if settings.is_docker else tuple(settings.image_pull_secrets)
+    conf = submit_conf(settings.buckets.events)
+    if pull_secrets:
+        # Spark gives them to the driver and executor pods it creates; jobs
+        # submitted from the CLI take this conf from the stack's outputs.
+        conf[PULL_SECRETS_CONF] = ",".join(pull_secrets)
     return SparkArgs(
         environment,
         image=cast(ProjectImage, resolved_image(settings, NAME, IMAGE)),
-        conf=submit_conf(settings.buckets.events),
+        conf=conf,
+        image_pull_secrets=pull_secrets,
         job_resources=job_resources(spark),
         workers=workers,
         jobs=tuple(JOBS.of(settings)),
