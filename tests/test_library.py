@@ -3,14 +3,17 @@ platforms in one program, bad arguments refused before anything is declared."""
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -230,3 +233,61 @@ def test_a_namespace_the_program_creates_is_waited_for_not_read() -> None:
     recorder = declare(program)
     # A read in preview would not find a namespace the same update creates.
     assert [r.full_name for r in recorder.of_type("kubernetes:core/v1:Namespace") if not r.inputs] == []
+
+
+def kubeconfig(path: Path, server: str, context: str = "team") -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": context,
+                "contexts": [{"name": context, "context": {"cluster": "c", "user": "u"}}],
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {}}],
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("context", "listening", "message"),
+    [
+        ("elsewhere", True, r"kubeconfigContext: no context 'elsewhere' in .*; its contexts: team"),
+        (
+            "team",
+            False,
+            r"kubeconfigContext: the API server of context 'team' \(https://127.0.0.1:\d+\) does not answer",
+        ),
+    ],
+)
+def test_a_cluster_the_platform_cannot_reach_fails_before_anything_is_declared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, context: str, listening: bool, message: str
+) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        if listening:
+            server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path / "config", f"https://127.0.0.1:{port}")))
+        config = {**PROD, "kubernetes": {"kubeconfigContext": context}}
+        recorder = Recorder()
+        pulumi.runtime.set_mocks(recorder, project="platform-team", stack="lib", preview=False)
+        with pytest.raises(SettingsError, match=message):
+            _sync_await(run_pulumi_func(lambda: DataPlatform("analytics", DataPlatformArgs(config=config))))
+    assert [r for r in recorder.resources if r.custom] == []
+
+
+def test_a_cluster_that_answers_passes_and_its_context_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        path = kubeconfig(tmp_path / "config", f"https://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.setenv("KUBECONFIG", str(path))
+        declare(lambda: seen.update(DataPlatform("analytics", DataPlatformArgs(config=PROD)).outputs))
+    assert seen["kubernetes"]["context"] == "team"
+    assert seen["kubernetes"]["kubeconfig"] == str(path)

@@ -64,7 +64,7 @@ TOOLS = CACHE / "tools"
 # The Spark Operator's API as Python models generated from its OpenAPI spec.
 SPARK_API = ("kubeflow-spark-api", "2.4.0")
 SPARK_GROUP = "sparkoperator.k8s.io"
-# Where Prometheus reads its files in the pod (infra/services/prometheus.py).
+# Where Prometheus reads its files in the pod (infra/dataplatform/services/prometheus.py).
 PROMETHEUS_FILES = ("prometheus.yml", "rules.yml")
 ALERTMANAGER_FILE = "alertmanager.yml"
 # promtool unit tests of the alert rules; they name the rule file rules.yml.

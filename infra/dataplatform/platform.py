@@ -7,12 +7,10 @@ back as outputs. Nothing here reads stack config.
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, TypedDict
 
 import pulumi
 import pulumi_docker as docker
-import yaml
 
 from dataplatform.config import DNS_LABEL_RE, Settings, SettingsError
 from dataplatform.naming import LEGACY_TYPE, Names
@@ -22,6 +20,7 @@ from dataplatform.services.catalog import SERVICES
 from dataplatform.settings import parse_settings
 from dataplatform.targets import Target
 from dataplatform.targets.docker import DockerOptions, DockerTarget
+from dataplatform.targets.kubeconfig import current_context
 from dataplatform.targets.kubernetes import KubernetesOptions, KubernetesTarget
 from dataplatform.workload import WorkloadError
 
@@ -97,20 +96,6 @@ def _given_provider(opts: pulumi.ResourceOptions | None, package: str) -> pulumi
     return next((p for p in found if getattr(p, "package", None) == package), None)
 
 
-def current_context() -> str | None:
-    """The current context of the kubeconfig kubectl would use, read at
-    deploy time so the jobs CLI later talks to the same cluster."""
-    paths = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config")).split(os.pathsep)
-    for path in paths:
-        try:
-            config = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            continue
-        if config.get("current-context"):
-            return str(config["current-context"])
-    return None
-
-
 class DataPlatform(pulumi.ComponentResource):
     """Every service of ``specs`` (the catalogue's by default), built in their order.
 
@@ -180,7 +165,9 @@ class DataPlatform(pulumi.ComponentResource):
         self.settings = settings
         stack = pulumi.get_stack()
         kubernetes_provider = _given_provider(opts, "kubernetes")
-        self.target: Target = self._make_target(settings, stack, names, args, kubernetes_provider is not None)
+        self.target: Target = self._make_target(
+            settings, stack, names, args, kubernetes_provider is not None, waits=bool(opts.depends_on)
+        )
         context = Context(settings, self.target, self, specs)
         for spec in specs:
             service = spec.build(context)
@@ -226,7 +213,13 @@ class DataPlatform(pulumi.ComponentResource):
         )
 
     def _make_target(
-        self, settings: Settings, stack: str, names: Names, args: DataPlatformArgs, given_provider: bool
+        self,
+        settings: Settings,
+        stack: str,
+        names: Names,
+        args: DataPlatformArgs,
+        given_provider: bool,
+        waits: bool,
     ) -> Target:
         """The tier's target, handed only the settings of its own tier."""
         if settings.is_docker:
@@ -250,6 +243,8 @@ class DataPlatform(pulumi.ComponentResource):
                 image_pull_secrets=tuple(settings.image_pull_secrets),
                 create_namespace=args.get("create_namespace", True),
                 own_provider=not given_provider,
+                # A program that creates the namespace makes the platform wait on it.
+                check_namespace=not waits,
             ),
             stack,
             names,

@@ -57,6 +57,7 @@ class KubernetesOptions:
     # ``cluster`` (else the caller's is inherited).
     create_namespace: bool = True
     own_provider: bool = True
+    check_namespace: bool = True
 
 
 class KubernetesTarget(ClusterExtensions):
@@ -72,7 +73,11 @@ class KubernetesTarget(ClusterExtensions):
         self.names = names
         namespace = PlatformNamespace(
             NamespaceOptions(
-                options.cluster, options.purge_on_destroy, options.create_namespace, options.own_provider
+                options.cluster,
+                options.purge_on_destroy,
+                create=options.create_namespace,
+                own_provider=options.own_provider,
+                check_exists=options.check_namespace,
             ),
             names,
             parent,

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 
 from dataplatform.config import KubernetesSettings
 from dataplatform.naming import Names
+from dataplatform.targets.kubeconfig import check_cluster
 from jobs.conventions import NAME_LABEL, PART_OF
 
 # The "restricted" Pod Security profile, enforced on every namespace the
@@ -62,6 +63,7 @@ class PlatformNamespace:
         self.names = names
         self.provider: k8s.Provider | None = None
         if options.own_provider:
+            check_cluster(cluster)
             self.provider = k8s.Provider(
                 names.of("kubernetes"),
                 render_yaml_to_directory=cluster.render_dir,
