@@ -72,6 +72,13 @@ examples: bootstrap ## Deploy examples/ from the built wheel: two platforms side
 	bash scripts/test-deps.sh
 	$(PULUMI_ENV) $(VENV)/python -m tools.examples
 
+.PHONY: upgrade-test
+# dev, then prod when the local cluster answers; UPGRADE_TIER=dev or prod runs one.
+UPGRADE_TIER ?= all
+upgrade-test: bootstrap ## Deploy the previous release (CHANGELOG.md) on a throwaway stack and update it in place with this checkout under load (dev; prod too when the cluster answers)
+	bash scripts/test-deps.sh
+	$(PULUMI_ENV) $(VENV)/python -m tools.upgrade_test --tier $(UPGRADE_TIER)
+
 .PHONY: walkthrough
 walkthrough: ## Run the READMEs' commands as written: set up, dev stack, jobs, purge
 	python3 -m scripts.walkthrough README.md jobs/README.md

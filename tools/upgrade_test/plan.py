@@ -1,0 +1,90 @@
+"""The steps a preview plans, as the engine reports them, and what an upgrade may not do."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+from pulumi.automation import EngineEvent, OpType
+
+# What holds data or identity: a replacement or deletion of one of these
+# loses data (volumes, claims, the namespace that holds the claims) or
+# changes credentials every client holds (generated passwords).
+STATEFUL_TYPES = frozenset(
+    {
+        "docker:index/volume:Volume",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+        "kubernetes:core/v1:Namespace",
+        "random:index/randomPassword:RandomPassword",
+    }
+)
+# Steps that remove a resource or put a new one in its place.
+DESTRUCTIVE_OPS = frozenset(
+    {
+        OpType.DELETE,
+        OpType.REPLACE,
+        OpType.CREATE_REPLACEMENT,
+        OpType.DELETE_REPLACED,
+        OpType.DISCARD,
+        OpType.DISCARD_REPLACED,
+        OpType.IMPORT_REPLACEMENT,
+        OpType.READ_REPLACEMENT,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    op: OpType
+    urn: str
+    type: str
+    old_urn: str | None
+    reasons: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def renamed(self) -> bool:
+        """Kept under a new URN through an alias."""
+        return self.old_urn is not None and self.old_urn != self.urn
+
+    def describe(self) -> str:
+        why = f" (because of {', '.join(self.reasons)})" if self.reasons else ""
+        old = f" [was {self.old_urn.rsplit('::', 1)[-1]}]" if self.renamed and self.old_urn else ""
+        return f"{self.op.value} {self.type} {self.name}{old}{why}"
+
+
+@dataclass
+class Plan:
+    """Every step of one preview, collected from the engine's events."""
+
+    steps: list[Step] = field(default_factory=list)
+
+    def on_event(self, event: EngineEvent) -> None:
+        pre = event.resource_pre_event
+        if pre is None:
+            return
+        meta = pre.metadata
+        old_urn = meta.old.urn if meta.old is not None else None
+        reasons = tuple(meta.keys or ()) or tuple(meta.diffs or ())
+        self.steps.append(Step(meta.op, meta.urn, meta.type, old_urn, reasons))
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(collections.Counter(s.op.value for s in self.steps).items()))
+
+    def of(self, *ops: OpType) -> list[Step]:
+        return [s for s in self.steps if s.op in ops]
+
+    def destructive(self) -> list[Step]:
+        return [s for s in self.steps if s.op in DESTRUCTIVE_OPS]
+
+    def stateful_touched(self) -> list[Step]:
+        return [s for s in self.destructive() if s.type in STATEFUL_TYPES]
+
+    def renamed(self) -> list[Step]:
+        return [s for s in self.steps if s.renamed]
+
+    def summary(self) -> str:
+        return ", ".join(f"{op} {n}" for op, n in self.counts().items())
