@@ -14,7 +14,11 @@
    a prediction from it through its own gateway; a no-op ``up`` changes
    nothing; the second platform removed from the program, the first still
    serves from its model;
-5. everything destroyed (volumes purged) and the stacks removed, whatever
+5. on the cluster again, the YAML example (``examples/yaml``): the
+   component served to Pulumi YAML by ``provider/``, up, a prediction
+   through its gateway (its credentials read from its Secrets, as a cluster
+   admin would), a no-op ``up`` that changes nothing;
+6. everything destroyed (volumes purged) and the stacks removed, whatever
    happened.
 
 Install-to-first-``up`` and the no-op ``up`` are printed; the no-op must
@@ -42,6 +46,7 @@ from typing import Any
 import yaml
 
 from cluster.settings import cluster_settings
+from jobs.conventions import NAME_LABEL
 from tools.defaults import host_port_keys
 from tools.e2e.machine import STANDINS, free_ports
 from tools.e2e_common.report import Failure, Report, check, wait_for
@@ -97,15 +102,23 @@ def sample_objects(version: str) -> dict[str, bytes]:
 
 
 class Program:
-    """The example copied outside the repository, the wheel in its virtualenv,
-    its stacks in a throwaway local backend."""
+    """An example program and its stacks, in a throwaway local backend under
+    ``workdir``: by default the Python example, copied outside the
+    repository (``install`` puts the wheel in its virtualenv)."""
 
-    def __init__(self, workdir: Path, report: Report) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        report: Report,
+        directory: Path | None = None,
+        project: str = "two-platforms",
+    ) -> None:
         self.workdir = workdir
         self.report = report
-        self.dir = workdir / "two-platforms"
+        self.dir = directory or workdir / "two-platforms"
+        self.project = project
         backend = workdir / "state"
-        backend.mkdir()
+        backend.mkdir(exist_ok=True)
         self.env = {
             **os.environ,
             "PULUMI_BACKEND_URL": f"file://{backend}",
@@ -114,6 +127,7 @@ class Program:
         }
         self.env.pop("PYTHONPATH", None)
         self.stacks: list[str] = []
+        self.last_changes: list[str] = []
 
     def install(self) -> float:
         start = time.monotonic()
@@ -168,15 +182,19 @@ class Program:
         data = data or {}
         data["config"] = {
             **(data.get("config") or {}),
-            **{f"two-platforms:{k}": v for k, v in config.items()},
+            **{f"{self.project}:{k}": v for k, v in config.items()},
         }
         path.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def up(self, stack: str) -> tuple[dict[str, int], float]:
         """``pulumi up``; the changes it made (by operation) and its seconds."""
         start = time.monotonic()
-        self.pulumi(stack, "up", "--yes", "--skip-preview", timeout=2400)
+        out = self.pulumi(stack, "up", "--yes", "--skip-preview", "--diff", timeout=2400)
         seconds = time.monotonic() - start
+        # What changed, for a failure message: the diff's changed lines.
+        self.last_changes = [
+            line for line in out.splitlines() if line.lstrip()[:2] in ("~ ", "+ ", "- ", "+-")
+        ]
         history = json.loads(self.pulumi(stack, "stack", "history", "--json", "--show-secrets"))
         changes = {k: v for k, v in (history[0].get("resourceChanges") or {}).items() if k != "same" and v}
         return changes, seconds
@@ -191,6 +209,8 @@ class Program:
                 self.pulumi(stack, "stack", "rm", "--yes")
             except Failure as failure:
                 log(f"clean-up of {stack}: {failure}")
+            (self.dir / f"Pulumi.{stack}.yaml").unlink(missing_ok=True)
+        self.stacks.clear()
 
 
 def publish(name: str, outputs: dict[str, Any], endpoints: Endpoints, version: str) -> None:
@@ -275,7 +295,7 @@ def cluster_config(kubeconfig: str) -> dict[str, Any]:
 
 def tier_run(
     program: Program, stack: str, config: dict[str, Any], endpoints: Endpoints, report: Report
-) -> None:
+) -> float:
     """Both platforms up, each serving its own model; a no-op; one removed."""
     program.new_stack(stack, config)
     _, first_up = program.up(stack)
@@ -293,7 +313,7 @@ def tier_run(
         "the two platforms share a gateway key",
     )
     changes, no_op = program.up(stack)
-    check(changes == {}, f"{stack}: a no-op up changed {changes}")
+    check(changes == {}, f"{stack}: a no-op up changed {changes}:\n" + "\n".join(program.last_changes[:60]))
     check(
         no_op <= NO_OP_CEILING_S, f"{stack}: a no-op up took {no_op:.1f} s (ceiling {NO_OP_CEILING_S:.0f} s)"
     )
@@ -310,13 +330,64 @@ def tier_run(
     return first_up
 
 
+def secret_value(kube: Kube, namespace: str, workload: str, key: str) -> str:
+    """A file of a workload's Secret, read as a cluster admin would."""
+    found = kube.json("get", "secret", "-n", namespace, "-l", f"{NAME_LABEL}={workload}")
+    for item in found["items"]:
+        if key in (item.get("data") or {}):
+            return base64.b64decode(item["data"][key]).decode().strip()
+    raise Failure(f"no Secret of {workload} in {namespace} holds {key}")
+
+
+def yaml_run(workdir: Path, kube: Kube, kubeconfig: str, endpoints: Endpoints, report: Report) -> None:
+    """The YAML example (``examples/yaml``): the component from ``provider/``,
+    up, a prediction through its gateway, a no-op, destroyed."""
+    plugin = ROOT / "provider"
+    python = plugin / "venv" / "bin" / "python"
+    env = {**os.environ}
+    env.pop("PYTHONPATH", None)
+    if not python.exists():
+        run(["python3.11", "-m", "venv", str(plugin / "venv")], plugin, env, "the package's virtualenv")
+    run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", "requirements.txt"],
+        plugin,
+        env,
+        "its requirements",
+    )
+    program = Program(workdir, report, ROOT / "examples" / "yaml", "dataplatform-yaml")
+    # The example's provider reads the cluster from $KUBECONFIG.
+    program.env["KUBECONFIG"] = kubeconfig
+    try:
+        program.new_stack("yaml", {})
+        _, first_up = program.up("yaml")
+        report.add("yaml: first up (the component served by provider/)", f"{first_up:.1f} s")
+        found = program.outputs("yaml")
+        namespace = str(found["namespace"])
+        outputs = {
+            "kubernetes": {"namespace": namespace},
+            "minio_root_user": secret_value(kube, namespace, "minio", "root-user"),
+            "minio_root_password": secret_value(kube, namespace, "minio", "root-password"),
+            "platform_credentials": {"gateway_api_key": secret_value(kube, namespace, "gateway", "api-keys")},
+        }
+        version = f"yaml-{int(time.time())}"
+        publish("yaml", outputs, endpoints, version)
+        serves("yaml", outputs, endpoints, version)
+        report.ok("yaml: the platform declared in Pulumi YAML serves its model through its gateway")
+        changes, no_op = program.up("yaml")
+        check(changes == {}, f"yaml: a no-op up changed {changes}:\n" + "\n".join(program.last_changes[:60]))
+        report.add("yaml: no-op up", f"{no_op:.1f} s, 0 changes")
+    finally:
+        program.remove_all()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.examples", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--tier",
-        choices=("docker", "kubernetes", "all"),
+        choices=("docker", "kubernetes", "yaml", "all"),
         default="all",
-        help="all: docker, and kubernetes when the local cluster answers (default)",
+        help="all (default): docker, then kubernetes and yaml when the local cluster answers; "
+        "kubernetes runs the YAML example too, yaml only that one",
     )
     parser.add_argument("--keep", action="store_true", help="leave the work directory (not the stacks)")
     options = parser.parse_args()
@@ -325,8 +396,10 @@ def main() -> int:
     program = Program(workdir, report)
     status = 0
     try:
-        install = program.install()
-        report.add("wheel built and installed with the example's requirements", f"{install:.1f} s")
+        install = 0.0
+        if options.tier != "yaml":
+            install = program.install()
+            report.add("wheel built and installed with the example's requirements", f"{install:.1f} s")
         if options.tier in ("docker", "all"):
             log("docker: two platforms on the local engine")
             shared, per_platform = docker_settings()
@@ -342,19 +415,25 @@ def main() -> int:
                 first <= FIRST_UP_CEILING_S,
                 f"install to first up: {first:.0f} s, over {FIRST_UP_CEILING_S:.0f} s",
             )
-        if options.tier in ("kubernetes", "all"):
+        if options.tier in ("kubernetes", "yaml", "all"):
             settings = cluster_settings("ADMIN_KUBECONFIG", "CLUSTER_BIN")
             kubeconfig = settings["ADMIN_KUBECONFIG"]
             os.environ["PATH"] = f"{settings['CLUSTER_BIN']}{os.pathsep}{os.environ['PATH']}"
             program.env["PATH"] = os.environ["PATH"]
             kube = Kube(kubeconfig, lambda line: None)
             if not Path(kubeconfig).exists() or "Ready" not in kube.run("get", "nodes", check_rc=False):
-                if options.tier == "kubernetes":
+                if options.tier != "all":
                     raise Failure("the local cluster does not answer: make cluster first")
                 log("kubernetes: no local cluster answers (make cluster); skipped")
             else:
-                log("kubernetes: two platforms on the local cluster, one namespace each")
-                tier_run(program, "kubernetes", cluster_config(kubeconfig), cluster_endpoints(kube), report)
+                endpoints = cluster_endpoints(kube)
+                config = cluster_config(kubeconfig)  # pushes the images to the cluster's registry
+                if options.tier != "yaml":
+                    log("kubernetes: two platforms on the local cluster, one namespace each")
+                    tier_run(program, "kubernetes", config, endpoints, report)
+                    program.remove_all()
+                log("yaml: the platform from a Pulumi YAML program, through the component package")
+                yaml_run(workdir, kube, kubeconfig, endpoints, report)
     except Failure as failure:
         log(f"FAILED: {failure}")
         status = 1
