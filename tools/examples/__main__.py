@@ -13,7 +13,7 @@
 4. in each tier, for each platform: a model published to its own MinIO and
    a prediction from it through its own gateway; a no-op ``up`` changes
    nothing; the second platform removed from the program, the first still
-   serves from its model;
+   serves from its model and keeps the object written to its raw bucket;
 5. on the cluster again, the YAML example (``examples/yaml``): the
    component served to Pulumi YAML by ``provider/``, up, a prediction
    through its gateway (its credentials read from its Secrets, as a cluster
@@ -72,6 +72,8 @@ LIGHT = {
 # over fails, a busy machine does not.
 FIRST_UP_CEILING_S = 900.0
 NO_OP_CEILING_S = 60.0
+# Left in each platform's raw bucket; the platform that stays must keep it.
+MARKER_KEY = "examples/marker.txt"
 
 Endpoints = Callable[[dict[str, Any]], AbstractContextManager[tuple[str, str]]]
 
@@ -213,18 +215,31 @@ class Program:
         self.stacks.clear()
 
 
+def minio_client(outputs: dict[str, Any], endpoint: str) -> Any:
+    credentials = {
+        "s3_access_key": outputs["minio_root_user"],
+        "s3_secret_key": outputs["minio_root_password"],
+    }
+    return s3_client(endpoint, credentials)
+
+
 def publish(name: str, outputs: dict[str, Any], endpoints: Endpoints, version: str) -> None:
-    """The sample model, as ``version``, into the platform's own MinIO."""
+    """The sample model, as ``version``, into the platform's own MinIO, and a
+    marker object into its raw bucket (``raw_marker`` reads it back)."""
     with endpoints(outputs) as (_, minio):
-        credentials = {
-            "s3_access_key": outputs["minio_root_user"],
-            "s3_secret_key": outputs["minio_root_password"],
-        }
-        s3 = s3_client(minio, credentials)
+        s3 = minio_client(outputs, minio)
         # In the order made: the LATEST pointer last.
         for key, body in sample_objects(version).items():
             s3.put_object(Bucket="models", Key=key, Body=body)
+        s3.put_object(Bucket="raw", Key=MARKER_KEY, Body=version.encode())
     log(f"{name}: model {version} published to its MinIO")
+
+
+def raw_marker(outputs: dict[str, Any], endpoints: Endpoints) -> str:
+    """The marker ``publish`` left in the platform's raw bucket."""
+    with endpoints(outputs) as (_, minio):
+        body = minio_client(outputs, minio).get_object(Bucket="raw", Key=MARKER_KEY)["Body"].read()
+    return str(body.decode())
 
 
 def serves(name: str, outputs: dict[str, Any], endpoints: Endpoints, version: str) -> None:
@@ -324,9 +339,12 @@ def tier_run(
     # stops watching the removed namespace (its chart's values: updates).
     allowed = {"delete", "update"} if config["tier"] == "kubernetes" else {"delete"}
     check("delete" in changes and set(changes) <= allowed, f"{stack}: removing {PLATFORMS[1]} did {changes}")
-    serves(PLATFORMS[0], outputs[PLATFORMS[0]], endpoints, versions[PLATFORMS[0]])
+    kept = PLATFORMS[0]
+    serves(kept, outputs[kept], endpoints, versions[kept])
+    marker = raw_marker(outputs[kept], endpoints)
+    check(marker == versions[kept], f"{stack}: {kept}'s raw bucket holds {marker!r}, not {versions[kept]!r}")
     removed = f"{PLATFORMS[1]} removed ({changes['delete']} resources, {seconds:.0f} s)"
-    report.ok(f"{stack}: {removed}; {PLATFORMS[0]} still serves its model")
+    report.ok(f"{stack}: {removed}; {kept} still serves its model, its raw data intact")
     return first_up
 
 

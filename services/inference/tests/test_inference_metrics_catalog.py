@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from inference.settings import Settings
 from inference_testkit import FEATURES, Publish
 
-CATALOG = Path(__file__).resolve().parents[3] / "infra" / "dataplatform" / "monitoring" / "metrics.py"
+REPO = Path(__file__).resolve().parents[3]
+CATALOG = REPO / "infra" / "dataplatform" / "monitoring" / "metrics.py"
 
 
 def catalog() -> ModuleType:
