@@ -121,7 +121,9 @@ make_rootfs_tarball() {
   local tarball=$1 root
   command -v debootstrap >/dev/null || {
     log "installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    # Another install may hold dpkg's lock (CI builds images beside the toolchain).
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends debootstrap >/dev/null
   }
   root="$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")"
   # apt inside the chroot drops privileges to _apt, which must reach the tree.
