@@ -44,10 +44,12 @@ def resilience(dev: DevStack, version: str) -> None:
     assert dev.stack is not None
     deployment = dev.stack.export_stack().deployment
     assert deployment is not None
+    # The stack's platform is named "dataplatform" (__main__.py); its resources after it.
+    stateful = ("::dataplatform-redis", "::dataplatform-minio")
     urns = [
         r["urn"]
         for r in deployment["resources"]
-        if r["type"] == "docker:index/container:Container" and r["urn"].endswith(("::redis", "::minio"))
+        if r["type"] == "docker:index/container:Container" and r["urn"].endswith(stateful)
     ]
     check(len(urns) == 2, f"redis and minio containers not found in the state: {urns}")
     dev.up("replace redis and minio", replace=urns)
