@@ -109,15 +109,17 @@ def declare(stack: str, overrides: dict[str, Any]) -> tuple[Recorder, dict[str, 
         return found
 
     waits = {seen[urn][1]: upstream(urn, set()) for urn in containers}
-    return recorder, waits
+    # By the names the recorder gives, without the platform's prefix.
+    relative = {r.full_name: r.name for r in recorder.of_type(CONTAINER)}
+    return recorder, {relative[n]: {relative[d] for d in deps} for n, deps in waits.items()}
 
 
 def image_tags(recorder: Recorder) -> dict[str, str]:
     """Mock image ID -> the tag it stands for. The harness gives a
-    RemoteImage the ID ``sha256:<sha256 of its resource name>``."""
+    RemoteImage the ID ``sha256:<sha256 of its Pulumi name>``."""
     tags = {}
     for r in recorder.of_type(REMOTE_IMAGE):
-        tags[f"sha256:{hashlib.sha256(r.name.encode()).hexdigest()}"] = unwrap(r.inputs)["name"]
+        tags[f"sha256:{hashlib.sha256(r.full_name.encode()).hexdigest()}"] = unwrap(r.inputs)["name"]
     return tags
 
 
