@@ -17,7 +17,7 @@ def monitoring(dev: DevStack) -> None:
     url = dev.outputs["prometheus_url"].rstrip("/")
     targets = targets_up(url, timeout=90)
     jobs = sorted({t["labels"]["job"] for t in targets})
-    dev.report.ok(f"Prometheus: {len(targets)} targets up ({', '.join(jobs)})")
+    dev.report.ok(f"Prometheus: every configured job scraped, {len(targets)} targets up ({', '.join(jobs)})")
 
     # Every metric the rules and the dashboard read has series here.
     samples = catalogued_samples()

@@ -1,4 +1,5 @@
-"""The Prometheus checks both tiers run: every target up, a series of every catalogued metric."""
+"""The Prometheus checks both tiers run: every configured job scraped and up, and a
+series of every catalogued metric."""
 
 from __future__ import annotations
 
@@ -6,19 +7,34 @@ import contextlib
 import urllib.parse
 from typing import Any
 
+import yaml
+
 from dataplatform.monitoring import metrics
 from tools.e2e_common.report import Failure, wait_for
 from tools.e2e_common.web import http
 
 
+def configured_jobs(url: str) -> set[str]:
+    """The scrape jobs of the configuration Prometheus loaded: the ones the
+    platform declared."""
+    loaded = yaml.safe_load(http("GET", f"{url}/api/v1/status/config").json()["data"]["yaml"])
+    return {str(job["job_name"]) for job in loaded.get("scrape_configs") or []}
+
+
 def targets_up(url: str, timeout: float) -> list[dict[str, Any]]:
-    """Prometheus's active targets, once every one of them is up."""
+    """Prometheus's active targets, once every one of them is up and every
+    job of its configuration has one (a job whose discovery finds nothing
+    has no target at all, so "every target up" alone would not see it)."""
 
-    def all_up() -> list[dict[str, Any]] | None:
-        targets = http("GET", f"{url}/api/v1/targets").json()["data"]["activeTargets"]
-        return targets if targets and all(t["health"] == "up" for t in targets) else None
+    def all_up() -> list[dict[str, Any]]:
+        targets: list[dict[str, Any]] = http("GET", f"{url}/api/v1/targets").json()["data"]["activeTargets"]
+        down = sorted(f"{t['labels']['job']} ({t['scrapeUrl']})" for t in targets if t["health"] != "up")
+        missing = sorted(configured_jobs(url) - {t["labels"]["job"] for t in targets})
+        if down or missing or not targets:
+            raise Failure(f"targets down: {down}; configured jobs without a target: {missing}")
+        return targets
 
-    return list(wait_for("every Prometheus target up", all_up, timeout=timeout, interval=3))
+    return list(wait_for("every configured Prometheus job with its targets up", all_up, timeout, 3))
 
 
 def catalogued_samples(jobs: set[str] | None = None) -> dict[str, str]:

