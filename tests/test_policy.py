@@ -939,7 +939,8 @@ def test_carriers_are_exempt_from_read_only_but_not_from_private_secrets() -> No
 def test_pack_over_the_prod_stack(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     resources = declared(recorder, "prod")
-    assert len(resources) == 85
+    # 85, and the two NetworkPolicies closing the Spark Operator's namespace.
+    assert len(resources) == 87
     workloads = [r for r in resources if r.type in (DEPLOYMENT, JOB)]
     assert len(workloads) == 8
     found = evaluate(resources)

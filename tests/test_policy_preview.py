@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tools import render
+from tools.e2e_prod.stack import load_overrides
 from tools.harness import merge_config, stack_config
 
 VIOLATION = re.compile(r"^\s*- \[(mandatory|advisory|disabled)\]\s+(\S+)\s+\((\S+): ([^)]+)\)")
@@ -60,6 +61,29 @@ def test_prod_preview_passes_the_pack_without_a_cluster() -> None:
     assert code == 0, output[-3000:]
     assert "Policies:" in output, "the pack did not run"
     assert found == [], found
+
+
+def test_prod_preview_with_the_operators_chart_passes_the_pack() -> None:
+    """The prod stack as the local cluster deploys it: the Spark Operator's
+    chart rendered from its source, its Deployments checked like the
+    platform's (only the chart's own probe ports are advised on)."""
+    overrides = load_overrides()
+    chart = Path(overrides["sparkOperator"]["chartPath"])
+    if not chart.is_dir():
+        pytest.skip(f"no chart source at {chart} (scripts/spark-operator.sh chart)")
+    render_dir = Path(tempfile.mkdtemp(prefix="dataplatform-policy-render-"))
+    try:
+        code, found, output = preview(
+            "prod", merge_config(overrides, {"kubernetes": {"renderDir": str(render_dir)}})
+        )
+    finally:
+        shutil.rmtree(render_dir, ignore_errors=True)
+    assert code == 0, output[-3000:]
+    assert "dataplatform-spark-operator:spark-operator/spark-operator-webhook" in output, "no chart rendered"
+    assert not [f for f in found if f[0] == "mandatory"], found
+    assert {(level, policy) for level, policy, _ in found} <= {
+        ("advisory", "k8s-readiness-and-liveness-probes")
+    }, found
 
 
 def test_a_mandatory_violation_fails_the_preview() -> None:

@@ -330,9 +330,10 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
     # Spark pods reach MinIO and Redis.
     spark_peer = {"podSelector": {"matchLabels": {"dataplatform.io/spark-app": "true"}}}
     assert any(spark_peer in rule.get("from", []) for rule in ps["minio"]["ingress"])
-    # Only the gateway accepts traffic from outside the platform.
+    # Only the gateway accepts traffic from outside the platform (and, in
+    # the operator's namespace, its webhook from the API server).
     open_to_all = {n for n, p in ps.items() if any("from" not in rule for rule in p.get("ingress") or [])}
-    assert open_to_all == {"gateway"}
+    assert open_to_all == {"gateway", "spark-operator-pods"}
     # Egress: gateway to inference on 3000 only (plus DNS).
     gateway_egress = ps["gateway"]["egress"]
     to_inference = next(
@@ -341,6 +342,27 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
         if r.get("to") == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "inference"}}}]
     )
     assert to_inference["ports"] == [{"protocol": "TCP", "port": 3000}]
+
+
+def test_the_operators_namespace_is_closed_but_for_its_webhook_and_the_api_server(
+    prod: tuple[Recorder, DataPlatform],
+) -> None:
+    recorder, _ = prod
+    by_name = {
+        r.name: unwrap(r.inputs) for r in recorder.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    deny, pods = by_name["spark-operator-default-deny"], by_name["spark-operator-pods"]
+    assert deny["metadata"]["namespace"] == pods["metadata"]["namespace"] == "spark-operator"
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    # Connections in: the webhook's port only, the one the chart is told to use.
+    assert pods["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9443}]}]
+    chart = unwrap(recorder.of_type(CHART)[0].inputs)
+    assert chart["values"]["webhook"]["port"] == 9443
+    # Out: DNS and the API server (any address on its ports: the stack names none).
+    assert pods["spec"]["egress"] == [
+        {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+        {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]},
+    ]
 
 
 def test_spark_operator_and_jobs(prod: tuple[Recorder, DataPlatform]) -> None:

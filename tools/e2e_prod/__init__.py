@@ -8,20 +8,22 @@ happen in seconds (listed in ``TEST_OVERRIDES``), it:
 
 1. builds the images, pushes them to the cluster's registry and runs ``up``
    with the real engine and kubernetes provider (every Deployment, Job and
-   the operator's chart awaited); a second ``up`` and a ``preview`` must
-   change nothing;
+   the operator's chart awaited); a second ``up`` and a ``preview
+   --refresh`` must change nothing;
 2. checks Pod Security "restricted" on both namespaces: every pod admitted,
    a violating pod rejected;
 3. checks the NetworkPolicies from probe pods wearing each workload's
    labels: declared flows open, undeclared flows blocked;
 4. runs datagen -> features -> train through the jobs CLI as
-   SparkApplications of the real Spark Operator, watches executors scale,
-   runs the CSV group-by-count job on a CSV, and sees a scheduled application run once;
+   SparkApplications of the real Spark Operator, sees each job's executors
+   go 0 -> maxExecutors -> 0, runs the CSV group-by-count job on a CSV, and
+   sees a scheduled application's first run complete (a failed run fails);
 5. serves predictions through the Ingress (TLS by the cluster's controller)
    and through the gateway Service: 200, 401, 429; /metrics and /readyz
    hidden from the Ingress;
-6. checks Prometheus: every target up, every catalogued metric present, and
-   a stopped workload's alert firing;
+6. checks Prometheus: every configured job with its targets up, every
+   catalogued metric present, and a stopped workload's alert firing and
+   active in Alertmanager;
 7. deletes an inference pod under load (5xx counted), shows a pod whose
    model cannot load is not Ready while liveness holds, and rotates the
    gateway's API key through config;

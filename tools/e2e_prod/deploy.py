@@ -111,7 +111,11 @@ def no_op(prod: ProdStack) -> None:
     check(not changes, f"second up changed resources: {changes}")
     prod.time("no-op up (0 changes)", seconds)
     assert prod.stack is not None
-    preview, seconds = timed(lambda: prod.stack.preview(on_output=prod.out, color="never"))  # type: ignore[union-attr]
+    # --refresh: read every object back from the cluster first, so the
+    # preview compares the program with the cluster, not with the state.
+    stack = prod.stack
+    assert stack is not None
+    preview, seconds = timed(lambda: stack.preview(on_output=prod.out, color="never", refresh=True))
     changes = prod.changes(preview.change_summary)
-    check(not changes, f"preview against the live cluster shows changes: {changes}")
-    prod.time("preview against the live cluster (0 changes)", seconds)
+    check(not changes, f"preview --refresh against the live cluster shows changes: {changes}")
+    prod.time("preview --refresh against the live cluster (0 changes)", seconds)

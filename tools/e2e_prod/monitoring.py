@@ -41,6 +41,23 @@ def monitoring(prod: ProdStack) -> None:
 
         wait_for("ServiceDown{job=gateway} firing", firing, timeout=180, interval=2)
         prod.time("gateway scaled to 0 to ServiceDown firing", time.monotonic() - start)
+    # Delivered: Alertmanager's own API has it, sent there by Prometheus
+    # through the NetworkPolicy between them.
+    with prod.kube.forward(prod.namespace, "svc/alertmanager", 9093) as port:
+        url = f"http://127.0.0.1:{port}"
+
+        def delivered() -> bool:
+            alerts: list[dict[str, Any]] = http("GET", f"{url}/api/v2/alerts").json()
+            return any(
+                a["labels"].get("alertname") == "ServiceDown"
+                and a["labels"].get("job") == "gateway"
+                and a["status"]["state"] == "active"
+                for a in alerts
+            )
+
+        wait_for("ServiceDown{job=gateway} in Alertmanager", delivered, timeout=120, interval=2)
+        prod.time("gateway scaled to 0 to ServiceDown in Alertmanager's API", time.monotonic() - start)
+        prod.report.ok("ServiceDown{job=gateway} active in Alertmanager's API")
     replicas = int(prod.config["gateway"].get("replicas", 2))
     prod.kube.run("scale", "deployment/gateway", "-n", prod.namespace, f"--replicas={replicas}")
     prod.kube.run("rollout", "status", "deployment/gateway", "-n", prod.namespace, "--timeout=180s")

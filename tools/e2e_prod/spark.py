@@ -56,6 +56,7 @@ def submit_watched(prod: ProdStack, job: str, *args: str) -> float:
         f"{' -> '.join(map(str, watcher.counts)) or 'none'} (max {watcher.peak})",
     )
     prod.executor_peaks[job] = watcher.peak
+    prod.executor_counts[job] = watcher.counts
     return seconds
 
 
@@ -66,7 +67,17 @@ def pipeline(prod: ProdStack) -> str:
     peaks = list(prod.executor_peaks.values())
     check(all(p <= high for p in peaks), f"more executors than maxExecutors {high}: {prod.executor_peaks}")
     check(any(p >= max(low, 1) for p in peaks), f"no executor pod seen: {prod.executor_peaks}")
-    prod.report.ok(f"executors stayed within {low}..{high}; peaks {prod.executor_peaks}")
+    # Dynamic allocation: none before the driver asks, up to maxExecutors
+    # while tasks queue, none once the application ends.
+    unscaled = {
+        job: counts
+        for job, counts in prod.executor_counts.items()
+        if not counts or counts[0] != 0 or counts[-1] != 0 or max(counts) != high
+    }
+    check(not unscaled, f"executors did not go 0 -> ... -> {high} -> 0: {unscaled}")
+    prod.report.ok(
+        f"executors scaled 0 -> {high} -> 0 in each job, within {low}..{high}; peaks {prod.executor_peaks}"
+    )
     with prod.redis_client() as client:
         check_online_features(client, prod.report)
     with prod.s3() as s3:
@@ -110,22 +121,31 @@ def scheduled(prod: ProdStack) -> None:
     prod.up("a job scheduled every minute")
     start = time.monotonic()
 
-    def ran() -> str | None:
+    def ended() -> tuple[str, str] | None:
+        """The first run that ended and how: a failed run stops the wait, so
+        a later success cannot hide it. The operator lists ended runs in the
+        status; the latest run's own state is read too, as it may not be
+        listed yet."""
         status = (
             prod.kube.json("get", "scheduledsparkapplication", "counts-soon", "-n", prod.namespace).get(
                 "status"
             )
             or {}
         )
+        failed = status.get("pastFailedRunNames") or []
+        if failed:
+            return failed[0], "FAILED"
         last = status.get("lastRunName")
-        if not last:
-            return None
-        app = prod.kube.json("get", "sparkapplication", last, "-n", prod.namespace)
-        state = ((app.get("status") or {}).get("applicationState") or {}).get("state")
-        check(state != "FAILED", f"the scheduled run {last} failed: {app.get('status')}")
-        return last if state == "COMPLETED" else None
+        if last:
+            app = prod.kube.json("get", "sparkapplication", last, "-n", prod.namespace)
+            state = ((app.get("status") or {}).get("applicationState") or {}).get("state")
+            if state in ("COMPLETED", "FAILED"):
+                return last, str(state)
+        succeeded = status.get("pastSuccessfulRunNames") or []
+        return (succeeded[0], "COMPLETED") if succeeded else None
 
-    run = wait_for("the scheduled application's first run to complete", ran, timeout=420, interval=5)
+    run, state = wait_for("the scheduled application's first run to end", ended, timeout=420, interval=5)
+    check(state == "COMPLETED", f"the scheduled run {run} failed")
     prod.time(f"scheduled application: created to its run {run} COMPLETED", time.monotonic() - start)
     prod.config["sparkJobs"] = [j for j in prod.config["sparkJobs"] if j["name"] != "counts-soon"]
     prod.stack.set_all_config(prod.engine_config())

@@ -36,7 +36,9 @@ class ChartSpec:
     repository URL, or an ``oci://`` registry path holding ``<chart>``), or,
     with ``path``, the chart in that local directory or archive (the version
     must then match its Chart.yaml). Its namespace enforces the "restricted"
-    Pod Security profile like the platform's."""
+    Pod Security profile like the platform's, and is closed like it: its
+    pods may resolve names and call the API server, and take connections
+    only on ``ingress_ports`` (a webhook's, which the API server calls)."""
 
     name: str
     chart: str
@@ -45,6 +47,7 @@ class ChartSpec:
     namespace: str
     values: dict[str, object]
     path: str | None = None
+    ingress_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

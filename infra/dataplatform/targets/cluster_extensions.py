@@ -35,6 +35,9 @@ class ClusterExtensions:
             metadata={"name": spec.namespace, "labels": {**PART_OF, **PSA_RESTRICTED}},
             opts=pulumi.ResourceOptions(parent=parent, provider=provider),
         )
+        self._policies.close_chart_namespace(
+            spec.name, namespace.metadata.name, spec.ingress_ports, parent, [namespace]
+        )
         source: dict[str, Any]
         if spec.path:
             source = {"chart": spec.path}

@@ -50,6 +50,40 @@ class NetworkPolicies:
             opts=namespace.opts(parent),
         )
 
+    def close_chart_namespace(
+        self,
+        chart: str,
+        namespace: pulumi.Input[str],
+        ingress_ports: Sequence[int],
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource],
+    ) -> None:
+        """A chart's namespace, closed the same way: every pod may resolve
+        names and call the API server (operators and webhooks work through
+        it), and takes connections on ``ingress_ports`` only, from any
+        address (the API server calling a webhook is no pod to select)."""
+        ingress = [{"ports": [{"protocol": "TCP", "port": port} for port in ingress_ports]}]
+        opts = pulumi.ResourceOptions(
+            parent=parent, provider=self._namespace.provider, depends_on=list(depends_on)
+        )
+        k8s.networking.v1.NetworkPolicy(
+            self._namespace.names.of(f"{chart}-default-deny"),
+            metadata={"name": "default-deny", "namespace": namespace},
+            spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            opts=opts,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            self._namespace.names.of(f"{chart}-pods"),
+            metadata={"name": chart, "namespace": namespace},
+            spec={
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": ingress if ingress_ports else [],
+                "egress": [{"ports": DNS_PORTS}, self._api_server_egress()],
+            },
+            opts=opts,
+        )
+
     def allow_pods(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
         """Opens ``flows`` for the pods they select, in the policy ``name``."""
         self._pod_groups[name] = (flows, parent)

@@ -16,6 +16,9 @@ from jobs.launch import spark_application
 
 MASTER_URL = "k8s://https://kubernetes.default.svc:443"
 UI_HINT = "kubectl port-forward to the driver pod, port 4040"
+# The operator's admission webhook listens here (the chart's default, set
+# so the namespace's NetworkPolicy and the chart agree).
+WEBHOOK_PORT = 9443
 # What a driver does, and nothing more: it creates, watches and removes its
 # executor pods and the ConfigMap they read their configuration from. It
 # creates no Service (the operator makes the driver's) and no volume claim
@@ -82,6 +85,9 @@ def deploy_runtime(
                     repo=operator.chart_repo,
                     path=operator.chart_path,
                     namespace=operator.namespace,
+                    # The API server calls the webhook for every
+                    # SparkApplication; nothing else reaches the operator.
+                    ingress_ports=(WEBHOOK_PORT,),
                     values={
                         **({"image": image} if image else {}),
                         "spark": {
@@ -92,7 +98,7 @@ def deploy_runtime(
                         # The operator's own pods under the same
                         # "restricted" profile as the platform's.
                         "controller": operator_pod_values(),
-                        "webhook": {"enable": True, **operator_pod_values()},
+                        "webhook": {"enable": True, "port": WEBHOOK_PORT, **operator_pod_values()},
                         "prometheus": {"metrics": {"enable": True}},
                     },
                 ),
