@@ -13,7 +13,9 @@ happen in seconds (listed in ``TEST_OVERRIDES``), it:
 2. checks Pod Security "restricted" on both namespaces: every pod admitted,
    a violating pod rejected;
 3. checks the NetworkPolicies from probe pods wearing each workload's
-   labels: declared flows open, undeclared flows blocked;
+   labels (declared flows open, undeclared flows closed by egress), from
+   an unlabelled pod (nothing open) and from a pod in another namespace
+   (only the gateway open: the ingress policies close the rest);
 4. runs datagen -> features -> train through the jobs CLI as
    SparkApplications of the real Spark Operator, sees each job's executors
    go 0 -> maxExecutors -> 0, runs the CSV group-by-count job on a CSV, and

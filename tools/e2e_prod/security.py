@@ -8,7 +8,9 @@ from jobs.conventions import APP_LABEL
 from tools.e2e_common.report import check, wait_for
 from tools.e2e_prod.stack import LABEL, PROBE_IMAGE, ProdStack
 
-# What a probe pod runs: which (host, port) pairs it can open, and whether it can resolve names.
+# What a probe pod runs: for each (host, port), how a TCP connection to it
+# ends ("open", "refused", "timeout", or "dns" when the name does not
+# resolve), so a negative is told apart from a name that never resolved.
 PROBE_SCRIPT = (
     "import json, socket, sys, time\n"
     # The policy enforcer programs a new pod's rules a few seconds
@@ -17,15 +19,25 @@ PROBE_SCRIPT = (
     "out = {}\n"
     "try:\n"
     "    socket.getaddrinfo('kubernetes.default.svc.cluster.local', 443)\n"
-    "    out['dns'] = True\n"
+    "    out['dns'] = 'open'\n"
     "except OSError:\n"
-    "    out['dns'] = False\n"
+    "    out['dns'] = 'blocked'\n"
     "for host, port in json.loads(sys.argv[1]):\n"
+    "    key = f'{host}:{port}'\n"
     "    try:\n"
-    "        socket.create_connection((host, port), timeout=3).close()\n"
-    "        out[f'{host}:{port}'] = True\n"
+    "        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4]\n"
     "    except OSError:\n"
-    "        out[f'{host}:{port}'] = False\n"
+    "        out[key] = 'dns'\n"
+    "        continue\n"
+    "    try:\n"
+    "        socket.create_connection(address, timeout=3).close()\n"
+    "        out[key] = 'open'\n"
+    "    except ConnectionRefusedError:\n"
+    "        out[key] = 'refused'\n"
+    "    except TimeoutError:\n"
+    "        out[key] = 'timeout'\n"
+    "    except OSError as error:\n"
+    "        out[key] = f'error {error.errno}'\n"
     "print(json.dumps(out))\n"
 )
 
@@ -56,14 +68,20 @@ def pod_security(prod: ProdStack) -> None:
 
 
 def probe(
-    prod: ProdStack, name: str, labels: dict[str, str], targets: list[tuple[str, int]]
-) -> dict[str, bool]:
-    """Which of ``targets`` a pod with ``labels`` can open a TCP connection to;
-    ``dns`` says whether it could resolve names at all."""
+    prod: ProdStack,
+    name: str,
+    labels: dict[str, str],
+    targets: list[tuple[str, int]],
+    namespace: str | None = None,
+) -> dict[str, str]:
+    """How a pod with ``labels`` (in ``namespace``, the platform's by
+    default) ends a TCP connection to each of ``targets``; ``dns`` says
+    whether it could resolve names at all."""
+    namespace = namespace or prod.namespace
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": prod.namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -90,21 +108,21 @@ def probe(
             ],
         },
     }
-    prod.kube.run("delete", "pod", name, "-n", prod.namespace, "--ignore-not-found", "--wait=true")
+    prod.kube.run("delete", "pod", name, "-n", namespace, "--ignore-not-found", "--wait=true")
     prod.kube.apply(pod)
     try:
         wait_for(
             f"probe pod {name} to finish",
             lambda: (
-                prod.kube.json("get", "pod", name, "-n", prod.namespace)["status"]["phase"]
+                prod.kube.json("get", "pod", name, "-n", namespace)["status"]["phase"]
                 in ("Succeeded", "Failed")
             ),
             timeout=120,
         )
-        logs = prod.kube.run("logs", name, "-n", prod.namespace)
+        logs = prod.kube.run("logs", name, "-n", namespace)
         return dict(json.loads(logs.strip().splitlines()[-1]))
     finally:
-        prod.kube.run("delete", "pod", name, "-n", prod.namespace, "--wait=false", check_rc=False)
+        prod.kube.run("delete", "pod", name, "-n", namespace, "--wait=false", check_rc=False)
 
 
 def tuple_of(key: str) -> tuple[str, int]:
@@ -112,39 +130,81 @@ def tuple_of(key: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def cluster_ip(prod: ProdStack, service: str) -> str:
+    return str(prod.kube.json("get", "service", service, "-n", prod.namespace)["spec"]["clusterIP"])
+
+
+def expect(
+    prod: ProdStack,
+    name: str,
+    seen: dict[str, str],
+    expected: dict[tuple[str, int], bool],
+    dns: bool,
+    note: str = "",
+) -> None:
+    """Each target ``open`` exactly when expected; a target expected closed
+    must have resolved and then failed to connect, so the policy under
+    test, not a name or a port, is what closed it."""
+    check(seen["dns"] == ("open" if dns else "blocked"), f"{name}: DNS {seen['dns']}, expected otherwise")
+    wrong = {
+        key: outcome
+        for key, outcome in seen.items()
+        if key != "dns" and (outcome == "open") != expected[tuple_of(key)]
+    }
+    check(not wrong, f"{name}: reachability differs from the declared flows: {wrong}")
+    unresolved = [key for key, outcome in seen.items() if outcome == "dns"]
+    check(not unresolved, f"{name}: names that did not resolve prove nothing: {unresolved}")
+    opened = [k for k, v in seen.items() if k != "dns" and v == "open"]
+    closed = [f"{k} ({v})" for k, v in seen.items() if k != "dns" and v != "open"]
+    prod.report.ok(
+        f"{name}: open {', '.join(opened) or 'nothing'}; closed {', '.join(closed) or 'nothing'}; "
+        f"DNS {seen['dns']}{note}"
+    )
+
+
 def network_policies(prod: ProdStack) -> None:
+    # The Services' ports: the gateway's Service listens on 80 (to 8080).
     redis_, minio, inference, gateway = (
         ("redis", 6379),
         ("minio", 9000),
         ("inference", 3000),
-        ("gateway", 8080),
+        ("gateway", 80),
     )
     api = ("kubernetes.default.svc.cluster.local", 443)
-    # name, labels, expected reachability, expected DNS
-    cases: list[tuple[str, dict[str, str], dict[tuple[str, int], bool], bool]] = [
-        (
-            "np-as-gateway",
-            {LABEL: "gateway"},
-            {inference: True, redis_: True, minio: False, api: False},
-            True,
-        ),
-        ("np-as-inference", {LABEL: "inference"}, {redis_: True, minio: True, gateway: False}, True),
-        (
-            "np-as-spark",
-            dict(APP_LABEL),
-            {minio: True, redis_: True, api: True, gateway: False},
-            True,
-        ),
-        ("np-unlabelled", {}, {redis_: False, minio: False, inference: False}, False),
+    # Probes wearing a workload's labels: its egress policy and the
+    # targets' ingress policies decide. A target reached by one probe and
+    # closed to another is closed by policy, not by a port or a name.
+    cases: list[tuple[str, dict[str, str], dict[tuple[str, int], bool]]] = [
+        ("np-as-gateway", {LABEL: "gateway"}, {inference: True, redis_: True, minio: False, api: False}),
+        ("np-as-inference", {LABEL: "inference"}, {redis_: True, minio: True, gateway: False}),
+        ("np-as-spark", dict(APP_LABEL), {minio: True, redis_: True, api: True, gateway: False}),
     ]
-    for name, labels, expected, dns in cases:
-        seen = probe(prod, name, labels, list(expected))
-        wrong = {k: v for k, v in seen.items() if k != "dns" and v != expected[tuple_of(k)]}
-        check(not wrong, f"{name} ({labels}): reachability differs from the declared flows: {wrong}")
-        check(seen["dns"] == dns, f"{name}: DNS {'blocked' if dns else 'open'}, expected otherwise")
-        opened = [k for k, v in seen.items() if v and k != "dns"]
-        blocked = [k for k, v in seen.items() if not v and k != "dns"]
-        prod.report.ok(
-            f"{name}: open {', '.join(opened) or 'nothing'}; blocked {', '.join(blocked) or 'nothing'}; "
-            f"DNS {'open' if dns else 'blocked'}"
-        )
+    for name, labels, expected in cases:
+        expect(prod, name, probe(prod, name, labels, list(expected)), expected, dns=True)
+
+    # A pod with no labels: the default deny closes its egress, DNS
+    # included, so it is given addresses rather than names.
+    by_ip = {(cluster_ip(prod, host), port): False for host, port in (redis_, minio, inference)}
+    seen = probe(prod, "np-unlabelled", {}, list(by_ip))
+    expect(prod, "np-unlabelled", seen, by_ip, dns=False, note=" (its own egress denied)")
+
+    # Only the targets' ingress policies: a pod in a namespace without
+    # policies (egress open, names resolve) reaches the gateway, which takes
+    # traffic from anywhere, and none of the services behind it.
+    outside = f"{prod.namespace}-np-outside"
+    prod.kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": outside, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+        }
+    )
+    try:
+        fqdn = {
+            (f"{host}.{prod.namespace}.svc.cluster.local", port): host == "gateway"
+            for host, port in (gateway, redis_, minio, inference)
+        }
+        seen = probe(prod, "np-outside", {}, list(fqdn), namespace=outside)
+        expect(prod, "np-outside", seen, fqdn, dns=True, note=" (another namespace: only ingress policies)")
+    finally:
+        prod.kube.run("delete", "namespace", outside, "--wait=false", check_rc=False)
