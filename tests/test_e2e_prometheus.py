@@ -1,5 +1,6 @@
 """The live tests' Prometheus check fails on a configured job with no target,
-not only on a target that is down."""
+not only on a target that is down; their Alertmanager check needs the alert
+active there."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.e2e_common.prometheus import targets_up
+from tools.e2e_common.prometheus import alert_active, targets_up
 from tools.e2e_common.report import Failure
 
 CONFIG = {
@@ -29,19 +30,24 @@ def target(job: str, health: str = "up") -> dict[str, Any]:
 
 @pytest.fixture
 def prometheus() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A stand-in for Prometheus's API; the test sets its active targets."""
+    """A stand-in for the Prometheus and Alertmanager APIs; the test sets
+    the active targets (or alerts) they answer with."""
     active: list[dict[str, Any]] = []
 
     class Api(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            reply: Any
             if self.path == "/api/v1/targets":
-                data: Any = {"activeTargets": active}
+                reply = {"status": "success", "data": {"activeTargets": active}}
             elif self.path == "/api/v1/status/config":
-                data = {"yaml": yaml.safe_dump(CONFIG)}
+                reply = {"status": "success", "data": {"yaml": yaml.safe_dump(CONFIG)}}
+            elif self.path == "/api/v2/alerts":
+                # Alertmanager's API answers a bare list; the test puts alerts in ``active``.
+                reply = active
             else:
                 self.send_error(404)
                 return
-            body = json.dumps({"status": "success", "data": data}).encode()
+            body = json.dumps(reply).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -78,3 +84,15 @@ def test_a_target_down_fails_naming_it(prometheus: tuple[str, list[Any]]) -> Non
     active += [target("prometheus"), target("gateway", health="down")]
     with pytest.raises(Failure, match=r"targets down: \['gateway \(http://gateway/metrics\)'\]"):
         targets_up(url, timeout=1)
+
+
+def alert(name: str, job: str, state: str) -> dict[str, Any]:
+    return {"labels": {"alertname": name, "job": job}, "status": {"state": state}}
+
+
+def test_an_alert_counts_only_active_for_its_job(prometheus: tuple[str, list[Any]]) -> None:
+    url, alerts = prometheus
+    alerts += [alert("ServiceDown", "inference", "active"), alert("ServiceDown", "gateway", "suppressed")]
+    assert not alert_active(url, "ServiceDown", "gateway")
+    alerts.append(alert("ServiceDown", "gateway", "active"))
+    assert alert_active(url, "ServiceDown", "gateway")

@@ -8,7 +8,7 @@ import time
 from pulumi.automation import OpType
 
 from tools.e2e.stack import DevStack
-from tools.e2e_common.prometheus import catalogued_samples, missing_series, targets_up
+from tools.e2e_common.prometheus import alert_active, catalogued_samples, missing_series, targets_up
 from tools.e2e_common.report import check, wait_for
 from tools.e2e_common.web import http
 
@@ -43,16 +43,12 @@ def alerting(dev: DevStack) -> None:
     gateway.stop(timeout=10)
     start = time.monotonic()
 
-    def alerted() -> bool:
-        alerts = http("GET", f"{url}/api/v2/alerts").json()
-        return any(
-            a["labels"].get("alertname") == "ServiceDown"
-            and a["labels"].get("job") == "gateway"
-            and a["status"]["state"] == "active"
-            for a in alerts
-        )
-
-    wait_for("ServiceDown for the gateway in Alertmanager", alerted, timeout=120, interval=1)
+    wait_for(
+        "ServiceDown for the gateway in Alertmanager",
+        lambda: alert_active(url, "ServiceDown", "gateway"),
+        timeout=120,
+        interval=1,
+    )
     dev.report.add("gateway stopped to its alert in Alertmanager", f"{time.monotonic() - start:.1f} s")
     dev.report.ok("ServiceDown{job=gateway} active in Alertmanager's API")
 

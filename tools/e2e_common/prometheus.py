@@ -1,5 +1,5 @@
-"""The Prometheus checks both tiers run: every configured job scraped and up, and a
-series of every catalogued metric."""
+"""The Prometheus checks both tiers run: every configured job scraped and up, a
+series of every catalogued metric, and an alert delivered to Alertmanager."""
 
 from __future__ import annotations
 
@@ -66,3 +66,15 @@ def missing_series(url: str, samples: dict[str, str], timeout: float, interval: 
             interval=interval,
         )
     return sorted(f"{samples[n]}: {n}" for n in samples if not series(url, n))
+
+
+def alert_active(alertmanager: str, alertname: str, job: str) -> bool:
+    """Whether Alertmanager's own API holds ``alertname`` for ``job`` as
+    active: delivered, not only firing in Prometheus."""
+    alerts: list[dict[str, Any]] = http("GET", f"{alertmanager}/api/v2/alerts").json()
+    return any(
+        a["labels"].get("alertname") == alertname
+        and a["labels"].get("job") == job
+        and a["status"]["state"] == "active"
+        for a in alerts
+    )

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from dataplatform.monitoring import metrics
-from tools.e2e_common.prometheus import catalogued_samples, missing_series, targets_up
+from tools.e2e_common.prometheus import alert_active, catalogued_samples, missing_series, targets_up
 from tools.e2e_common.report import check, wait_for
 from tools.e2e_common.web import http
 from tools.e2e_prod.stack import ProdStack
@@ -45,17 +45,12 @@ def monitoring(prod: ProdStack) -> None:
     # through the NetworkPolicy between them.
     with prod.kube.forward(prod.namespace, "svc/alertmanager", 9093) as port:
         url = f"http://127.0.0.1:{port}"
-
-        def delivered() -> bool:
-            alerts: list[dict[str, Any]] = http("GET", f"{url}/api/v2/alerts").json()
-            return any(
-                a["labels"].get("alertname") == "ServiceDown"
-                and a["labels"].get("job") == "gateway"
-                and a["status"]["state"] == "active"
-                for a in alerts
-            )
-
-        wait_for("ServiceDown{job=gateway} in Alertmanager", delivered, timeout=120, interval=2)
+        wait_for(
+            "ServiceDown{job=gateway} in Alertmanager",
+            lambda: alert_active(url, "ServiceDown", "gateway"),
+            timeout=120,
+            interval=2,
+        )
         prod.time("gateway scaled to 0 to ServiceDown in Alertmanager's API", time.monotonic() - start)
         prod.report.ok("ServiceDown{job=gateway} active in Alertmanager's API")
     replicas = int(prod.config["gateway"].get("replicas", 2))
