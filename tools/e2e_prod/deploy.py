@@ -110,7 +110,6 @@ def no_op(prod: ProdStack) -> None:
     changes = prod.changes(result.summary.resource_changes)
     check(not changes, f"second up changed resources: {changes}")
     prod.time("no-op up (0 changes)", seconds)
-    assert prod.stack is not None
     # --refresh: read every object back from the cluster first, so the
     # preview compares the program with the cluster, not with the state.
     stack = prod.stack

@@ -74,7 +74,6 @@ class ProdStack(EphemeralStack):
         self.timings: list[tuple[str, float]] = []
         self.tls_dir = Path(tempfile.mkdtemp(prefix="e2e-prod-tls-"))
         # What one step leaves for a later one.
-        self.executor_peaks: dict[str, int] = {}
         # Each job's executor pods as counted over its run, changes only.
         self.executor_counts: dict[str, list[int]] = {}
         self.csv_uri = ""
