@@ -21,6 +21,8 @@ from jobs.conventions import NAME_LABEL
 
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 API_SERVER_PORTS = [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
+# Selects every pod of its namespace and allows nothing: what other policies open, they add.
+DEFAULT_DENY = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
 def _pods(selector: dict[str, str]) -> dict[str, Any]:
@@ -46,7 +48,7 @@ class NetworkPolicies:
         k8s.networking.v1.NetworkPolicy(
             namespace.names.of("default-deny"),
             metadata=namespace.meta("default-deny"),
-            spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            spec=DEFAULT_DENY,
             opts=namespace.opts(parent),
         )
 
@@ -62,14 +64,14 @@ class NetworkPolicies:
         names and call the API server (operators and webhooks work through
         it), and takes connections on ``ingress_ports`` only, from any
         address (the API server calling a webhook is no pod to select)."""
-        ingress = [{"ports": [{"protocol": "TCP", "port": port} for port in ingress_ports]}]
+        ports = [{"protocol": "TCP", "port": port} for port in ingress_ports]
         opts = pulumi.ResourceOptions(
             parent=parent, provider=self._namespace.provider, depends_on=list(depends_on)
         )
         k8s.networking.v1.NetworkPolicy(
             self._namespace.names.of(f"{chart}-default-deny"),
             metadata={"name": "default-deny", "namespace": namespace},
-            spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            spec=DEFAULT_DENY,
             opts=opts,
         )
         k8s.networking.v1.NetworkPolicy(
@@ -78,7 +80,7 @@ class NetworkPolicies:
             spec={
                 "podSelector": {},
                 "policyTypes": ["Ingress", "Egress"],
-                "ingress": ingress if ingress_ports else [],
+                "ingress": [{"ports": ports}] if ports else [],
                 "egress": [{"ports": DNS_PORTS}, self._api_server_egress()],
             },
             opts=opts,
