@@ -767,11 +767,32 @@ def hpa(target: str) -> dict[str, Any]:
     }
 
 
-def pdb(target: str) -> dict[str, Any]:
+def pdb(target: str, **budget: Any) -> dict[str, Any]:
     return {
         "metadata": {"name": target, "namespace": "dataplatform"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": target}}},
+        "spec": (budget or {"maxUnavailable": 1})
+        | {"selector": {"matchLabels": {"app.kubernetes.io/name": target}}},
     }
+
+
+def test_a_budget_that_blocks_every_drain() -> None:
+    redis = (DEPLOYMENT, good_deployment("redis"))
+    blocked = "PodDisruptionBudget redis: no pod of Deployment redis (1 replicas) may ever be evicted"
+    for budget in ({"minAvailable": 1}, {"maxUnavailable": 0}, {"minAvailable": "100%"}):
+        [message] = stack_messages(
+            "k8s-pod-disruption-budget", stack_of(redis, (PDB, pdb("redis", **budget)))
+        )
+        assert message.startswith(blocked), budget
+    for budget in ({"maxUnavailable": 1}, {"minAvailable": 0}, {"minAvailable": "50%"}):
+        assert (
+            stack_messages("k8s-pod-disruption-budget", stack_of(redis, (PDB, pdb("redis", **budget)))) == []
+        )
+    # minAvailable 1 of an HPA's minimum of 2 lets one pod go.
+    gateway = good_deployment("gateway")
+    gateway["spec"].pop("replicas", None)
+    two = hpa("gateway") | {"spec": hpa("gateway")["spec"] | {"minReplicas": 2}}
+    scaled = stack_of((DEPLOYMENT, gateway), (HPA, two), (PDB, pdb("gateway", minAvailable=1)))
+    assert stack_messages("k8s-pod-disruption-budget", scaled) == []
 
 
 def test_autoscalers_and_disruption_budgets() -> None:
@@ -939,8 +960,9 @@ def test_carriers_are_exempt_from_read_only_but_not_from_private_secrets() -> No
 def test_pack_over_the_prod_stack(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     resources = declared(recorder, "prod")
-    # 85, and the two NetworkPolicies closing the Spark Operator's namespace.
-    assert len(resources) == 87
+    # 85, the two NetworkPolicies closing the Spark Operator's namespace, and
+    # a PodDisruptionBudget for each of the five single-replica workloads.
+    assert len(resources) == 92
     workloads = [r for r in resources if r.type in (DEPLOYMENT, JOB)]
     assert len(workloads) == 8
     found = evaluate(resources)

@@ -61,9 +61,15 @@ def test_inventory(prod: tuple[Recorder, DataPlatform]) -> None:
         "gateway",
         "inference",
     }
+    # Every long-running workload, single replicas included (none blocks a drain).
     assert {r.name for r in recorder.of_type("kubernetes:policy/v1:PodDisruptionBudget")} == {
         "gateway",
         "inference",
+        "redis",
+        "minio",
+        "prometheus",
+        "alertmanager",
+        "grafana",
     }
     assert len(recorder.of_type("kubernetes:helm.sh/v4:Chart")) == 1
     assert not recorder.of_type("docker:index/container:Container")
@@ -292,11 +298,13 @@ def test_autoscaling_and_disruption_budgets(prod: tuple[Recorder, DataPlatform])
     hpa = unwrap(recorder.named("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "gateway").inputs)
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 8
     assert hpa["spec"]["scaleTargetRef"]["name"] == "gateway"
-    pdb = unwrap(recorder.named("kubernetes:policy/v1:PodDisruptionBudget", "inference").inputs)
-    assert pdb["spec"] == {
-        "minAvailable": 1,
-        "selector": {"matchLabels": {"app.kubernetes.io/name": "inference"}},
-    }
+    for name in ("inference", "redis"):
+        pdb = unwrap(recorder.named("kubernetes:policy/v1:PodDisruptionBudget", name).inputs)
+        assert pdb["spec"] == {
+            "maxUnavailable": 1,
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+        }
     # The HPA owns the replica count.
     assert "replicas" not in deployments(recorder)["gateway"]["spec"]
 
@@ -547,12 +555,32 @@ def test_destroy_keeps_the_namespace_holding_retained_claims(
 
 
 def test_readiness_and_liveness_are_different_checks() -> None:
+    """Wherever the image tells ready from alive; Grafana's offers only
+    ``/api/health``."""
+
+    def check(probe: dict[str, Any]) -> str:
+        if "httpGet" in probe:
+            return str(probe["httpGet"]["path"])
+        return " ".join(probe["exec"]["command"])
+
     recorder, _ = run_stack("prod")
-    for name in ("gateway", "inference"):
+    expected = {
+        "gateway": ("/readyz", "/healthz"),
+        "inference": ("/readyz", "/healthz"),
+        "minio": ("/minio/health/ready", "/minio/health/live"),
+        "prometheus": ("/-/ready", "/-/healthy"),
+        "alertmanager": ("/-/ready", "/-/healthy"),
+        "grafana": ("/api/health", "/api/health"),
+    }
+    for name, (ready, alive) in expected.items():
         deployment = unwrap(recorder.named("kubernetes:apps/v1:Deployment", name).inputs)
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert (check(container["readinessProbe"]), check(container["livenessProbe"])) == (ready, alive)
+    redis = unwrap(recorder.named("kubernetes:apps/v1:Deployment", "redis").inputs)
+    container = redis["spec"]["template"]["spec"]["containers"][0]
+    assert check(container["readinessProbe"]).endswith("grep -qE '^(PONG)'")
+    # Loading a large append-only file is not a reason to restart.
+    assert check(container["livenessProbe"]).endswith("grep -qE '^(PONG|LOADING)'")
 
 
 def test_file_contents_roll_the_pods_and_a_rotation_renews_the_key() -> None:

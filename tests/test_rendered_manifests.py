@@ -93,7 +93,9 @@ def test_expected_kinds_and_counts(rendered: render.Rendered) -> None:
     assert kinds["SparkApplication"] == sum(1 for j in jobs if not j.get("schedule"))
     assert kinds["Namespace"] == 1  # sparkOperator.install false: no operator namespace
     assert kinds["Ingress"] == 1
-    assert kinds["HorizontalPodAutoscaler"] == kinds["PodDisruptionBudget"] == 2
+    assert kinds["HorizontalPodAutoscaler"] == 2
+    # One budget per long-running workload.
+    assert kinds["PodDisruptionBudget"] == kinds["Deployment"]
     # Default-deny plus one policy per workload and per pod group.
     assert kinds["NetworkPolicy"] > kinds["Deployment"]
     assert all(m.namespace == "dataplatform" for m in rendered.manifests if m.kind != "Namespace")

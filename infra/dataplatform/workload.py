@@ -161,7 +161,7 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Autoscaling:
-    """Kubernetes only: an HPA between the bounds, and a PodDisruptionBudget.
+    """Kubernetes only: an HPA between the bounds.
 
     Docker ignores it and runs the workload's ``replicas`` containers behind
     one network alias (only the first publishes host ports): dev has no

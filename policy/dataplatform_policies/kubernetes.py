@@ -625,6 +625,49 @@ def check_disruption_budgets(resources: Sequence[StackResource], config: Config)
             found.append(
                 Finding(f"Deployment {name}: no PodDisruptionBudget selects its pods", deployment.urn)
             )
+    found.extend(_blocking_budgets(resources, pdbs))
+    return found
+
+
+def _blocking_budgets(resources: Sequence[StackResource], pdbs: Sequence[StackResource]) -> list[Finding]:
+    """Budgets that allow no eviction at all of a Deployment they select: a
+    node drain would wait on them forever (``maxUnavailable: 0``, or
+    ``minAvailable`` at least the replicas, the HPA's minimum when it owns
+    the count)."""
+    minimum = {
+        (namespace_of(h.props), dig(h.props, "spec", "scaleTargetRef", "name")): dig(
+            h.props, "spec", "minReplicas"
+        )
+        for h in _of_kind(resources, HPA_KIND)
+    }
+    found: list[Finding] = []
+    for pdb in pdbs:
+        selector = dig(pdb.props, "spec", "selector")
+        if selector is None:
+            continue
+        for deployment in _of_kind(resources, DEPLOYMENT_KIND):
+            namespace, name = namespace_of(deployment.props), name_of(deployment)
+            if namespace != namespace_of(pdb.props) or not selector_matches(
+                selector, pod_labels(deployment)[0]
+            ):
+                continue
+            replicas = dig(deployment.props, "spec", "replicas")
+            if replicas is None:
+                replicas = minimum.get((namespace, name)) or 1
+            max_unavailable = dig(pdb.props, "spec", "maxUnavailable")
+            min_available = dig(pdb.props, "spec", "minAvailable")
+            if (
+                max_unavailable in (0, "0%")
+                or min_available == "100%"
+                or (isinstance(min_available, int | float) and min_available >= replicas)
+            ):
+                found.append(
+                    Finding(
+                        f"PodDisruptionBudget {name_of(pdb)}: no pod of Deployment {name} "
+                        f"({int(replicas)} replicas) may ever be evicted, so every node drain blocks",
+                        pdb.urn,
+                    )
+                )
     return found
 
 
@@ -676,7 +719,7 @@ STACK_RULES: list[StackRule] = [
     ),
     StackRule(
         "k8s-pod-disruption-budget",
-        "The scaled workloads (gateway, inference) have a PodDisruptionBudget.",
+        "The scaled workloads (gateway, inference) have a PodDisruptionBudget; no budget blocks every drain.",
         Enforcement.ADVISORY,
         check_disruption_budgets,
         SCALED_WORKLOADS,

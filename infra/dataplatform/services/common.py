@@ -53,7 +53,9 @@ def prometheus_family_server(
 ) -> Workload:
     """A server of the Prometheus project (Prometheus, Alertmanager): the same
     flags for its configuration file, its storage and its listen address,
-    state on a volume, ``/-/ready`` as its check, run as ``nobody``."""
+    state on a volume, run as ``nobody``. Alive is ``/-/healthy``; ready,
+    ``/-/ready``, waits for the storage and configuration to load (a restart
+    would not speed that up)."""
     return Workload(
         name=name,
         image=deploy.image,
@@ -70,7 +72,8 @@ def prometheus_family_server(
         files=(config, *files),
         ports=(Port("http", port, host_port=deploy.host_port),),
         volumes=(deploy.volume(storage_path),),
-        health=http_check(port, "/-/ready", via="wget"),
+        health=http_check(port, "/-/healthy", via="wget"),
+        readiness=http_check(port, "/-/ready", via="wget"),
         metrics=metrics,
         talks_to=talks_to,
         resources=deploy.resources,

@@ -121,6 +121,8 @@ class Minio(Service):
             ),
             volumes=(deploy.volume("/data"),),
             health=http_check(API_PORT, "/minio/health/live", via="bash"),
+            # Ready once its drives are online and it can serve requests.
+            readiness=http_check(API_PORT, "/minio/health/ready", via="bash"),
             metrics=Metrics(API_PORT, "/minio/v2/metrics/cluster"),
             resources=deploy.resources,
         )

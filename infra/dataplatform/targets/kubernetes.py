@@ -5,7 +5,9 @@ Secure defaults applied to every pod: the "restricted" Pod Security profile
 RuntimeDefault seccomp) enforced on the namespace as well, a read-only root
 filesystem with emptyDir for scratch paths, no service-account token unless
 the workload needs the API, requests and limits, readiness and liveness
-probes, and a default-deny NetworkPolicy with one policy per workload that
+probes (readiness apart from liveness where the image tells them apart), a
+PodDisruptionBudget that lets a drain through one pod at a time, and a
+default-deny NetworkPolicy with one policy per workload that
 opens exactly the declared flows (``network_policy``). Credentials live in
 Secrets mounted as files; no literal secret appears in an environment
 variable. What services may ask of the cluster beyond workloads (charts,
@@ -40,6 +42,11 @@ from jobs.conventions import NAME_LABEL
 # On a pod template: the digest of the workload's ConfigMap and Secret
 # contents, so changing one rolls the pods.
 FILES_DIGEST = "dataplatform.io/files-sha256"
+# Every long-running workload's budget: a drain evicts one pod at a time
+# and waits for its replacement to be ready, yet never blocks on a single
+# replica (``minAvailable: 1`` would, forever), and an unhealthy pod never
+# holds a drain up.
+DISRUPTION_BUDGET = {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
 
 
 @dataclass(frozen=True)
@@ -360,12 +367,12 @@ class KubernetesTarget(ClusterExtensions):
                     opts=self._namespace.opts(parent),
                 )
             )
-        if not workload.one_shot and (workload.autoscaling or workload.replicas > 1):
+        if not workload.one_shot:
             made.append(
                 k8s.policy.v1.PodDisruptionBudget(
                     self._namespace.names.of(workload.name),
                     metadata=self._namespace.meta(workload.name, labels),
-                    spec={"minAvailable": 1, "selector": {"matchLabels": {NAME_LABEL: workload.name}}},
+                    spec=DISRUPTION_BUDGET | {"selector": {"matchLabels": {NAME_LABEL: workload.name}}},
                     opts=self._namespace.opts(parent),
                 )
             )

@@ -526,26 +526,27 @@ async def healthz() -> HealthBody:
     responses={503: {"model": ErrorBody, "description": "Not ready; reasons listed."}},
 )
 async def readyz(runtime: RuntimeDep) -> ReadyBody | JSONResponse:
-    """Readiness: the published model is loaded (or none is published yet)
-    and Redis answers. A pod that cannot load the published model is not
-    ready, so traffic goes to pods that could; with nothing published no pod
-    could do better, and a first rollout must not wait for a model."""
-    reasons: list[str] = []
+    """Readiness: the published model is loaded (or none is published yet).
+    A pod that cannot load the published model is not ready, so traffic goes
+    to pods that could; with nothing published no pod could do better, and
+    a first rollout must not wait for a model. Redis is reported, not
+    required (see ``ReadyBody.feature_store``)."""
     model = runtime.models.current
     waiting = model is None and runtime.models.nothing_published
     if model is None and not waiting:
-        reasons.append(runtime.models.status)
+        reasons = [runtime.models.status]
+        return _error(503, "not_ready", "; ".join(reasons), reasons=reasons)
+    feature_store = "ok"
     try:
         await asyncio.wait_for(
             runtime.features.ping(), timeout=runtime.settings.redis_timeout_seconds * 2
         )
     except (RedisError, OSError, TimeoutError) as exc:
-        reasons.append(f"redis unreachable: {type(exc).__name__}")
-    if reasons:
-        return _error(503, "not_ready", "; ".join(reasons), reasons=reasons)
-    if model is None:
-        return ReadyBody(status="waiting_for_model", model=None)
-    return ReadyBody(status="ready", model=ModelRef(name=model.name, version=model.version))
+        feature_store = f"unreachable: {type(exc).__name__}"
+    ref = None if model is None else ModelRef(name=model.name, version=model.version)
+    return ReadyBody(
+        status="waiting_for_model" if model is None else "ready", model=ref, feature_store=feature_store
+    )
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)

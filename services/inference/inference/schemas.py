@@ -126,3 +126,8 @@ class ReadyBody(BaseModel):
     # another pod could serve better; predictions answer 503 until then.
     status: Literal["ready", "waiting_for_model"]
     model: ModelRef | None
+    # "ok", or why the online feature store did not answer. Reported, not
+    # held against readiness: inline features still score, entity lookups
+    # answer 503 on their own, and every pod shares the one Redis, so taking
+    # pods out of service would only turn those 200s into errors too.
+    feature_store: str

@@ -45,6 +45,7 @@ def test_loads_latest_model_at_start(
     assert ready.json() == {
         "status": "ready",
         "model": {"name": live.name, "version": live.version},
+        "feature_store": "ok",
     }
 
     info = client.get("/v1/models").json()
@@ -260,7 +261,11 @@ def test_without_a_model_the_service_is_ready_waits_and_then_serves(
     # Nothing published is not this pod's fault: it is ready, and says why
     # it cannot predict yet.
     wait_until(lambda: client.get("/readyz").status_code == 200, "the registry's first answer")
-    assert client.get("/readyz").json() == {"status": "waiting_for_model", "model": None}
+    assert client.get("/readyz").json() == {
+        "status": "waiting_for_model",
+        "model": None,
+        "feature_store": "ok",
+    }
     predict = client.post("/v1/predict", json={"features": ROW})
     assert predict.status_code == 503
     assert predict.json()["error"] == "model_unavailable"
@@ -296,10 +301,10 @@ def test_redis_down_is_503_for_entities_only(
     batch = client.post("/v1/predict", json={"entity_ids": ["a", "b"]})
     assert batch.status_code == 503
 
+    # Still ready: every pod shares the one Redis, and inline features do not need it.
     ready = client.get("/readyz")
-    assert ready.status_code == 503
-    assert "redis unreachable" in ready.json()["message"]
-    # Inline features do not need Redis.
+    assert ready.status_code == 200
+    assert ready.json()["feature_store"] == "unreachable: ConnectionError"
     assert client.post("/v1/predict", json={"features": ROW}).status_code == 200
 
 
@@ -315,7 +320,9 @@ def test_wrong_redis_password_is_503(
     client = start_client(make_settings(INFERENCE_REDIS_PASSWORD_FILE=str(wrong)))
     response = client.post("/v1/predict", json={"entity_id": "customer-1"})
     assert response.status_code == 503
-    assert client.get("/readyz").status_code == 503
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["feature_store"].startswith("unreachable: ")
 
 
 def test_metrics_report_traffic_and_model(client: TestClient, put_entity: PutEntity) -> None:
