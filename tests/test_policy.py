@@ -961,8 +961,9 @@ def test_pack_over_the_prod_stack(prod: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = prod
     resources = declared(recorder, "prod")
     # 85, the two NetworkPolicies closing the Spark Operator's namespace, and
-    # a PodDisruptionBudget for each of the five single-replica workloads.
-    assert len(resources) == 92
+    # a PodDisruptionBudget for each of the five single-replica workloads,
+    # and the read of the API server's EndpointSlice.
+    assert len(resources) == 93
     workloads = [r for r in resources if r.type in (DEPLOYMENT, JOB)]
     assert len(workloads) == 8
     found = evaluate(resources)

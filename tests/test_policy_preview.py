@@ -19,7 +19,7 @@ import pytest
 
 from tools import render
 from tools.e2e_prod.stack import load_overrides
-from tools.harness import merge_config, stack_config
+from tools.harness import merge_config, render_to, stack_config
 
 VIOLATION = re.compile(r"^\s*- \[(mandatory|advisory|disabled)\]\s+(\S+)\s+\((\S+): ([^)]+)\)")
 
@@ -54,7 +54,7 @@ def test_prod_preview_passes_the_pack_without_a_cluster() -> None:
     render_dir = Path(tempfile.mkdtemp(prefix="dataplatform-policy-render-"))
     try:
         code, found, output = preview(
-            "prod", {"kubernetes": {"renderDir": str(render_dir)}, "sparkOperator": {"install": False}}
+            "prod", {**render_to(str(render_dir)), "sparkOperator": {"install": False}}
         )
     finally:
         shutil.rmtree(render_dir, ignore_errors=True)
@@ -74,7 +74,7 @@ def test_prod_preview_with_the_operators_chart_passes_the_pack() -> None:
     render_dir = Path(tempfile.mkdtemp(prefix="dataplatform-policy-render-"))
     try:
         code, found, output = preview(
-            "prod", merge_config(overrides, {"kubernetes": {"renderDir": str(render_dir)}})
+            "prod", merge_config(overrides, render_to(str(render_dir)))
         )
     finally:
         shutil.rmtree(render_dir, ignore_errors=True)

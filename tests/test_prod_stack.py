@@ -20,10 +20,12 @@ from dataplatform.registry import RegistryError
 from dataplatform.services.spark.shared import KNOWN_CHART_DIGESTS
 from stack_config import load_settings
 from tools.harness import (
+    OFFLINE_API_SERVER,
     OfflineSupply,
     Recorder,
     generated_secrets,
     is_secret,
+    render_to,
     run_stack,
     stack_config,
     unwrap,
@@ -31,6 +33,21 @@ from tools.harness import (
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CHART = "kubernetes:helm.sh/v4:Chart"
+ENDPOINT_SLICE = "kubernetes:discovery.k8s.io/v1:EndpointSlice"
+DNS_EGRESS = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+# What the mocked cluster's default/kubernetes EndpointSlice publishes.
+API_SERVER_EGRESS = {
+    "to": [{"ipBlock": {"cidr": f"{OFFLINE_API_SERVER}/32"}}],
+    "ports": [{"protocol": "TCP", "port": 6443}],
+}
 SCHEDULED_APP = "kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication"
 WORKLOADS = {"redis", "minio", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
 
@@ -335,13 +352,25 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
     assert callers("inference") == {"gateway", "prometheus"}
     assert callers("minio") == {"inference", "minio-init", "prometheus"}
     assert callers("prometheus") == {"grafana"}
+    assert callers("gateway") == {"prometheus"}
     # Spark pods reach MinIO and Redis.
     spark_peer = {"podSelector": {"matchLabels": {"dataplatform.io/spark-app": "true"}}}
     assert any(spark_peer in rule.get("from", []) for rule in ps["minio"]["ingress"])
-    # Only the gateway accepts traffic from outside the platform (and, in
-    # the operator's namespace, its webhook from the API server).
+    # Callers get the ports they use: MinIO's S3 port, never its console.
+    assert [rule["ports"] for rule in ps["minio"]["ingress"]] == [[{"protocol": "TCP", "port": 9000}]]
+    # Nothing takes traffic from any source but, in the operator's namespace,
+    # its webhook (the API server calls it). The gateway takes it from the
+    # ingress controller's namespace (and monitoring, above).
     open_to_all = {n for n, p in ps.items() if any("from" not in rule for rule in p.get("ingress") or [])}
-    assert open_to_all == {"gateway", "spark-operator-pods"}
+    assert open_to_all == {"spark-operator-pods"}
+    controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    assert {"from": [controller], "ports": [{"protocol": "TCP", "port": 8080}]} in ps["gateway"]["ingress"]
+    # DNS goes to the cluster's DNS pods only, the API server to its own
+    # address and port only, as the cluster publishes them.
+    assert all(p["egress"][0] == DNS_EGRESS for p in ps.values() if p.get("egress"))
+    assert API_SERVER_EGRESS in ps["spark-pods"]["egress"]
+    [read] = recorder.of_type(ENDPOINT_SLICE)
+    assert read.inputs == {}
     # Egress: gateway to inference on 3000 only (plus DNS).
     gateway_egress = ps["gateway"]["egress"]
     to_inference = next(
@@ -366,11 +395,9 @@ def test_the_operators_namespace_is_closed_but_for_its_webhook_and_the_api_serve
     assert pods["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9443}]}]
     chart = unwrap(recorder.of_type(CHART)[0].inputs)
     assert chart["values"]["webhook"]["port"] == 9443
-    # Out: DNS and the API server (any address on its ports: the stack names none).
-    assert pods["spec"]["egress"] == [
-        {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-        {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]},
-    ]
+    # Out: the cluster's DNS pods, and the API server at the address and
+    # port the cluster publishes for it.
+    assert pods["spec"]["egress"] == [DNS_EGRESS, API_SERVER_EGRESS]
 
 
 def test_spark_operator_and_jobs(prod: tuple[Recorder, DataPlatform]) -> None:
@@ -428,9 +455,20 @@ def test_unscheduled_job_is_a_spark_application() -> None:
 
 
 def test_render_mode_is_a_provider_setting() -> None:
-    recorder, _ = run_stack("prod", {"kubernetes": {"renderDir": "/tmp/rendered"}})
+    recorder, _ = run_stack("prod", render_to("/tmp/rendered"))
     provider = unwrap(recorder.of_type("pulumi:providers:kubernetes")[0].inputs)
     assert provider["renderYamlToDirectory"] == "/tmp/rendered"
+    # A render reads nothing from a cluster.
+    assert not recorder.of_type(ENDPOINT_SLICE)
+
+
+def test_a_render_without_the_api_servers_address_fails_naming_the_setting() -> None:
+    with pytest.raises(SettingsError) as raised:
+        run_stack("prod", {"kubernetes": {"renderDir": "/tmp/rendered"}})
+    [line] = [line.strip() for line in str(raised.value).splitlines()[1:]]
+    assert line.startswith(
+        "dataplatform:kubernetes.apiServerCidrs: rendering to a directory reads no cluster"
+    )
 
 
 def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
@@ -643,3 +681,70 @@ def test_an_operator_image_pinned_by_digest_keeps_its_digest() -> None:
         "repository": "dataplatform/spark-operator",
         "tag": f"2.5.2@{digest}",
     }
+
+
+INGRESS = {"host": "api.example.test", "className": "nginx", "tlsSecretName": "api-tls"}
+
+
+def _gateway_env(recorder: Recorder) -> dict[str, str]:
+    deployment = unwrap(recorder.named(DEPLOYMENT, "gateway").inputs)
+    return {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_the_ingress_certificate_given_as_pem_becomes_a_tls_secret_of_the_platform() -> None:
+    pem = {
+        "tlsCertificate": "-----BEGIN CERTIFICATE-----\n",
+        "tlsPrivateKey": "-----BEGIN PRIVATE KEY-----\n",
+    }
+    recorder, _ = run_stack("prod", {"gateway": {"ingress": {**INGRESS, **pem}}})
+    made = recorder.named("kubernetes:core/v1:Secret", "gateway-tls")
+    assert is_secret(made.inputs["stringData"])
+    secret = unwrap(made.inputs)
+    assert secret["type"] == "kubernetes.io/tls" and secret["metadata"]["name"] == "api-tls"
+    assert secret["stringData"]["tls.crt"] == pem["tlsCertificate"]
+    ingress = unwrap(recorder.named("kubernetes:networking.k8s.io/v1:Ingress", "gateway").inputs)
+    assert ingress["spec"]["tls"] == [{"hosts": ["api.example.test"], "secretName": "api-tls"}]
+    # Plain HTTP through the Ingress is redirected by the gateway itself.
+    assert _gateway_env(recorder)["GATEWAY_HTTPS_REDIRECT"] == "true"
+
+
+def test_the_ingress_certificate_from_an_issuer_is_a_cert_manager_certificate() -> None:
+    recorder, _ = run_stack("prod", {"gateway": {"ingress": {**INGRESS, "tlsIssuer": "letsencrypt"}}})
+    [certificate] = [
+        unwrap(r.inputs)
+        for r in recorder.resources
+        if r.typ == "kubernetes:cert-manager.io/v1:Certificate" and r.name == "gateway-tls"
+    ]
+    assert certificate["spec"]["secretName"] == "api-tls"
+    assert certificate["spec"]["dnsNames"] == ["api.example.test"]
+    assert certificate["spec"]["issuerRef"] == {
+        "name": "letsencrypt",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+    assert not [r for r in recorder.of_type("kubernetes:core/v1:Secret") if r.name == "gateway-tls"]
+
+
+def test_without_tls_nothing_is_redirected_and_a_load_balancer_admits_any_source() -> None:
+    recorder, _ = run_stack("prod", {"gateway": {"ingress": None, "serviceType": "LoadBalancer"}})
+    assert _gateway_env(recorder)["GATEWAY_HTTPS_REDIRECT"] == "false"
+    assert {"ports": [{"protocol": "TCP", "port": 8080}]} in policies(recorder)["gateway"]["ingress"]
+    # ClusterIP with no Ingress: monitoring and the namespaces named only.
+    recorder, _ = run_stack("prod", {"gateway": {"ingress": None, "clientNamespaces": ["apps"]}})
+    ingress = policies(recorder)["gateway"]["ingress"]
+    assert all("from" in rule for rule in ingress)
+    apps = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}
+    assert {"from": [apps], "ports": [{"protocol": "TCP", "port": 8080}]} in ingress
+
+
+@pytest.mark.parametrize(
+    ("ingress", "key"),
+    [
+        ({**INGRESS, "tlsCertificate": "pem"}, "tlsPrivateKey"),
+        ({**INGRESS, "tlsIssuer": "x", "tlsCertificate": "pem", "tlsPrivateKey": "pem"}, "tlsIssuer"),
+        ({"host": "api.example.test", "tlsIssuer": "x"}, "tlsSecretName"),
+    ],
+)
+def test_contradictory_tls_settings_fail_naming_the_key(ingress: dict[str, Any], key: str) -> None:
+    with pytest.raises(SettingsError, match=rf"dataplatform:gateway\.ingress\.{key}: "):
+        run_stack("prod", {"gateway": {"ingress": ingress}})

@@ -37,6 +37,17 @@ class Declared:
     full_name: str = ""
 
 
+# The API server's address where no cluster is read (mocks, renders): a
+# documentation address, which no real cluster uses.
+OFFLINE_API_SERVER = "192.0.2.10"
+
+
+def render_to(directory: str) -> dict[str, Any]:
+    """The config overrides that render to ``directory`` instead of a
+    cluster; a render reads no cluster, so the API server's address is given."""
+    return {"kubernetes": {"renderDir": directory, "apiServerCidrs": [f"{OFFLINE_API_SERVER}/32"]}}
+
+
 class Recorder(pulumi.runtime.Mocks):
     """Echoes inputs back as outputs, plus the outputs the program reads."""
 
@@ -54,7 +65,11 @@ class Recorder(pulumi.runtime.Mocks):
             outputs["imageId"] = f"sha256:{digest}"
         elif args.typ == "docker:index/image:Image":
             outputs["repoDigest"] = f"{args.inputs['imageName']}@sha256:{digest}"
-        elif args.typ.startswith("kubernetes:"):
+        elif args.typ == "kubernetes:discovery.k8s.io/v1:EndpointSlice" and args.resource_id:
+            # The API server's own slice, as a cluster publishes it.
+            outputs["endpoints"] = [{"addresses": [OFFLINE_API_SERVER]}]
+            outputs["ports"] = [{"name": "https", "port": 6443, "protocol": "TCP"}]
+        if args.typ.startswith("kubernetes:"):
             metadata = dict(outputs.get("metadata") or {})
             metadata.setdefault("name", args.name)
             outputs["metadata"] = metadata

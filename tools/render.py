@@ -56,7 +56,7 @@ from dataplatform.images import Reference, placed
 from dataplatform.project import PROJECT
 from dataplatform.services.catalog import SERVICES
 from dataplatform.settings import parse_settings, stack_images
-from tools.harness import ROOT, merge_config
+from tools.harness import ROOT, merge_config, render_to
 from tools.harness import stack_config as harness_stack_config
 
 CACHE = Path(os.environ.get("DATAPLATFORM_CACHE", Path.home() / ".cache" / "dataplatform"))
@@ -209,7 +209,7 @@ def stack_config(
     """Pulumi.prod.yaml's config with ``extra`` on top, rendering to
     ``render_dir``, every image pinned (to a placeholder digest where none
     is given)."""
-    overrides: dict[str, Any] = {"kubernetes": {"renderDir": str(render_dir)}}
+    overrides: dict[str, Any] = render_to(str(render_dir))
     if not install_operator:
         overrides["sparkOperator"] = {"install": False}
     config = merge_config(merge_config(harness_stack_config("prod"), extra or {}), overrides)

@@ -138,14 +138,41 @@ class Buckets(ConfigModel):
         return self
 
 
+class DnsSettings(ConfigModel):
+    """Where the cluster's DNS pods run: the only destination of DNS traffic."""
+
+    namespace: str = "kube-system"
+    pod_labels: dict[str, str] = {"k8s-app": "kube-dns"}
+
+    @field_validator("pod_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("give at least one label of the DNS pods (an empty selector selects every pod)")
+        return value
+
+
 class KubernetesSettings(ConfigModel):
     namespace: str = "dataplatform"
     version: str = "1.33"
     render_dir: str | None = None
     kubeconfig_context: str | None = None
     # Where pods that use the API (Spark drivers) may connect: the API
-    # server's endpoint addresses. Empty: any address on ports 443/6443.
+    # server's endpoint addresses (on 443 and 6443). Empty: read at deploy
+    # from the cluster (the ``default/kubernetes`` EndpointSlice, addresses
+    # and port); there is no any-address fallback.
     api_server_cidrs: list[str] = []
+    dns: DnsSettings = DnsSettings()
+
+    @model_validator(mode="after")
+    def _api_server_known(self) -> KubernetesSettings:
+        if self.render_dir and not self.api_server_cidrs:
+            raise keyed(
+                "apiServerCidrs",
+                "rendering to a directory reads no cluster, so the API server's addresses must be given "
+                "(the only destinations Spark pods may reach on 443/6443), such as [10.0.0.1/32]",
+            )
+        return self
 
     @field_validator("api_server_cidrs")
     @classmethod

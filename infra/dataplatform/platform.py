@@ -22,7 +22,7 @@ from dataplatform.targets import Target
 from dataplatform.targets.docker import DockerOptions, DockerTarget
 from dataplatform.targets.kubeconfig import current_context
 from dataplatform.targets.kubernetes import KubernetesOptions, KubernetesTarget
-from dataplatform.workload import WorkloadError
+from dataplatform.workload import WorkloadError, flow_target
 
 SPARK_OPERATOR_CHOICES = ("install", "existing")
 
@@ -256,6 +256,12 @@ class DataPlatform(pulumi.ComponentResource):
         deployed = self.target.deployed
         known = set(deployed)
         for workload in deployed.values():
-            for other in (*workload.depends_on, *workload.talks_to):
+            for other in (*workload.depends_on, *workload.talks_to_names):
                 if other not in known:
                     raise WorkloadError(f"{workload.name}: names {other!r}, which is not a declared workload")
+            for entry in workload.talks_to:
+                other, port = flow_target(entry)
+                if port is not None and deployed[other].port_named(port) is None:
+                    raise WorkloadError(
+                        f"{workload.name}: talks to {entry!r}, but {other} has no port {port!r}"
+                    )

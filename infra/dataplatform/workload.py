@@ -180,11 +180,38 @@ class Autoscaling:
 
 
 @dataclass(frozen=True)
+class IngressTls:
+    """Where the Ingress's certificate comes from, into the Secret ``secret_name``.
+
+    - ``issuer``: a cert-manager ``Certificate`` from that issuer fills it;
+    - ``certificate`` and ``private_key`` (PEM): the platform writes it;
+    - neither: it exists already, made and renewed by the caller.
+    """
+
+    secret_name: str
+    issuer: str | None = None
+    issuer_kind: Literal["ClusterIssuer", "Issuer"] = "ClusterIssuer"
+    certificate: pulumi.Input[str] | None = None
+    private_key: pulumi.Input[str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.certificate is None) != (self.private_key is None):
+            raise WorkloadError("a TLS certificate needs its private key, and a key its certificate")
+        if self.issuer and self.certificate is not None:
+            raise WorkloadError("a TLS certificate comes from an issuer or is given, not both")
+
+
+@dataclass(frozen=True)
 class IngressRoute:
-    """Kubernetes only: an Ingress for host ``host`` to the first port."""
+    """Kubernetes only: an Ingress for host ``host`` to the first port.
+
+    With ``tls``, plain HTTP through the Ingress is redirected to HTTPS by
+    the workload itself (it sees ``X-Forwarded-Proto: http``), whatever the
+    controller.
+    """
 
     host: str
-    tls_secret_name: str | None = None
+    tls: IngressTls | None = None
     class_name: str | None = None
     # Only these path prefixes are routed; anything else (health, metrics)
     # stays inside the cluster.
@@ -200,12 +227,30 @@ class Exposure:
     """How a workload is reachable from outside the platform.
 
     Docker publishes host ports whatever this says; Kubernetes gives the
-    Service ``service_type``, adds ``ingress`` when set, and lets any
-    source reach the workload's ports through its network policy.
+    Service ``service_type`` and adds ``ingress`` when set. Its network
+    policy admits pods of the namespaces in ``from_namespaces`` (an ingress
+    controller's, say) on the workload's ports; ``None`` admits any source,
+    which a ``LoadBalancer`` or ``NodePort`` Service needs (its clients are
+    outside the cluster).
     """
 
     service_type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
     ingress: IngressRoute | None = None
+    from_namespaces: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.service_type != "ClusterIP" and self.from_namespaces is not None:
+            raise WorkloadError(
+                f"a {self.service_type} Service takes traffic from outside the cluster; "
+                "from_namespaces must be None"
+            )
+
+
+def flow_target(entry: str) -> tuple[str, str | None]:
+    """A ``talks_to`` entry: ``name`` (every port of that workload) or
+    ``name:port`` (only the port of that name)."""
+    name, _, port = entry.partition(":")
+    return name, port or None
 
 
 @dataclass(frozen=True)
@@ -244,8 +289,8 @@ class Workload:
     autoscaling: Autoscaling | None = None
     metrics: Metrics | None = None
     depends_on: tuple[str, ...] = ()
-    # Services this one opens connections to; network policies allow these
-    # flows and nothing else.
+    # Services this one opens connections to, as ``name`` or ``name:port``
+    # (see ``flow_target``); network policies allow these flows and nothing else.
     talks_to: tuple[str, ...] = ()
     # Reachable from outside the platform; None keeps it internal.
     exposure: Exposure | None = None
@@ -290,6 +335,20 @@ class Workload:
             raise WorkloadError(f"{self.name}: a readiness check needs a health check beside it")
         if self.metrics and self.metrics.port not in {p.container_port for p in self.ports}:
             raise WorkloadError(f"{self.name}: metrics port {self.metrics.port} is not a declared port")
+
+    @property
+    def talks_to_names(self) -> tuple[str, ...]:
+        """The workloads this one talks to, without ports."""
+        return tuple(dict.fromkeys(flow_target(entry)[0] for entry in self.talks_to))
+
+    def port_named(self, name: str) -> Port | None:
+        return next((p for p in self.ports if p.name == name), None)
+
+    def port_of(self, container_port: int) -> Port:
+        for p in self.ports:
+            if p.container_port == container_port:
+                return p
+        raise KeyError(f"{self.name} declares no port {container_port}")
 
     @property
     def public(self) -> bool:

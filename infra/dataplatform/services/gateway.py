@@ -6,9 +6,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pulumi
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from dataplatform.config import ConfigModel, Resources, Scaling, Section
+from dataplatform.config import ConfigModel, Resources, Scaling, Section, keyed
 from dataplatform.services.base import Context, Deploy, Service, ServiceSpec
 from dataplatform.services.common import generated_secret, secret_path
 from dataplatform.services.inference import Inference
@@ -20,6 +20,7 @@ from dataplatform.workload import (
     File,
     HealthCheck,
     IngressRoute,
+    IngressTls,
     Metrics,
     Port,
     ProbeKind,
@@ -36,8 +37,42 @@ PUBLIC_PATHS = ("/v1",)
 
 class IngressSettings(ConfigModel):
     host: str
-    tls_secret_name: str | None = None
     class_name: str | None = None
+    # The Secret holding the certificate; without it the Ingress serves
+    # plain HTTP. Filled by a cert-manager Certificate from ``tls_issuer``,
+    # or from ``tls_certificate``/``tls_private_key`` (PEM, set them as
+    # secrets), or, with neither, made by the caller.
+    tls_secret_name: str | None = None
+    tls_issuer: str | None = None
+    tls_issuer_kind: Literal["ClusterIssuer", "Issuer"] = "ClusterIssuer"
+    tls_certificate: str | None = None
+    tls_private_key: str | None = None
+    # The ingress controller's namespace: with a ClusterIP Service its pods,
+    # and monitoring, are the only sources the gateway admits.
+    controller_namespace: str = "ingress-nginx"
+
+    @model_validator(mode="after")
+    def _tls(self) -> IngressSettings:
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            missing = "tlsPrivateKey" if self.tls_private_key is None else "tlsCertificate"
+            raise keyed(missing, "tlsCertificate and tlsPrivateKey are given together")
+        if self.tls_issuer and self.tls_certificate:
+            raise keyed("tlsIssuer", "the certificate comes from tlsIssuer or from tlsCertificate, not both")
+        if (self.tls_issuer or self.tls_certificate) and not self.tls_secret_name:
+            raise keyed("tlsSecretName", "name the Secret the certificate goes into")
+        return self
+
+    def tls(self) -> IngressTls | None:
+        if not self.tls_secret_name:
+            return None
+        secret = pulumi.Output.secret
+        return IngressTls(
+            self.tls_secret_name,
+            issuer=self.tls_issuer,
+            issuer_kind=self.tls_issuer_kind,
+            certificate=self.tls_certificate,
+            private_key=secret(self.tls_private_key) if self.tls_private_key else None,
+        )
 
 
 class GatewaySettings(Scaling):
@@ -46,6 +81,9 @@ class GatewaySettings(Scaling):
     fail_mode: Literal["open", "closed"] = "open"
     service_type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
     ingress: IngressSettings | None = None
+    # Namespaces whose pods may call the gateway directly (a ClusterIP
+    # Service), beside the ingress controller's.
+    client_namespaces: list[str] = []
     # Raise it to rotate the API key: a new key is generated, the pods roll
     # onto it and the old key stops working.
     api_key_rotation: int = Field(0, ge=0)
@@ -102,10 +140,20 @@ class Gateway(Service):
         # Only the public API goes through the Ingress; /healthz, /readyz and
         # /metrics stay inside the cluster.
         ingress = (
-            IngressRoute(
-                conf.ingress.host, conf.ingress.tls_secret_name, conf.ingress.class_name, paths=PUBLIC_PATHS
-            )
+            IngressRoute(conf.ingress.host, conf.ingress.tls(), conf.ingress.class_name, paths=PUBLIC_PATHS)
             if conf.ingress
+            else None
+        )
+        # A ClusterIP gateway admits the ingress controller's pods and the
+        # namespaces named; LoadBalancer and NodePort clients come from
+        # outside the cluster, so those admit any source.
+        sources = (
+            tuple(
+                dict.fromkeys(
+                    [*([conf.ingress.controller_namespace] if conf.ingress else []), *conf.client_namespaces]
+                )
+            )
+            if conf.service_type == "ClusterIP"
             else None
         )
         workload = Workload(
@@ -123,6 +171,7 @@ class Gateway(Service):
                 "GATEWAY_RATE_LIMIT": str(conf.rate_limit),
                 "GATEWAY_RATE_WINDOW_SECONDS": str(conf.rate_window_seconds),
                 "GATEWAY_RATE_LIMIT_FAIL_MODE": conf.fail_mode,
+                "GATEWAY_HTTPS_REDIRECT": "true" if ingress and ingress.tls else "false",
             },
             files=(
                 File(secret_path("redis-password"), args.redis.password, secret=True),
@@ -136,7 +185,7 @@ class Gateway(Service):
             metrics=Metrics(PORT),
             depends_on=("inference", "redis"),
             talks_to=("inference", "redis"),
-            exposure=Exposure(conf.service_type, ingress),
+            exposure=Exposure(conf.service_type, ingress, sources),
             resources=deploy.resources,
         )
         self.workload = workload

@@ -93,7 +93,7 @@ class Inference(Service):
             readiness=http_check(PORT, "/readyz"),
             metrics=Metrics(PORT),
             depends_on=("redis", "minio-init"),
-            talks_to=("redis", "minio"),
+            talks_to=("redis", "minio:s3"),
             resources=deploy.resources,
         )
         self.workload = workload

@@ -167,7 +167,7 @@ class Minio(Service):
             health=None,
             one_shot=True,
             depends_on=(NAME,),
-            talks_to=(NAME,),
+            talks_to=(f"{NAME}:s3",),
             resources=args.init_resources,
         )
         self.init = target.deploy(init, self)

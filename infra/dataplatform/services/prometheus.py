@@ -150,7 +150,8 @@ class Prometheus(Service):
             extra_args=("--storage.tsdb.retention.time=15d",),
             talks_to=tuple(
                 dict.fromkeys(
-                    [w.name for w in args.scraped if w.metrics]
+                    # Only the metrics port of each: a scraper needs no other.
+                    [f"{w.name}:{w.port_of(w.metrics.port).name}" for w in args.scraped if w.metrics]
                     + ([alertmanager.name] if alertmanager else [])
                 )
             ),

@@ -36,7 +36,16 @@ from dataplatform.targets.base import Deployment
 from dataplatform.targets.cluster_extensions import ClusterExtensions
 from dataplatform.targets.namespace import NamespaceOptions, PlatformNamespace, workload_labels
 from dataplatform.targets.network_policy import NetworkPolicies
-from dataplatform.workload import File, HealthCheck, ImageRef, IngressRoute, ProbeKind, ProjectImage, Workload
+from dataplatform.workload import (
+    File,
+    HealthCheck,
+    ImageRef,
+    IngressRoute,
+    IngressTls,
+    ProbeKind,
+    ProjectImage,
+    Workload,
+)
 from jobs.conventions import NAME_LABEL
 
 # On a pod template: the digest of the workload's ConfigMap and Secret
@@ -89,7 +98,7 @@ class KubernetesTarget(ClusterExtensions):
             names,
             parent,
         )
-        super().__init__(namespace, NetworkPolicies(namespace, options.cluster.api_server_cidrs, parent))
+        super().__init__(namespace, NetworkPolicies(namespace, options.cluster, parent))
         self.provider = namespace.provider
         self.namespace = namespace.name
         self._workloads: dict[str, Workload] = {}
@@ -118,7 +127,7 @@ class KubernetesTarget(ClusterExtensions):
         p = workload.port(port)
         ingress = workload.exposure.ingress if workload.exposure else None
         if ingress:
-            secure = "https" if ingress.tls_secret_name else "http"
+            secure = "https" if ingress.tls else "http"
             return pulumi.Output.from_input(f"{secure}://{ingress.host}")
         service_port = p.service_port or p.container_port
         return pulumi.Output.from_input(f"{scheme}://{workload.name}.{self.namespace}.svc:{service_port}")
@@ -412,12 +421,46 @@ class KubernetesTarget(ClusterExtensions):
         }
         if ingress.class_name:
             spec["ingressClassName"] = ingress.class_name
-        if ingress.tls_secret_name:
-            spec["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls_secret_name}]
+        depends_on: list[pulumi.Resource] = []
+        if ingress.tls:
+            spec["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls.secret_name}]
+            made = self._tls_secret(workload, ingress.host, ingress.tls, parent)
+            depends_on += [made] if made else []
         return k8s.networking.v1.Ingress(
             self._namespace.names.of(workload.name),
             metadata=self._namespace.meta(workload.name, workload_labels(workload.name)),
             spec=spec,
+            opts=self._namespace.opts(parent, depends_on=depends_on),
+        )
+
+    def _tls_secret(
+        self, workload: Workload, host: str, tls: IngressTls, parent: pulumi.Resource
+    ) -> pulumi.Resource | None:
+        """The Ingress's certificate Secret: a cert-manager Certificate that
+        fills it, or the Secret itself from the given PEM (kept as a Pulumi
+        secret); None when the caller makes it."""
+        labels = workload_labels(workload.name)
+        if tls.issuer:
+            return k8s.apiextensions.CustomResource(
+                self._namespace.names.of(f"{workload.name}-tls"),
+                api_version="cert-manager.io/v1",
+                kind="Certificate",
+                metadata=self._namespace.meta(f"{workload.name}-tls", labels),
+                spec={
+                    "secretName": tls.secret_name,
+                    "dnsNames": [host],
+                    "issuerRef": {"name": tls.issuer, "kind": tls.issuer_kind, "group": "cert-manager.io"},
+                    "privateKey": {"rotationPolicy": "Always"},
+                },
+                opts=self._namespace.opts(parent),
+            )
+        if tls.certificate is None or tls.private_key is None:
+            return None
+        return k8s.core.v1.Secret(
+            self._namespace.names.of(f"{workload.name}-tls"),
+            metadata={**self._namespace.meta(f"{workload.name}-tls", labels), "name": tls.secret_name},
+            type="kubernetes.io/tls",
+            string_data={"tls.crt": tls.certificate, "tls.key": pulumi.Output.secret(tls.private_key)},
             opts=self._namespace.opts(parent),
         )
 

@@ -2,8 +2,10 @@
 
 Workloads declare their flows with ``talks_to`` (and ``exposure`` for
 traffic from outside); pods the target did not create (Spark's) declare
-theirs as ``PodFlows``. Every pod may resolve names (DNS); only pods that
-use the cluster's API may reach the API server.
+theirs as ``PodFlows``. A caller gets only the ports it names (``name:port``)
+or, naming only the workload, all of them. Every pod may resolve names,
+at the cluster's DNS pods only; only pods that use the cluster's API may
+reach the API server, at its own addresses and ports only.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from dataplatform.config import KubernetesSettings
 from dataplatform.targets.base import PodFlows
 from dataplatform.targets.namespace import PlatformNamespace, workload_labels
-from dataplatform.workload import Workload
+from dataplatform.workload import Port, Workload, flow_target
 from jobs.conventions import NAME_LABEL
 
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
@@ -29,8 +32,31 @@ def _pods(selector: dict[str, str]) -> dict[str, Any]:
     return {"podSelector": {"matchLabels": selector}}
 
 
-def _tcp_ports(workload: Workload) -> list[dict[str, Any]]:
-    return [{"protocol": "TCP", "port": p.container_port} for p in workload.ports]
+def _tcp(ports: Iterable[Port]) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": p.container_port} for p in ports]
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def _endpoint_rule(endpoints: Mapping[str, Any]) -> dict[str, Any]:
+    """The API server's EndpointSlice as an egress rule: each address as a
+    single-host block, and its ports. An empty ``to`` would admit every
+    address, so a slice without addresses is an error, not a rule."""
+    addresses = [a for e in endpoints.get("endpoints") or [] for a in e.get("addresses") or []]
+    if not addresses:
+        raise pulumi.RunError(
+            "the cluster's default/kubernetes EndpointSlice lists no address: set "
+            "dataplatform:kubernetes.apiServerCidrs to the API server's addresses"
+        )
+    blocks = [f"{a}/128" if ":" in a else f"{a}/32" for a in addresses]
+    ports = [
+        {"protocol": p.get("protocol") or "TCP", "port": p["port"]}
+        for p in endpoints.get("ports") or []
+        if p.get("port")
+    ]
+    return {"to": [{"ipBlock": {"cidr": b}} for b in blocks], "ports": ports or API_SERVER_PORTS}
 
 
 class NetworkPolicies:
@@ -39,10 +65,30 @@ class NetworkPolicies:
     every flow is known (a workload's ingress depends on who talks to it)."""
 
     def __init__(
-        self, namespace: PlatformNamespace, api_server_cidrs: Sequence[str], parent: pulumi.Resource
+        self, namespace: PlatformNamespace, cluster: KubernetesSettings, parent: pulumi.Resource
     ) -> None:
         self._namespace = namespace
-        self._api_server_cidrs = api_server_cidrs
+        self._dns = {
+            "to": [{**_namespace(cluster.dns.namespace), **_pods(dict(cluster.dns.pod_labels))}],
+            "ports": DNS_PORTS,
+        }
+        self._api_server: pulumi.Input[dict[str, Any]]
+        if cluster.api_server_cidrs:
+            self._api_server = {
+                "to": [{"ipBlock": {"cidr": c}} for c in cluster.api_server_cidrs],
+                "ports": API_SERVER_PORTS,
+            }
+        else:
+            # Read at deploy (preview included): the addresses and port the
+            # API server publishes for its own Service.
+            endpoints = k8s.discovery.v1.EndpointSlice.get(
+                namespace.names.of("api-server-endpoints"),
+                "default/kubernetes",
+                opts=pulumi.ResourceOptions(parent=parent, provider=namespace.provider),
+            )
+            self._api_server = pulumi.Output.all(endpoints=endpoints.endpoints, ports=endpoints.ports).apply(
+                _endpoint_rule
+            )
         self._pod_groups: dict[str, tuple[PodFlows, pulumi.Resource]] = {}
         self._workloads: Mapping[str, Workload] = {}
         k8s.networking.v1.NetworkPolicy(
@@ -81,7 +127,7 @@ class NetworkPolicies:
                 "podSelector": {},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{"ports": ports}] if ports else [],
-                "egress": [{"ports": DNS_PORTS}, self._api_server_egress()],
+                "egress": [self._dns, self._api_server],
             },
             opts=opts,
         )
@@ -100,26 +146,39 @@ class NetworkPolicies:
             self._pod_group_policy(name, flows, parent)
 
     def _workload_policy(self, workload: Workload, parent: pulumi.Resource) -> None:
-        """Ingress from the workloads and pod groups that declare they talk to
-        this one (and from anywhere for a public one); egress to DNS, to the
-        workloads this one talks to, and to the API server for one with a
-        service account."""
-        ports = _tcp_ports(workload)
+        """Ingress on each port from the workloads and pod groups that name
+        it (and from the exposure's sources for a public one); egress to
+        DNS, to the ports this one talks to, and to the API server for one
+        with a service account."""
         ingress: list[dict[str, Any]] = []
-        if workload.ports:
-            if workload.public:
-                ingress.append({"ports": ports})
-            callers = sorted({w.name for w in self._workloads.values() if workload.name in w.talks_to})
-            pod_callers = [
-                _pods(flows.selector)
-                for flows, _ in self._pod_groups.values()
-                if workload.name in flows.to_workloads
-            ]
-            if pod_callers:
-                ingress.append({"from": pod_callers, "ports": ports})
+        if workload.exposure and workload.ports:
+            sources = workload.exposure.from_namespaces
+            if sources is None:
+                ingress.append({"ports": _tcp(workload.ports)})
+            elif sources:
+                ingress.append({"from": [_namespace(ns) for ns in sources], "ports": _tcp(workload.ports)})
+        # Callers grouped by the ports they may use, one rule per group.
+        by_callers: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Port]] = {}
+        for port in workload.ports:
+            names = (workload.name, f"{workload.name}:{port.name}")
+            callers = tuple(sorted(w.name for w in self._workloads.values() if set(names) & set(w.talks_to)))
+            groups = tuple(
+                sorted(
+                    group
+                    for group, (flows, _) in self._pod_groups.items()
+                    if set(names) & set(flows.to_workloads)
+                )
+            )
+            if callers or groups:
+                by_callers.setdefault((callers, groups), []).append(port)
+        for (callers, groups), ports in by_callers.items():
+            sources_: list[dict[str, Any]] = [_pods(self._pod_groups[g][0].selector) for g in groups]
             if callers:
-                selector = {"matchExpressions": [{"key": NAME_LABEL, "operator": "In", "values": callers}]}
-                ingress.append({"from": [{"podSelector": selector}], "ports": ports})
+                selector = {
+                    "matchExpressions": [{"key": NAME_LABEL, "operator": "In", "values": list(callers)}]
+                }
+                sources_.append({"podSelector": selector})
+            ingress.append({"from": sources_, "ports": _tcp(ports)})
         self._declare(
             workload.name,
             workload_labels(workload.name),
@@ -145,31 +204,30 @@ class NetworkPolicies:
 
     def _egress(
         self, to_workloads: Iterable[str], to_api_server: bool, peers: list[dict[str, Any]] | None = None
-    ) -> list[dict[str, Any]]:
-        """DNS always, then ``peers``, the ports of each of ``to_workloads``,
+    ) -> list[pulumi.Input[dict[str, Any]]]:
+        """DNS always, then ``peers``, the ports named in ``to_workloads``,
         and the API server when asked for."""
-        rules: list[dict[str, Any]] = [{"ports": DNS_PORTS}]
+        rules: list[pulumi.Input[dict[str, Any]]] = [self._dns]
         if peers:
             rules.append({"to": peers})
-        for target in to_workloads:
-            rules.append({"to": [_pods({NAME_LABEL: target})], "ports": self._ports_of(target)})
+        for entry in to_workloads:
+            target, _ = flow_target(entry)
+            rules.append({"to": [_pods({NAME_LABEL: target})], "ports": _tcp(self._ports_of(entry))})
         if to_api_server:
-            rules.append(self._api_server_egress())
+            rules.append(self._api_server)
         return rules
 
-    def _api_server_egress(self) -> dict[str, Any]:
-        """To the API server: its addresses when the stack names them
-        (``kubernetes.apiServerCidrs``), else any address on its ports."""
-        rule: dict[str, Any] = {"ports": API_SERVER_PORTS}
-        if self._api_server_cidrs:
-            rule["to"] = [{"ipBlock": {"cidr": c}} for c in self._api_server_cidrs]
-        return rule
-
-    def _ports_of(self, name: str) -> list[dict[str, Any]]:
+    def _ports_of(self, entry: str) -> list[Port]:
+        name, port = flow_target(entry)
         workload = self._workloads.get(name)
         if workload is None:
             raise KeyError(f"a network flow names {name!r}, which is not a declared workload")
-        return _tcp_ports(workload)
+        if port is None:
+            return list(workload.ports)
+        found = workload.port_named(port)
+        if found is None:
+            raise KeyError(f"a network flow names {entry!r}, but {name} has no port {port!r}")
+        return [found]
 
     def _declare(
         self,
@@ -177,7 +235,7 @@ class NetworkPolicies:
         labels: dict[str, str] | None,
         selector: dict[str, str],
         ingress: list[dict[str, Any]],
-        egress: list[dict[str, Any]],
+        egress: list[pulumi.Input[dict[str, Any]]],
         parent: pulumi.Resource,
     ) -> None:
         k8s.networking.v1.NetworkPolicy(

@@ -103,6 +103,9 @@ pub struct Config {
     /// Redis must have answered for a key for it to count as busy.
     pub rate_lease_ttl: Duration,
     pub max_body_bytes: usize,
+    /// Answer requests a TLS-terminating proxy forwarded as plain HTTP
+    /// (`X-Forwarded-Proto: http`) with a redirect to HTTPS.
+    pub https_redirect: bool,
     pub upstream_timeout: Duration,
     /// Bound on establishing a TCP connection to the upstream: an unreachable
     /// upstream must fail fast rather than eat the whole request timeout.
@@ -207,6 +210,11 @@ impl Config {
             rate_lease_max,
             rate_lease_ttl,
             max_body_bytes,
+            https_redirect: parse_or(
+                get("GATEWAY_HTTPS_REDIRECT"),
+                "GATEWAY_HTTPS_REDIRECT",
+                "false",
+            )?,
             upstream_timeout: millis(&get, "GATEWAY_UPSTREAM_TIMEOUT_MS", "5000")?,
             upstream_connect_timeout: millis(&get, "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS", "1000")?,
             redis_timeout: millis(&get, "GATEWAY_REDIS_TIMEOUT_MS", "250")?,

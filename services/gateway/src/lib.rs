@@ -11,6 +11,7 @@ pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
+pub mod redirect;
 pub mod request_id;
 
 use std::{future::Future, io};
@@ -39,6 +40,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub upstream: Upstream,
     pub fail_mode: FailMode,
+    pub https_redirect: bool,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             upstream: Upstream::new(config, metrics.clone()),
             metrics,
             fail_mode: config.fail_mode,
+            https_redirect: config.https_redirect,
         })
     }
 }
@@ -84,14 +87,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .route_layer(from_fn_with_state(state.upstream.clone(), proxy::read_body));
 
-    Router::new()
+    let mut app = Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::handler))
         .fallback(errors::fallback)
-        .method_not_allowed_fallback(errors::method_not_allowed)
-        .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .method_not_allowed_fallback(errors::method_not_allowed);
+    if state.https_redirect {
+        app = app.layer(from_fn(redirect::to_https));
+    }
+    app.layer(from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(from_fn(request_id::propagate))
         .with_state(state)
 }

@@ -676,3 +676,61 @@ async fn shutdown_finishes_requests_in_flight() {
         "listener closed"
     );
 }
+
+#[tokio::test]
+async fn plain_http_through_a_tls_proxy_is_redirected_to_https() {
+    let s = stack(|c| c.set("GATEWAY_HTTPS_REDIRECT", "true")).await;
+    let bearer = bearer();
+    let auth = ("authorization", bearer.as_str());
+    let json = ("content-type", "application/json");
+    let plain = [
+        auth,
+        json,
+        ("x-forwarded-proto", "http"),
+        ("host", "api.example.test"),
+    ];
+    let url = s.gateway.url("/v1/predict?explain=1");
+    let reply = send(Method::POST, &url, &plain, BODY).await;
+    assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        reply.header("location"),
+        Some("https://api.example.test/v1/predict?explain=1")
+    );
+    assert!(
+        s.upstream.recorder.all().is_empty(),
+        "a redirect reaches no upstream"
+    );
+
+    // Forwarded over TLS, or sent from inside the cluster with no proxy: served.
+    let secure = [auth, json, ("x-forwarded-proto", "https")];
+    assert_eq!(
+        send(Method::POST, &url, &secure, BODY).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        predict(&s.gateway, &[auth], BODY).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s.gateway.url("/healthz"), &[]).await.status,
+        StatusCode::OK
+    );
+
+    // A Host that is no authority gets a 400 with a reason, not a redirect to it.
+    let bad = [auth, json, ("x-forwarded-proto", "http"), ("host", "a b")];
+    let reply = send(Method::POST, &url, &bad, BODY).await;
+    let body = reply.assert_error(StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("Host"));
+}
+
+#[tokio::test]
+async fn without_the_setting_forwarded_plain_http_is_served() {
+    let s = stack(|c| c).await;
+    let bearer = bearer();
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("x-forwarded-proto", "http"),
+    ];
+    let reply = predict(&s.gateway, &headers, BODY).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

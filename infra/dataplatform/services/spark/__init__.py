@@ -200,7 +200,7 @@ def build(ctx: Context) -> Spark:
             File(secret_path("s3-secret-key"), s3.secret_key, secret=True),
             File(secret_path("redis-password"), redis_user.password, secret=True),
         ),
-        talks_to=("minio", "redis"),
+        talks_to=("minio:s3", "redis"),
     )
     args = spark_args(
         ctx.settings,

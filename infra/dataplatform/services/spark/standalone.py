@@ -8,7 +8,7 @@ import pulumi
 from dataplatform.config import Resources
 from dataplatform.services.spark.shared import MASTER_PORT, SparkArgs, SparkJobSettings
 from dataplatform.targets import Target
-from dataplatform.workload import Metrics, Port, Workload, http_check
+from dataplatform.workload import Metrics, Port, Workload, flow_target, http_check
 from jobs.launch import SPARK_UID, driver_container_memory_mib, spark_submit_command
 from jobs.quantity import kubernetes_memory, spark_memory
 
@@ -106,7 +106,7 @@ def deploy_job(job: SparkJobSettings, args: SparkArgs, target: Target, parent: p
         files=environment.files,
         health=None,
         one_shot=True,
-        depends_on=("spark-master", *environment.talks_to),
+        depends_on=("spark-master", *(flow_target(entry)[0] for entry in environment.talks_to)),
         talks_to=("spark-master", *environment.talks_to),
         resources=Resources(cpu_request=str(sizes.driver_cores), memory_request=memory, memory_limit=memory),
     )
