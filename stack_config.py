@@ -61,7 +61,10 @@ def raw_project_config(specs: Specs = SERVICES) -> dict[str, Any]:
     config = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}
     for key in sorted(set(allowed_keys(settings_model(specs))[()]) | _stack_file_keys()):
-        value = config.get(key)
+        full = f"{PROJECT}:{key}"
+        # A secret key (the Ingress's private key, say) is read as it is:
+        # the library keeps what it holds as Pulumi secrets where it uses them.
+        value = pulumi.runtime.get_config(full) if pulumi.runtime.is_config_secret(full) else config.get(key)
         # Pulumi.yaml declares a default for every key (the engine requires a
         # value otherwise); an empty string there means "not set".
         if value is not None and value != "":

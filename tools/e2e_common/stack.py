@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from pulumi import automation as auto
@@ -14,10 +14,11 @@ from tools.e2e_common.report import Failure, Report, timed
 from tools.repo import ROOT
 
 
-def engine_config(config: dict[str, Any]) -> dict[str, auto.ConfigValue]:
-    """``dataplatform:*`` config as the Automation API takes it: objects as JSON."""
+def engine_config(config: dict[str, Any], secret: Collection[str] = ()) -> dict[str, auto.ConfigValue]:
+    """``dataplatform:*`` config as the Automation API takes it: objects as
+    JSON, the keys in ``secret`` encrypted in the stack's settings."""
     return {
-        f"{PROJECT}:{k}": auto.ConfigValue(v if isinstance(v, str) else json.dumps(v))
+        f"{PROJECT}:{k}": auto.ConfigValue(v if isinstance(v, str) else json.dumps(v), secret=k in secret)
         for k, v in config.items()
     }
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
+from cluster.certs import certificate_paths
 from dataplatform.project import PROJECT
 from tools import e2e_prod
 from tools.e2e_common import cli
 from tools.e2e_common.report import Failure
 from tools.e2e_prod.data import data, destroy_and_up
-from tools.e2e_prod.deploy import deploy, images, no_op, tls_secret_for_ingress
+from tools.e2e_prod.deploy import deploy, images, no_op
 from tools.e2e_prod.monitoring import monitoring
 from tools.e2e_prod.resilience import resilience
 from tools.e2e_prod.security import network_policies, pod_security
@@ -38,8 +39,9 @@ def resume(prod: ProdStack) -> None:
         if key.startswith(f"{PROJECT}:")
     }
     prod.refresh_outputs()
-    # This run's certificate: the test trusts only the one it made.
-    tls_secret_for_ingress(prod)
+    # The certificate the kept stack was given: the test trusts only it.
+    cert, _ = certificate_paths(prod.tls_dir)
+    cert.write_text(prod.config["gateway"]["ingress"]["tlsCertificate"])
 
 
 def timing_table(prod: ProdStack) -> None:

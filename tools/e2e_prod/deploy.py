@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import time
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from pulumi import automation as auto
 from pulumi.automation import OpType
 
-from cluster.certs import certificate_paths, self_signed_command
+from cluster.certs import certificate_paths
 from tools.e2e_common.report import check, timed
 from tools.e2e_prod.stack import ProdStack
 from tools.repo import ROOT
@@ -82,27 +83,26 @@ def deploy(prod: ProdStack) -> None:
     incomplete = [j["metadata"]["name"] for j in jobs if not j["status"].get("succeeded")]
     check(not incomplete, f"jobs not complete after up: {incomplete}")
     prod.report.ok(f"{len(jobs)} Job(s) complete after up")
-    tls_secret_for_ingress(prod)
+    tls_secret_made_by_the_platform(prod)
 
 
-def tls_secret_for_ingress(prod: ProdStack) -> None:
-    """The TLS Secret the Ingress names: a certificate for its host."""
-    cert, key = certificate_paths(prod.tls_dir)
-    subprocess.run(self_signed_command(prod.host, cert, key, days=2), check=True, capture_output=True)
-    secret = prod.kube.run(
-        "create",
-        "secret",
-        "tls",
-        prod.tls_secret,
-        "-n",
-        prod.namespace,
-        f"--cert={cert}",
-        f"--key={key}",
-        "--dry-run=client",
-        "-o",
-        "yaml",
-    )
-    prod.kube.run("apply", "-f", "-", stdin=secret)
+def tls_secret_made_by_the_platform(prod: ProdStack) -> None:
+    """The Ingress's TLS Secret is one of the stack's resources, holding
+    this run's certificate."""
+    assert prod.stack is not None
+    state = prod.stack.export_stack().deployment
+    made = [
+        r
+        for r in state.get("resources", [])
+        if r.get("type") == "kubernetes:core/v1:Secret"
+        and (r.get("outputs") or {}).get("metadata", {}).get("name") == prod.tls_secret
+    ]
+    check(len(made) == 1, f"the stack holds {len(made)} Secret(s) named {prod.tls_secret}, expected 1")
+    secret = prod.kube.json("get", "secret", prod.tls_secret, "-n", prod.namespace)
+    served = base64.b64decode(secret["data"]["tls.crt"]).decode()
+    check(secret["type"] == "kubernetes.io/tls", f"{prod.tls_secret}: type {secret['type']}")
+    check(served == certificate_paths(prod.tls_dir)[0].read_text(), f"{prod.tls_secret}: another certificate")
+    prod.report.ok(f"TLS Secret {prod.tls_secret} made by the platform from the given certificate")
 
 
 def no_op(prod: ProdStack) -> None:

@@ -164,9 +164,10 @@ def expect(
 
 def network_policies(prod: ProdStack) -> None:
     # The Services' ports: the gateway's Service listens on 80 (to 8080).
-    redis_, minio, inference, gateway = (
+    redis_, minio, console, inference, gateway = (
         ("redis", 6379),
         ("minio", 9000),
+        ("minio", 9001),
         ("inference", 3000),
         ("gateway", 80),
     )
@@ -176,8 +177,23 @@ def network_policies(prod: ProdStack) -> None:
     # closed to another is closed by policy, not by a port or a name.
     cases: list[tuple[str, dict[str, str], dict[tuple[str, int], bool]]] = [
         ("np-as-gateway", {LABEL: "gateway"}, {inference: True, redis_: True, minio: False, api: False}),
-        ("np-as-inference", {LABEL: "inference"}, {redis_: True, minio: True, gateway: False}),
-        ("np-as-spark", dict(APP_LABEL), {minio: True, redis_: True, api: True, gateway: False}),
+        # Callers get the ports they use: MinIO's S3 port, not its console.
+        (
+            "np-as-inference",
+            {LABEL: "inference"},
+            {redis_: True, minio: True, console: False, gateway: False},
+        ),
+        (
+            "np-as-spark",
+            dict(APP_LABEL),
+            {minio: True, redis_: True, console: False, api: True, gateway: False},
+        ),
+        # Monitoring reaches every metrics port, the gateway's included, and nothing else.
+        (
+            "np-as-prometheus",
+            {LABEL: "prometheus"},
+            {gateway: True, inference: True, minio: True, console: False, redis_: False},
+        ),
     ]
     for name, labels, expected in cases:
         expect(prod, name, probe(prod, name, labels, list(expected)), expected, dns=True)
@@ -189,8 +205,9 @@ def network_policies(prod: ProdStack) -> None:
     expect(prod, "np-unlabelled", seen, by_ip, dns=False, note=" (its own egress denied)")
 
     # Only the targets' ingress policies: a pod in a namespace without
-    # policies (egress open, names resolve) reaches the gateway, which takes
-    # traffic from anywhere, and none of the services behind it.
+    # policies (egress open, names resolve) reaches none of them, the
+    # gateway included (it takes traffic from the ingress controller's
+    # namespace and monitoring only; the probes above reach it).
     outside = f"{prod.namespace}-np-outside"
     prod.kube.apply(
         {
@@ -201,7 +218,7 @@ def network_policies(prod: ProdStack) -> None:
     )
     try:
         fqdn = {
-            (f"{host}.{prod.namespace}.svc.cluster.local", port): host == "gateway"
+            (f"{host}.{prod.namespace}.svc.cluster.local", port): False
             for host, port in (gateway, redis_, minio, inference)
         }
         seen = probe(prod, "np-outside", {}, list(fqdn), namespace=outside)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import socket
 import ssl
-from http.client import HTTPSConnection
+from http.client import HTTPConnection, HTTPSConnection
 
 from tools.e2e_common import gateway as scenario
 from tools.e2e_common.report import check
@@ -40,6 +40,26 @@ def ingress(prod: ProdStack, method: str, path: str, body: bytes | None, headers
         connection.close()
 
 
+def plain_http_is_redirected(prod: ProdStack, key: str) -> None:
+    """Plain HTTP through the Ingress: a 308 to the same URL over HTTPS
+    (the method and body kept), not an answer."""
+    connection = HTTPConnection("127.0.0.1", int(prod.cluster["CLUSTER_INGRESS_HTTP_PORT"]), timeout=10)
+    try:
+        headers = {"Host": prod.host, **scenario.auth(key), "Content-Type": "application/json"}
+        connection.request("POST", scenario.PREDICT, body=scenario.entity("u00000001"), headers=headers)
+        reply = connection.getresponse()
+        reply.read()
+    finally:
+        connection.close()
+    location = reply.getheader("Location")
+    wanted = f"https://{prod.host}{scenario.PREDICT}"
+    check(
+        reply.status == 308 and location == wanted,
+        f"plain HTTP: {reply.status} to {location!r}, not 308 to {wanted}",
+    )
+    prod.report.ok(f"plain HTTP through the Ingress: 308 to {wanted}")
+
+
 def serving(prod: ProdStack, version: str) -> None:
     key = prod.credentials()["gateway_api_key"]
 
@@ -55,6 +75,7 @@ def serving(prod: ProdStack, version: str) -> None:
         status = through_ingress("GET", path, None, {}).status
         check(status == 404, f"{path} through the Ingress: {status}, expected 404")
     prod.report.ok("Ingress: no key 401; /metrics and /readyz 404")
+    plain_http_is_redirected(prod, key)
     with prod.kube.forward(prod.namespace, "svc/gateway", 80) as port:
         service = scenario.at_url(f"http://127.0.0.1:{port}")
         reply = service("POST", scenario.PREDICT, scenario.entity("u00000001"), scenario.auth(key))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -15,6 +16,7 @@ import yaml
 from pulumi import automation as auto
 from pulumi.automation import OpType
 
+from cluster.certs import certificate_paths, self_signed_command
 from cluster.settings import cluster_settings
 from tools.e2e_common.pipeline import latest_model
 from tools.e2e_common.stack import EphemeralStack, engine_config
@@ -61,7 +63,11 @@ class ProdStack(EphemeralStack):
         self.rows = rows
         self.build = build
         self.cluster = cluster_settings(
-            "ADMIN_KUBECONFIG", "CLUSTER_BIN", "CLUSTER_REGISTRY", "CLUSTER_INGRESS_HTTPS_PORT"
+            "ADMIN_KUBECONFIG",
+            "CLUSTER_BIN",
+            "CLUSTER_REGISTRY",
+            "CLUSTER_INGRESS_HTTPS_PORT",
+            "CLUSTER_INGRESS_HTTP_PORT",
         )
         os.environ["PATH"] = f"{self.cluster['CLUSTER_BIN']}{os.pathsep}{os.environ['PATH']}"
         os.environ["KUBECONFIG"] = self.cluster["ADMIN_KUBECONFIG"]
@@ -72,7 +78,13 @@ class ProdStack(EphemeralStack):
         self.host = get_in(self.config, INGRESS_HOST_KEY)
         self.tls_secret = get_in(self.config, ("gateway", "ingress", "tlsSecretName"))
         self.timings: list[tuple[str, float]] = []
+        # This run's certificate for the Ingress, given to the platform as
+        # PEM (the platform makes the Secret); the test trusts only it.
         self.tls_dir = Path(tempfile.mkdtemp(prefix="e2e-prod-tls-"))
+        cert, key = certificate_paths(self.tls_dir)
+        subprocess.run(self_signed_command(self.host, cert, key, days=2), check=True, capture_output=True)
+        pem = {"tlsCertificate": cert.read_text(), "tlsPrivateKey": key.read_text()}
+        self.config = merge_config(self.config, {"gateway": {"ingress": pem}})
         # What one step leaves for a later one.
         # Each job's executor pods as counted over its run, changes only.
         self.executor_counts: dict[str, list[int]] = {}
@@ -88,7 +100,8 @@ class ProdStack(EphemeralStack):
         return {k: v for k, v in (summary or {}).items() if k != "same" and v}
 
     def engine_config(self) -> dict[str, auto.ConfigValue]:
-        return engine_config(self.config)
+        # The gateway's section holds the Ingress's private key.
+        return engine_config(self.config, secret={"gateway"})
 
     def image(self, name: str) -> str:
         return str(self.config["images"][name])

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import redis
 from pulumi import automation as auto
 
+from cluster.certs import certificate_paths
 from tools.e2e import teardown
 from tools.e2e.machine import build_images, machine_overrides
 from tools.e2e.stack import DevStack
@@ -22,13 +23,15 @@ from tools.e2e_common.gateway import Send
 from tools.e2e_common.report import check, log, timed
 from tools.e2e_common.stack import EphemeralStack
 from tools.e2e_common.web import Response
-from tools.e2e_prod.deploy import images, tls_secret_for_ingress
+from tools.e2e_prod.deploy import images
 from tools.e2e_prod.serving import ingress
 from tools.e2e_prod.stack import ProdStack
 from tools.harness import merge_config, stack_config
 
 # A rate limit the steady load stays far below, whatever the run's length.
 GATEWAY = {"rateLimit": 1_000_000, "rateWindowSeconds": 60}
+# Ingress settings added after 0.1.0, which that release would reject.
+NEWER_INGRESS_KEYS = frozenset({"tlsCertificate", "tlsPrivateKey", "controllerNamespace"})
 
 
 class Tier(Protocol):
@@ -124,7 +127,11 @@ class ProdTier:
         prod = self.state
         prod.config["kubernetes"] = {**prod.config["kubernetes"], "namespace": self.NAMESPACE}
         gateway = prod.config["gateway"]
-        prod.config["gateway"] = {**gateway, **GATEWAY, "ingress": {**gateway["ingress"], "host": self.HOST}}
+        # As a 0.1.0 stack was configured: the Ingress names a Secret the
+        # caller makes (the platform then still uses it), and no setting
+        # that release does not know.
+        ingress = {k: v for k, v in gateway["ingress"].items() if k not in NEWER_INGRESS_KEYS}
+        prod.config["gateway"] = {**gateway, **GATEWAY, "ingress": {**ingress, "host": self.HOST}}
         prod.config["purgeOnDestroy"] = True
         prod.namespace = self.NAMESPACE
         prod.host = self.HOST
@@ -132,7 +139,24 @@ class ProdTier:
         return dict(prod.config)
 
     def after_first_up(self) -> None:
-        tls_secret_for_ingress(self.state)
+        """The Secret the Ingress names, made as a 0.1.0 user made it: this
+        run's certificate (the test trusts only it)."""
+        prod = self.state
+        cert, key = certificate_paths(prod.tls_dir)
+        secret = prod.kube.run(
+            "create",
+            "secret",
+            "tls",
+            prod.tls_secret,
+            "-n",
+            prod.namespace,
+            f"--cert={cert}",
+            f"--key={key}",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        )
+        prod.kube.run("apply", "-f", "-", stdin=secret)
 
     @contextlib.contextmanager
     def stores(self) -> Iterator[tuple[redis.Redis, Any]]:
