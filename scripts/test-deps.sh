@@ -3,12 +3,12 @@
 # (the gateway, inference and jobs tests start their own on loopback), Java
 # (Spark) and the project's virtualenvs. Idempotent; a warm run takes seconds.
 #
-# Usage: scripts/test-deps.sh [program|jobs|inference ...]   (default: all)
+# Usage: scripts/test-deps.sh [program|jobs|inference|lint ...]   (default: all)
 #   jobs alone is what the jobs CLI needs (bootstrap installs it for users).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 wanted=("$@")
-((${#wanted[@]})) || wanted=(program jobs inference)
+((${#wanted[@]})) || wanted=(program jobs inference lint)
 wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 
 need_apt=()
@@ -61,3 +61,6 @@ if wants jobs; then venv jobs/.venv jobs/requirements.txt jobs/requirements-test
 if wants inference; then
   venv services/inference/.venv services/inference/requirements.txt services/inference/requirements-test.txt
 fi
+# checkov, the linter of the rendered prod manifests (tests/test_manifest_lint.py),
+# pins dependencies of its own: a virtualenv of its own too.
+if wants lint; then venv .venv-checkov requirements-lint.txt; fi

@@ -4,22 +4,20 @@ program declares, strict Kubernetes schemas, the Spark Operator's API, and
 promtool on Prometheus' configuration and rules (their unit tests included),
 amtool on Alertmanager's configuration.
 
-The render runs once for the module (seconds with a warm toolchain; the
-Spark Operator's chart is left out, see ``tools/render.py``). Without the
-Pulumi toolchain (``scripts/bootstrap.sh``) the render tests are skipped;
-the checks' own tests below always run.
+The render runs once per session (the ``rendered`` fixture in
+``conftest.py``, which ``test_manifest_lint.py`` shares; seconds with a warm
+toolchain; the Spark Operator's chart is left out, see ``tools/render.py``).
+Without the Pulumi toolchain (``scripts/bootstrap.sh``) the render tests are
+skipped; the checks' own tests below always run.
 """
 
 from __future__ import annotations
 
 import collections
 import copy
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from dataplatform.monitoring.rules import alert_rules, rules_yaml
@@ -44,17 +42,6 @@ REQUIRED_KINDS = {
     "RoleBinding",
     "ScheduledSparkApplication",
 }
-
-
-@pytest.fixture(scope="module")
-def rendered() -> Iterator[render.Rendered]:
-    reason = render.missing_toolchain()
-    if reason:
-        pytest.skip(f"cannot render with the real engine: {reason}")
-    with tempfile.TemporaryDirectory(prefix="dataplatform-render-") as tmp:
-        # The manifests are read into memory; the directory (Secrets in plain
-        # text) is gone when the module's tests are done.
-        yield render.render(Path(tmp) / "manifests", on_output=lambda _line: None)
 
 
 def identity(api_version: str, kind: str, metadata: dict[str, Any]) -> tuple[str, str, str, str]:
