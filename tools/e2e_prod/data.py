@@ -56,7 +56,9 @@ def evict(prod: ProdStack, workload: str) -> None:
     check('"Success"' in reply, f"evicting the single {workload} pod was refused: {reply[-300:]}")
     wait_for(
         f"{pod} gone",
-        lambda: not prod.kube.run("get", "pod", pod, "-n", prod.namespace, "--ignore-not-found", "-o", "name"),
+        lambda: (
+            not prod.kube.run("get", "pod", pod, "-n", prod.namespace, "--ignore-not-found", "-o", "name")
+        ),
         timeout=120,
     )
     prod.kube.run("rollout", "status", f"deployment/{workload}", "-n", prod.namespace, "--timeout=180s")
