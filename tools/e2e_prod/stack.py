@@ -97,7 +97,9 @@ class ProdStack(EphemeralStack):
 
     @staticmethod
     def changes(summary: Mapping[OpType, int] | None) -> dict[OpType, int]:
-        return {k: v for k, v in (summary or {}).items() if k != "same" and v}
+        # A read (the API server's EndpointSlice) looks at the cluster and
+        # changes nothing.
+        return {k: v for k, v in (summary or {}).items() if k not in ("same", "read") and v}
 
     def engine_config(self) -> dict[str, auto.ConfigValue]:
         # The gateway's section holds the Ingress's private key.

@@ -198,7 +198,11 @@ class Program:
             line for line in out.splitlines() if line.lstrip()[:2] in ("~ ", "+ ", "- ", "+-")
         ]
         history = json.loads(self.pulumi(stack, "stack", "history", "--json", "--show-secrets"))
-        changes = {k: v for k, v in (history[0].get("resourceChanges") or {}).items() if k != "same" and v}
+        changes = {
+            k: v
+            for k, v in (history[0].get("resourceChanges") or {}).items()
+            if k not in ("same", "read") and v
+        }
         return changes, seconds
 
     def outputs(self, stack: str) -> dict[str, Any]:
