@@ -18,3 +18,5 @@ APP_LABEL = {"dataplatform.io/spark-app": "true"}
 RUN_ID_ANNOTATION = "dataplatform.io/run-id"
 # The service account Spark drivers run as (prod).
 DRIVER_ACCOUNT = "spark-driver"
+# The service account executors run as (prod): no token, no role.
+EXECUTOR_ACCOUNT = "spark-executor"

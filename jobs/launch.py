@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, PART_OF, SECRETS_DIR
+from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, EXECUTOR_ACCOUNT, PART_OF, SECRETS_DIR
 from jobs.quantity import spark_memory
 
 SPARK_UID = 185
@@ -220,6 +220,8 @@ def spark_application(
             resources.executor_cores, resources.executor_memory_mib, resources.executor_core_request_millis
         ),
         "instances": resources.initial_executors,
+        # No token: executors never call the API.
+        "serviceAccount": EXECUTOR_ACCOUNT,
     }
     restart: dict[str, Any] = (
         {
@@ -288,4 +290,3 @@ def pod_spec_of(application: Mapping[str, Any]) -> dict[str, Any]:
     spec = spec.get("template", spec)
     keys = ("image", "sparkConf", "dynamicAllocation", "driver", "executor", "volumes")
     return {key: spec[key] for key in keys}
-

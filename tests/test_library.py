@@ -69,7 +69,10 @@ def test_two_platforms_on_one_cluster_in_two_namespaces_with_one_operator() -> N
             DataPlatform(
                 name,
                 DataPlatformArgs(
-                    config={**PROD, "sparkOperator": {"jobNamespaces": ["research"]} if index == 0 else {}},
+                    config={
+                        **PROD,
+                        "sparkOperator": {"jobNamespaces": ["research-jobs"]} if index == 0 else {},
+                    },
                     namespace=name,
                     spark_operator="install" if index == 0 else "existing",
                 ),
@@ -82,10 +85,10 @@ def test_two_platforms_on_one_cluster_in_two_namespaces_with_one_operator() -> N
     # The caller's provider is the only one: the platforms make none.
     assert full_names(recorder, "pulumi:providers:kubernetes") == ["cluster"]
     namespaces = {r.inputs["metadata"]["name"] for r in recorder.of_type("kubernetes:core/v1:Namespace")}
-    assert {"analytics", "research"} <= namespaces
+    assert {"analytics", "research", "analytics-jobs", "research-jobs"} <= namespaces
     charts = recorder.of_type("kubernetes:helm.sh/v4:Chart")
     assert len(charts) == 1
-    assert charts[0].inputs["values"]["spark"]["jobNamespaces"] == ["analytics", "research"]
+    assert charts[0].inputs["values"]["spark"]["jobNamespaces"] == ["analytics-jobs", "research-jobs"]
     deployments = recorder.of_type("kubernetes:apps/v1:Deployment")
     assert {d.inputs["metadata"]["namespace"] for d in deployments} == {"analytics", "research"}
 
@@ -96,10 +99,14 @@ def test_a_namespace_the_caller_owns_is_not_declared() -> None:
 
     recorder = declare(program)
     namespaces = recorder.of_type("kubernetes:core/v1:Namespace")
-    # Only the operator's own namespace is declared; team-a is read (a
-    # lookup by ID, no inputs), so a missing one fails the preview.
+    # Only the operator's own namespace is declared; team-a and its jobs
+    # namespace are read (lookups by ID, no inputs), so a missing one fails
+    # the preview.
     assert [r.inputs["metadata"]["name"] for r in namespaces if r.inputs] == ["spark-operator"]
-    assert [r.full_name for r in namespaces if not r.inputs] == ["analytics-namespace"]
+    assert [r.full_name for r in namespaces if not r.inputs] == [
+        "analytics-namespace",
+        "analytics-jobs-namespace",
+    ]
 
 
 def test_the_stack_outputs_record_where_the_platform_runs() -> None:

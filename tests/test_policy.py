@@ -962,8 +962,10 @@ def test_pack_over_the_prod_stack(prod: tuple[Recorder, DataPlatform]) -> None:
     resources = declared(recorder, "prod")
     # 85, the two NetworkPolicies closing the Spark Operator's namespace, and
     # a PodDisruptionBudget for each of the five single-replica workloads,
-    # and the read of the API server's EndpointSlice.
-    assert len(resources) == 93
+    # the read of the API server's EndpointSlice, and the jobs namespace: the
+    # namespace, its default-deny policy, the executors' service account, the
+    # admission policy on what drivers create and its binding.
+    assert len(resources) == 98
     workloads = [r for r in resources if r.type in (DEPLOYMENT, JOB)]
     assert len(workloads) == 8
     found = evaluate(resources)

@@ -73,9 +73,7 @@ def test_prod_preview_with_the_operators_chart_passes_the_pack() -> None:
         pytest.skip(f"no chart source at {chart} (scripts/spark-operator.sh chart)")
     render_dir = Path(tempfile.mkdtemp(prefix="dataplatform-policy-render-"))
     try:
-        code, found, output = preview(
-            "prod", merge_config(overrides, render_to(str(render_dir)))
-        )
+        code, found, output = preview("prod", merge_config(overrides, render_to(str(render_dir))))
     finally:
         shutil.rmtree(render_dir, ignore_errors=True)
     assert code == 0, output[-3000:]

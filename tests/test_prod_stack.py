@@ -353,9 +353,13 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
     assert callers("minio") == {"inference", "minio-init", "prometheus"}
     assert callers("prometheus") == {"grafana"}
     assert callers("gateway") == {"prometheus"}
-    # Spark pods reach MinIO and Redis.
-    spark_peer = {"podSelector": {"matchLabels": {"dataplatform.io/spark-app": "true"}}}
+    # Spark pods, in the jobs namespace, reach MinIO and Redis.
+    spark_peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dataplatform-jobs"}},
+        "podSelector": {"matchLabels": {"dataplatform.io/spark-app": "true"}},
+    }
     assert any(spark_peer in rule.get("from", []) for rule in ps["minio"]["ingress"])
+    assert any(spark_peer in rule.get("from", []) for rule in ps["redis"]["ingress"])
     # Callers get the ports they use: MinIO's S3 port, never its console.
     assert [rule["ports"] for rule in ps["minio"]["ingress"]] == [[{"protocol": "TCP", "port": 9000}]]
     # Nothing takes traffic from any source but, in the operator's namespace,
@@ -411,7 +415,8 @@ def test_spark_operator_and_jobs(prod: tuple[Recorder, DataPlatform]) -> None:
     )
     assert "repositoryOpts" not in chart
     assert chart["values"]["webhook"]["enable"] is True
-    assert chart["values"]["spark"]["jobNamespaces"] == ["dataplatform"]
+    # It watches the jobs namespace, not the services'.
+    assert chart["values"]["spark"]["jobNamespaces"] == ["dataplatform-jobs"]
     # Least privilege: executor pods and their ConfigMap, nothing else.
     role = unwrap(recorder.named("kubernetes:rbac.authorization.k8s.io/v1:Role", "spark-driver").inputs)
     granted = {(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
@@ -446,6 +451,101 @@ def test_spark_operator_and_jobs(prod: tuple[Recorder, DataPlatform]) -> None:
     assert app["sparkConf"]["spark.ui.prometheus.enabled"] == "true"
     assert app["driver"]["securityContext"]["readOnlyRootFilesystem"] is True
     assert app["volumes"][0]["secret"]["secretName"] == "spark-credentials"
+
+
+def test_jobs_run_in_a_namespace_of_their_own_with_only_their_secret(
+    prod: tuple[Recorder, DataPlatform],
+) -> None:
+    recorder, _ = prod
+    jobs = unwrap(recorder.named("kubernetes:core/v1:Namespace", "jobs-namespace").inputs)
+    assert jobs["metadata"]["name"] == "dataplatform-jobs"
+    assert jobs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    in_jobs = {
+        (r.typ.rsplit(":", 1)[-1], r.name)
+        for r in recorder.resources
+        if (unwrap(r.inputs).get("metadata") or {}).get("namespace") == "dataplatform-jobs"
+    }
+    # The only Secret there is the jobs' own credentials.
+    assert {name for kind, name in in_jobs if kind == "Secret"} == {"spark-credentials"}
+    assert {name for kind, name in in_jobs if kind == "ScheduledSparkApplication"} == {
+        "features-nightly",
+        "train-nightly",
+    }
+    assert {("ServiceAccount", "spark-driver"), ("ServiceAccount", "spark-executor")} <= in_jobs
+    assert {("NetworkPolicy", "jobs-default-deny"), ("NetworkPolicy", "spark-pods")} <= in_jobs
+    # Executors run as an account with no token and no role.
+    executor = unwrap(recorder.named("kubernetes:core/v1:ServiceAccount", "spark-executor").inputs)
+    assert executor["automountServiceAccountToken"] is False
+    roles = {r.name for r in recorder.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")}
+    assert "spark-executor" not in roles
+    apps = recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication")
+    assert {unwrap(a.inputs)["spec"]["template"]["executor"]["serviceAccount"] for a in apps} == {
+        "spark-executor"
+    }
+    # The jobs reach the services by names that resolve from their namespace.
+    env = unwrap(apps[0].inputs)["spec"]["template"]["driver"]["env"]
+    values = {e["name"]: e["value"] for e in env}
+    assert values["DP_S3_ENDPOINT"] == "http://minio.dataplatform.svc:9000"
+    assert values["DP_REDIS_HOST"] == "redis.dataplatform.svc"
+
+
+def test_drivers_may_create_only_their_own_executors(prod: tuple[Recorder, DataPlatform]) -> None:
+    recorder, _ = prod
+    policy = unwrap(
+        recorder.named(
+            "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy", "spark-executors"
+        ).inputs
+    )
+    assert policy["metadata"]["name"] == "dataplatform-jobs-spark-executors"
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    assert policy["spec"]["matchConditions"] == [
+        {
+            "name": "made-by-the-account",
+            "expression": "request.userInfo.username == "
+            "'system:serviceaccount:dataplatform-jobs:spark-driver'",
+        }
+    ]
+    rules = {v["message"]: v["expression"] for v in policy["spec"]["validations"]}
+    expressions = " ".join(rules.values())
+    for needle in (
+        "object.metadata.labels['spark-role'] == 'executor'",
+        "object.metadata.labels['dataplatform.io/spark-app'] == 'true'",
+        "!('app.kubernetes.io/name' in object.metadata.labels)",
+        "request.userInfo.extra['authentication.kubernetes.io/pod-name'][0]",
+        "object.spec.serviceAccountName == 'spark-executor'",
+        "v.secret.secretName == 'spark-credentials'",
+    ):
+        assert needle in expressions, needle
+    # The Spark image, pinned by digest, is the only one allowed.
+    [images] = [e for e in rules.values() if "c.image in" in e]
+    assert "['registry.example.com/dataplatform/spark:" in images and "@sha256:" in images
+    binding = unwrap(
+        recorder.named(
+            "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding",
+            "spark-executors-binding",
+        ).inputs
+    )
+    assert binding["spec"] == {
+        "policyName": "dataplatform-jobs-spark-executors",
+        "validationActions": ["Deny"],
+        "matchResources": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dataplatform-jobs"}}
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("kubernetes", "message"),
+    [
+        ({"jobsNamespace": "dataplatform"}, "must differ from namespace"),
+        ({"jobsNamespace": "Jobs"}, "must be a DNS label"),
+    ],
+)
+def test_a_jobs_namespace_that_is_no_namespace_of_its_own_fails(
+    kubernetes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=rf"dataplatform:kubernetes\.jobsNamespace: .*{message}"):
+        run_stack("prod", {"kubernetes": kubernetes})
 
 
 def test_unscheduled_job_is_a_spark_application() -> None:
@@ -726,7 +826,7 @@ def test_the_ingress_certificate_from_an_issuer_is_a_cert_manager_certificate() 
 
 def test_without_tls_nothing_is_redirected_and_a_load_balancer_admits_any_source() -> None:
     recorder, _ = run_stack("prod", {"gateway": {"ingress": None, "serviceType": "LoadBalancer"}})
-    assert _gateway_env(recorder)["GATEWAY_HTTPS_REDIRECT"] == "false"
+    assert "GATEWAY_HTTPS_REDIRECT" not in _gateway_env(recorder)
     assert {"ports": [{"protocol": "TCP", "port": 8080}]} in policies(recorder)["gateway"]["ingress"]
     # ClusterIP with no Ingress: monitoring and the namespaces named only.
     recorder, _ = run_stack("prod", {"gateway": {"ingress": None, "clientNamespaces": ["apps"]}})
@@ -747,3 +847,15 @@ def test_without_tls_nothing_is_redirected_and_a_load_balancer_admits_any_source
 def test_contradictory_tls_settings_fail_naming_the_key(ingress: dict[str, Any], key: str) -> None:
     with pytest.raises(SettingsError, match=rf"dataplatform:gateway\.ingress\.{key}: "):
         run_stack("prod", {"gateway": {"ingress": ingress}})
+
+
+def test_scaled_workloads_drain_before_they_stop(prod: tuple[Recorder, DataPlatform]) -> None:
+    recorder, _ = prod
+    for name in ("gateway", "inference"):
+        container = unwrap(recorder.named(DEPLOYMENT, name).inputs)["spec"]["template"]["spec"]["containers"][
+            0
+        ]
+        assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}, name
+    # A single replica has no peer to take its traffic meanwhile.
+    redis = unwrap(recorder.named(DEPLOYMENT, "redis").inputs)["spec"]["template"]["spec"]["containers"][0]
+    assert "lifecycle" not in redis

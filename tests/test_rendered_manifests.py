@@ -78,14 +78,31 @@ def test_expected_kinds_and_counts(rendered: render.Rendered) -> None:
     jobs = config.get("dataplatform:sparkJobs") or []
     assert kinds["ScheduledSparkApplication"] == sum(1 for j in jobs if j.get("schedule"))
     assert kinds["SparkApplication"] == sum(1 for j in jobs if not j.get("schedule"))
-    assert kinds["Namespace"] == 1  # sparkOperator.install false: no operator namespace
+    # The platform's and the jobs'; sparkOperator.install false: no operator namespace.
+    assert kinds["Namespace"] == 2
     assert kinds["Ingress"] == 1
     assert kinds["HorizontalPodAutoscaler"] == 2
     # One budget per long-running workload.
     assert kinds["PodDisruptionBudget"] == kinds["Deployment"]
     # Default-deny plus one policy per workload and per pod group.
     assert kinds["NetworkPolicy"] > kinds["Deployment"]
-    assert all(m.namespace == "dataplatform" for m in rendered.manifests if m.kind != "Namespace")
+    # Jobs apart: their applications, Secret, accounts and policies in the
+    # jobs namespace; the admission policy is cluster-wide.
+    cluster_wide = {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    spread = collections.Counter(m.namespace for m in rendered.manifests if m.kind not in cluster_wide)
+    assert set(spread) == {"dataplatform", "dataplatform-jobs"}
+    in_jobs = {
+        (m.kind, m.obj["metadata"]["name"]) for m in rendered.manifests if m.namespace == "dataplatform-jobs"
+    }
+    assert {kind for kind, _ in in_jobs} == {
+        "ScheduledSparkApplication",
+        "Secret",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "NetworkPolicy",
+    }
+    assert {name for kind, name in in_jobs if kind == "Secret"} == {"spark-credentials"}
 
 
 def test_all_pass_strict_schema_validation(rendered: render.Rendered) -> None:

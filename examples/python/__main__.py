@@ -60,24 +60,26 @@ if tier == "kubernetes":
     context = config.get("context")
     provider = k8s.Provider("cluster", kubeconfig=config.get("kubeconfig"), context=context)
     platforms: list[DataPlatform] = []
+    restricted = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
     for index, name in enumerate(names):
-        # The program owns the namespaces; each platform deploys into its own.
-        namespace = k8s.core.v1.Namespace(
-            name,
-            metadata={
-                "name": name,
-                "labels": {
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            },
-            opts=pulumi.ResourceOptions(provider=provider),
-        )
+        # The program owns the namespaces; each platform deploys into its own,
+        # and runs its Spark jobs in another (``<name>-jobs``).
+        namespaces = [
+            k8s.core.v1.Namespace(
+                ns,
+                metadata={"name": ns, "labels": restricted},
+                opts=pulumi.ResourceOptions(provider=provider),
+            )
+            for ns in (name, f"{name}-jobs")
+        ]
         first = index == 0
         operator: dict[str, Any] = dict(shared.get("sparkOperator") or {})
         if first:
-            # One Spark Operator for the cluster, watching every platform's namespace.
-            operator["jobNamespaces"] = names[1:]
+            # One Spark Operator for the cluster, watching every platform's jobs namespace.
+            operator["jobNamespaces"] = [f"{other}-jobs" for other in names[1:]]
         platform = DataPlatform(
             name,
             DataPlatformArgs(
@@ -99,7 +101,7 @@ if tier == "kubernetes":
             # The first platform's operator brings the Spark custom resource
             # definitions the others' jobs are declared with.
             opts=pulumi.ResourceOptions(
-                providers={"kubernetes": provider}, depends_on=[namespace, *platforms[:1]]
+                providers={"kubernetes": provider}, depends_on=[*namespaces, *platforms[:1]]
             ),
         )
         platforms.append(platform)

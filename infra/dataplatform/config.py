@@ -163,6 +163,32 @@ class KubernetesSettings(ConfigModel):
     # and port); there is no any-address fallback.
     api_server_cidrs: list[str] = []
     dns: DnsSettings = DnsSettings()
+    # Where Spark jobs run, apart from the services and their secrets.
+    # None: ``<namespace>-jobs``.
+    jobs_namespace: str | None = None
+
+    @property
+    def jobs(self) -> str:
+        """The namespace Spark jobs run in."""
+        return self.jobs_namespace or f"{self.namespace}-jobs"
+
+    @field_validator("jobs_namespace")
+    @classmethod
+    def _jobs_dns(cls, value: str | None) -> str | None:
+        if value is not None and not DNS_LABEL_RE.match(value):
+            raise ValueError("must be a DNS label: lowercase letters, digits and '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _jobs_apart(self) -> KubernetesSettings:
+        if self.jobs == self.namespace:
+            raise keyed(
+                "jobsNamespace",
+                f"must differ from namespace ({self.namespace!r}): jobs run apart from the services' secrets",
+            )
+        if len(self.jobs) > 63:
+            raise keyed("jobsNamespace", f"{self.jobs!r} is longer than 63 characters; name one")
+        return self
 
     @model_validator(mode="after")
     def _api_server_known(self) -> KubernetesSettings:

@@ -272,12 +272,17 @@ class Workload:
     user: int
     group: int
     resources: Resources
-    # Liveness: restarting would help (Docker's health check, Kubernetes'
-    # liveness and startup probes).
+    # Docker's health check (which gates dependents and never restarts),
+    # and Kubernetes' startup probe and, unless ``liveness`` is given, its
+    # liveness probe: restarting would help.
     health: HealthCheck | None
     # Kubernetes only: ready for traffic, when that differs from alive (for
     # example, a dependency is down or a model cannot load). None: ``health``.
     readiness: HealthCheck | None = None
+    # Kubernetes only: alive, when that is a weaker check than ``health``
+    # (an image whose ready and alive endpoints differ, where ``health``
+    # is the ready one Docker gates on). None: ``health``.
+    liveness: HealthCheck | None = None
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -328,11 +333,11 @@ class Workload:
         if len(set(mounts)) != len(mounts):
             raise WorkloadError(f"{self.name}: two mounts share a path: {sorted(mounts)}")
         declared = {p.container_port for p in self.ports}
-        for check in (self.health, self.readiness):
+        for check in (self.health, self.readiness, self.liveness):
             if check and check.port is not None and check.port not in declared:
                 raise WorkloadError(f"{self.name}: health check port {check.port} is not a declared port")
-        if self.readiness and self.health is None:
-            raise WorkloadError(f"{self.name}: a readiness check needs a health check beside it")
+        if (self.readiness or self.liveness) and self.health is None:
+            raise WorkloadError(f"{self.name}: readiness and liveness checks need a health check beside them")
         if self.metrics and self.metrics.port not in {p.container_port for p in self.ports}:
             raise WorkloadError(f"{self.name}: metrics port {self.metrics.port} is not a declared port")
 

@@ -21,7 +21,7 @@ from tools.e2e_prod.data import data, destroy_and_up
 from tools.e2e_prod.deploy import deploy, images, no_op
 from tools.e2e_prod.monitoring import monitoring
 from tools.e2e_prod.resilience import resilience
-from tools.e2e_prod.security import network_policies, pod_security
+from tools.e2e_prod.security import driver_account_limits, network_policies, pod_security
 from tools.e2e_prod.serving import serving
 from tools.e2e_prod.spark import group_count_job, pipeline, scheduled
 from tools.e2e_prod.stack import ProdStack, log
@@ -62,7 +62,9 @@ def cleanup(prod: ProdStack) -> None:
         "delete",
         "namespace",
         prod.namespace,
+        prod.jobs_namespace,
         f"{prod.namespace}-peer",
+        f"{prod.namespace}-peer-jobs",
         f"{prod.operator_namespace}-peer",
         "--ignore-not-found",
         "--wait=true",
@@ -86,6 +88,7 @@ def run(prod: ProdStack, keep: bool, start_at: str | None = None) -> int:
                 version = prod.live_model()
         if "network" in steps:
             network_policies(prod)
+            driver_account_limits(prod)
         if "jobs" in steps:
             version = pipeline(prod)
         if "csv" in steps:

@@ -51,7 +51,15 @@ def resilience(prod: ProdStack, version: str) -> None:
             f"{sum(statuses.values())} requests, {errors} 5xx ({dict(statuses)})",
         )
         check(statuses[200] > 0, f"no prediction answered while a pod was deleted: {dict(statuses)}")
-        prod.report.ok(f"an inference pod deleted: predictions kept answering, {errors} 5xx")
+        # The pod is taken out of the Service before it stops (its preStop
+        # wait), so no request reaches a closing pod. 429s are the rate
+        # limit this test sets low for the burst step.
+        check(errors == 0, f"{errors} predictions failed (5xx or no answer) while a pod was deleted")
+        check(
+            set(statuses) <= {200, 429},
+            f"answers other than 200/429 while a pod was deleted: {dict(statuses)}",
+        )
+        prod.report.ok(f"an inference pod deleted: {statuses[200]} predictions 200, 0 5xx, none unanswered")
     unloadable_model(prod, version)
     rotate_api_key(prod)
 

@@ -44,7 +44,7 @@ class ExecutorWatch:
 
 def submit_watched(prod: ProdStack, job: str, *args: str) -> float:
     """``python -m jobs submit`` with the stack's own sizes, its executor pods counted meanwhile."""
-    watcher = ExecutorWatch(prod.kube, prod.namespace)
+    watcher = ExecutorWatch(prod.kube, prod.jobs_namespace)
     watcher.start()
     returncode, seconds = submit(prod, job, *args)
     watcher.stop()
@@ -91,7 +91,7 @@ def group_count_job(prod: ProdStack) -> None:
 
 
 def scheduled(prod: ProdStack) -> None:
-    apps = prod.kube.json("get", "scheduledsparkapplications", "-n", prod.namespace)["items"]
+    apps = prod.kube.json("get", "scheduledsparkapplications", "-n", prod.jobs_namespace)["items"]
     names = {a["metadata"]["name"] for a in apps}
     declared = {j["name"] for j in prod.config.get("sparkJobs", []) if j.get("schedule")}
     check(declared <= names, f"scheduled applications missing: {declared - names}")
@@ -99,7 +99,7 @@ def scheduled(prod: ProdStack) -> None:
         "the operator to schedule the stack's ScheduledSparkApplications",
         lambda: all(
             (a.get("status") or {}).get("scheduleState") == "Scheduled"
-            for a in prod.kube.json("get", "scheduledsparkapplications", "-n", prod.namespace)["items"]
+            for a in prod.kube.json("get", "scheduledsparkapplications", "-n", prod.jobs_namespace)["items"]
         ),
         timeout=60,
     )
@@ -123,7 +123,7 @@ def scheduled(prod: ProdStack) -> None:
         status; the latest run's own state is read too, as it may not be
         listed yet."""
         status = (
-            prod.kube.json("get", "scheduledsparkapplication", "counts-soon", "-n", prod.namespace).get(
+            prod.kube.json("get", "scheduledsparkapplication", "counts-soon", "-n", prod.jobs_namespace).get(
                 "status"
             )
             or {}
@@ -133,7 +133,7 @@ def scheduled(prod: ProdStack) -> None:
             return failed[0], "FAILED"
         last = status.get("lastRunName")
         if last:
-            app = prod.kube.json("get", "sparkapplication", last, "-n", prod.namespace)
+            app = prod.kube.json("get", "sparkapplication", last, "-n", prod.jobs_namespace)
             state = ((app.get("status") or {}).get("applicationState") or {}).get("state")
             if state in ("COMPLETED", "FAILED"):
                 return last, str(state)

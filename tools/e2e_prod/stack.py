@@ -74,6 +74,8 @@ class ProdStack(EphemeralStack):
         self.kube = Kube(self.cluster["ADMIN_KUBECONFIG"], self.out)
         self.config = merge_config(stack_config("prod"), merge_config(load_overrides(), TEST_OVERRIDES))
         self.namespace = get_in(self.config, ("kubernetes", "namespace"))
+        kubernetes = self.config.get("kubernetes", {})
+        self.jobs_namespace = kubernetes.get("jobsNamespace") or f"{self.namespace}-jobs"
         self.operator_namespace = self.config.get("sparkOperator", {}).get("namespace", "spark-operator")
         self.host = get_in(self.config, INGRESS_HOST_KEY)
         self.tls_secret = get_in(self.config, ("gateway", "ingress", "tlsSecretName"))

@@ -90,7 +90,13 @@ def preview(tier: Tier) -> Plan:
     check(not stateful, "the update would delete or replace data or credentials:\n" + _lines(stateful))
     destructive = plan.destructive()
     check(not destructive, "the update would delete or replace resources:\n" + _lines(destructive))
-    state.report.ok(f"preview: no step deletes or replaces anything ({len(plan.steps)} steps)")
+    moved = plan.relocations()
+    if moved:
+        state.report.add("moved to the jobs namespace (replaced, no data)", str(len(moved)))
+    state.report.ok(
+        f"preview: no step deletes or replaces anything ({len(plan.steps)} steps) "
+        f"but the {len(moved)} objects moved to the jobs namespace"
+    )
     return plan
 
 

@@ -33,6 +33,23 @@ DESTRUCTIVE_OPS = frozenset(
 )
 
 
+# What moved, by design, into the jobs namespace after 0.1.0 (Spark jobs
+# apart from the services' Secrets): re-created there and removed from the
+# platform's namespace. None of it holds data; jobs already submitted keep
+# running where they are.
+RELOCATED = frozenset(
+    {
+        ("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication", "features-nightly"),
+        ("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication", "train-nightly"),
+        ("kubernetes:core/v1:Secret", "spark-credentials"),
+        ("kubernetes:core/v1:ServiceAccount", "spark-driver"),
+        ("kubernetes:rbac.authorization.k8s.io/v1:Role", "spark-driver"),
+        ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "spark-driver"),
+        ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "spark-pods"),
+    }
+)
+
+
 @dataclass(frozen=True)
 class Step:
     op: OpType
@@ -44,6 +61,12 @@ class Step:
     @property
     def name(self) -> str:
         return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def relocated(self) -> bool:
+        """One of the objects that moved to the jobs namespace (the name
+        is the platform's resource name, after its ``<platform>-``)."""
+        return any(self.type == kind and self.name.endswith(f"-{name}") for kind, name in RELOCATED)
 
     @property
     def renamed(self) -> bool:
@@ -78,7 +101,12 @@ class Plan:
         return [s for s in self.steps if s.op in ops]
 
     def destructive(self) -> list[Step]:
-        return [s for s in self.steps if s.op in DESTRUCTIVE_OPS]
+        """Steps that remove or replace something, but for what moved to
+        the jobs namespace (``relocated``)."""
+        return [s for s in self.steps if s.op in DESTRUCTIVE_OPS and not s.relocated]
+
+    def relocations(self) -> list[Step]:
+        return [s for s in self.steps if s.op in DESTRUCTIVE_OPS and s.relocated]
 
     def stateful_touched(self) -> list[Step]:
         return [s for s in self.destructive() if s.type in STATEFUL_TYPES]

@@ -72,8 +72,10 @@ def prometheus_family_server(
         files=(config, *files),
         ports=(Port("http", port, host_port=deploy.host_port),),
         volumes=(deploy.volume(storage_path),),
-        health=http_check(port, "/-/healthy", via="wget"),
-        readiness=http_check(port, "/-/ready", via="wget"),
+        # Docker gates dependents on ready; Kubernetes restarts only what
+        # is not alive.
+        health=http_check(port, "/-/ready", via="wget"),
+        liveness=http_check(port, "/-/healthy", via="wget"),
         metrics=metrics,
         talks_to=talks_to,
         resources=deploy.resources,

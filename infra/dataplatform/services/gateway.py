@@ -171,7 +171,9 @@ class Gateway(Service):
                 "GATEWAY_RATE_LIMIT": str(conf.rate_limit),
                 "GATEWAY_RATE_WINDOW_SECONDS": str(conf.rate_window_seconds),
                 "GATEWAY_RATE_LIMIT_FAIL_MODE": conf.fail_mode,
-                "GATEWAY_HTTPS_REDIRECT": "true" if ingress and ingress.tls else "false",
+                # Set only behind TLS (its default is off), so stacks without
+                # an Ingress see no change.
+                **({"GATEWAY_HTTPS_REDIRECT": "true"} if ingress and ingress.tls else {}),
             },
             files=(
                 File(secret_path("redis-password"), args.redis.password, secret=True),

@@ -23,11 +23,19 @@ class Deployment:
 
     workload: Workload
     resources: list[pulumi.Resource] = field(default_factory=list)
+    # Kubernetes: the namespace it runs in.
+    namespace: str | None = None
 
     @property
     def host(self) -> str:
         """The name other workloads reach this one by, in either tier."""
         return self.workload.name
+
+    @property
+    def qualified_host(self) -> str:
+        """The name pods of other namespaces reach it by (the same as ``host``
+        in Docker, which has none)."""
+        return f"{self.workload.name}.{self.namespace}.svc" if self.namespace else self.workload.name
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,29 @@ class ChartSpec:
     values: dict[str, object]
     path: str | None = None
     ingress_ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class PodAdmission:
+    """Which pods one service account may create, checked by the API server
+    at admission (pods the target did not create: Spark's executors, made
+    by their driver). The account ``creator`` may create only pods that:
+
+    - carry every label of ``labels`` and none of the keys in
+      ``forbidden_label_keys`` (a service's label would make the pod pass
+      for that service);
+    - are owned by the very pod whose token made the request (its own
+      application's executors, not another's);
+    - run as ``account``, from one of ``images``;
+    - mount no volume but emptyDir, ConfigMaps and the Secret ``secret``.
+    """
+
+    creator: str
+    account: str
+    images: tuple[pulumi.Input[str], ...]
+    secret: pulumi.Input[str]
+    labels: dict[str, str]
+    forbidden_label_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,26 +135,39 @@ class ClusterTarget(Target, Protocol):
 
     def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource: ...
 
+    # Where jobs run (pods the target did not create): a namespace apart
+    # from the services and their secrets. Every method below declares there.
+    jobs_namespace: str
+
     def service_account(
-        self, name: str, rules: RoleRules, parent: pulumi.Resource, mount_token: bool = False
+        self,
+        name: str,
+        rules: RoleRules,
+        parent: pulumi.Resource,
+        mount_token: bool = False,
+        depends_on: list[pulumi.Resource] | None = None,
     ) -> pulumi.Resource:
-        """A service account bound to ``rules`` in the platform namespace; its
-        token is mounted into pods only with ``mount_token``."""
+        """A service account in the jobs namespace, bound to ``rules`` (none
+        when empty); its token is mounted into pods only with ``mount_token``."""
         ...
 
     def custom_resource(
         self, name: str, manifest: Manifest, parent: pulumi.Resource, depends_on: list[pulumi.Resource]
     ) -> pulumi.Resource:
-        """``manifest`` declared in the platform namespace, after ``depends_on``."""
+        """``manifest`` declared in the jobs namespace, after ``depends_on``."""
         ...
 
     def secret_volume(
         self, name: str, files: tuple[File, ...], parent: pulumi.Resource
     ) -> pulumi.Output[str]:
-        """A Secret holding ``files`` for pods the target did not create;
-        returns its name."""
+        """A Secret in the jobs namespace holding ``files``; returns its name."""
         ...
 
     def allow_flows(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
-        """Network access for pods the target did not create (Spark pods)."""
+        """Network access for pods of the jobs namespace (Spark pods)."""
+        ...
+
+    def admit_pods(self, name: str, admission: PodAdmission, parent: pulumi.Resource) -> pulumi.Resource:
+        """An admission policy of the API server on the pods created in the
+        jobs namespace by ``admission.creator`` (see ``PodAdmission``)."""
         ...

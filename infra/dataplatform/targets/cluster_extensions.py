@@ -1,8 +1,9 @@
 """The prod tier's cluster API beyond workloads: what a ``ClusterTarget`` offers the services.
 
-Helm charts, custom resources, service accounts bound to their roles, and
-Secrets and network access for pods the target did not create (the Spark
-Operator's drivers and executors).
+Helm charts, and for pods the target did not create (the Spark Operator's
+drivers and executors) a namespace of their own, the jobs namespace, with
+custom resources, service accounts bound to their roles, Secrets, network
+access, and an admission policy on the pods one account may create.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from dataplatform.targets.base import ChartSpec, Manifest, PodFlows, RoleRules
+from dataplatform.targets.base import ChartSpec, Manifest, PodAdmission, PodFlows, RoleRules
 from dataplatform.targets.namespace import PSA_RESTRICTED, PlatformNamespace
 from dataplatform.targets.network_policy import NetworkPolicies
 from dataplatform.workload import File
@@ -20,11 +21,16 @@ from jobs.conventions import PART_OF
 
 
 class ClusterExtensions:
-    """The ``ClusterTarget`` methods, declaring into ``namespace``; flows go to ``policies``."""
+    """The ``ClusterTarget`` methods: charts get namespaces of their own, the
+    rest is declared into ``jobs``; flows go to ``policies``."""
 
-    def __init__(self, namespace: PlatformNamespace, policies: NetworkPolicies) -> None:
+    def __init__(
+        self, namespace: PlatformNamespace, jobs: PlatformNamespace, policies: NetworkPolicies
+    ) -> None:
         self._namespace = namespace
+        self._jobs = jobs
         self._policies = policies
+        self.jobs_namespace = jobs.name
 
     def install_chart(self, spec: ChartSpec, parent: pulumi.Resource) -> pulumi.Resource:
         # A namespace of its own: nothing here is declared in the platform's
@@ -59,15 +65,22 @@ class ClusterExtensions:
         )
 
     def service_account(
-        self, name: str, rules: RoleRules, parent: pulumi.Resource, mount_token: bool = False
+        self,
+        name: str,
+        rules: RoleRules,
+        parent: pulumi.Resource,
+        mount_token: bool = False,
+        depends_on: list[pulumi.Resource] | None = None,
     ) -> pulumi.Resource:
-        ns = self._namespace
+        ns = self._jobs
         account = k8s.core.v1.ServiceAccount(
             ns.names.of(name),
             metadata=ns.meta(name),
             automount_service_account_token=mount_token,
-            opts=ns.opts(parent),
+            opts=ns.opts(parent, depends_on=list(depends_on or [])),
         )
+        if not rules:
+            return account
         role = k8s.rbac.v1.Role(ns.names.of(name), metadata=ns.meta(name), rules=rules, opts=ns.opts(parent))
         k8s.rbac.v1.RoleBinding(
             ns.names.of(name),
@@ -86,28 +99,132 @@ class ClusterExtensions:
         kind = str(body.pop("kind"))
         metadata = dict(body.pop("metadata", {}) or {})  # type: ignore[call-overload]
         metadata.setdefault("name", name)
-        # Always the platform's namespace, whatever the manifest says.
-        metadata["namespace"] = self._namespace.name
+        # Always the jobs namespace, whatever the manifest says.
+        metadata["namespace"] = self._jobs.name
         return k8s.apiextensions.CustomResource(
-            self._namespace.names.of(name),
+            self._jobs.names.of(name),
             api_version=api_version,
             kind=kind,
             metadata=metadata,
             spec=body.get("spec"),
-            opts=self._namespace.opts(parent, depends_on=depends_on),
+            opts=self._jobs.opts(parent, depends_on=depends_on),
         )
 
     def secret_volume(
         self, name: str, files: tuple[File, ...], parent: pulumi.Resource
     ) -> pulumi.Output[str]:
         secret = k8s.core.v1.Secret(
-            self._namespace.names.of(name),
-            metadata=self._namespace.meta(name),
+            self._jobs.names.of(name),
+            metadata=self._jobs.meta(name),
             type="Opaque",
             string_data={f.filename: f.content for f in files},
-            opts=self._namespace.opts(parent),
+            opts=self._jobs.opts(parent),
         )
         return secret.metadata.name
 
     def allow_flows(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
         self._policies.allow_pods(name, flows, parent)
+
+    def admit_pods(self, name: str, admission: PodAdmission, parent: pulumi.Resource) -> pulumi.Resource:
+        """A ValidatingAdmissionPolicy (in the API server, no webhook) and its
+        binding to the jobs namespace. Both are cluster-wide objects, so
+        their names carry the jobs namespace's."""
+        jobs = self._jobs.name
+        policy_name = f"{jobs}-{name}"
+        creator = f"system:serviceaccount:{jobs}:{admission.creator}"
+        validations = pulumi.Output.all(images=list(admission.images), secret=admission.secret).apply(
+            lambda v: pod_admission_rules(admission, list(v["images"]), str(v["secret"]))
+        )
+        opts = pulumi.ResourceOptions(parent=parent, provider=self._jobs.provider)
+        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+            self._jobs.names.of(name),
+            metadata={"name": policy_name, "labels": dict(PART_OF)},
+            spec={
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["pods"],
+                        }
+                    ]
+                },
+                "matchConditions": [
+                    {"name": "made-by-the-account", "expression": f"request.userInfo.username == {creator!r}"}
+                ],
+                "validations": validations,
+            },
+            opts=opts,
+        )
+        return k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+            self._jobs.names.of(f"{name}-binding"),
+            metadata={"name": policy_name, "labels": dict(PART_OF)},
+            spec={
+                "policyName": policy_name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": jobs}}
+                },
+            },
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[policy])),
+        )
+
+
+POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
+
+
+def _cel_list(values: list[str]) -> str:
+    return "[" + ", ".join(repr(v) for v in values) + "]"
+
+
+def pod_admission_rules(admission: PodAdmission, images: list[str], secret: str) -> list[dict[str, str]]:
+    """The CEL rules of ``admission``, each with the message a refused
+    request gets. Strings are quoted by ``repr``: CEL reads Python's single-
+    quoted literals, and no value here holds a quote or a backslash."""
+    who = f"{admission.creator} may only create"
+    labels = " && ".join(
+        f"{key!r} in object.metadata.labels && object.metadata.labels[{key!r}] == {value!r}"
+        for key, value in sorted(admission.labels.items())
+    )
+    forbidden = " && ".join(f"!({key!r} in object.metadata.labels)" for key in admission.forbidden_label_keys)
+    allowed = _cel_list(images)
+    return [
+        {
+            "expression": f"has(object.metadata.labels) && {labels}",
+            "message": f"{who} pods labelled {admission.labels}",
+        },
+        *(
+            [
+                {
+                    "expression": f"!has(object.metadata.labels) || ({forbidden})",
+                    "message": f"{who} pods without the labels {list(admission.forbidden_label_keys)} "
+                    "(a service's label would make a pod pass for it)",
+                }
+            ]
+            if forbidden
+            else []
+        ),
+        {
+            "expression": f"has(request.userInfo.extra) && {POD_NAME_EXTRA!r} in request.userInfo.extra && "
+            "has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(o, "
+            f"o.kind == 'Pod' && o.name == request.userInfo.extra[{POD_NAME_EXTRA!r}][0])",
+            "message": f"{who} pods owned by the pod that asks (its own application's executors)",
+        },
+        {
+            "expression": "has(object.spec.serviceAccountName) && "
+            f"object.spec.serviceAccountName == {admission.account!r}",
+            "message": f"{who} pods running as {admission.account}",
+        },
+        {
+            "expression": f"object.spec.containers.all(c, c.image in {allowed}) && "
+            f"(!has(object.spec.initContainers) || object.spec.initContainers.all(c, c.image in {allowed}))",
+            "message": f"{who} pods of the image(s) {images}",
+        },
+        {
+            "expression": "!has(object.spec.volumes) || object.spec.volumes.all(v, has(v.emptyDir) || "
+            f"has(v.configMap) || (has(v.secret) && v.secret.secretName == {secret!r}))",
+            "message": f"{who} pods whose volumes are emptyDir, ConfigMaps and the Secret {secret}",
+        },
+    ]

@@ -51,6 +51,8 @@ from jobs.conventions import NAME_LABEL
 # On a pod template: the digest of the workload's ConfigMap and Secret
 # contents, so changing one rolls the pods.
 FILES_DIGEST = "dataplatform.io/files-sha256"
+# How long a stopping replica of a scaled workload keeps serving first.
+DRAIN_SECONDS = 5
 # Every long-running workload's budget: a drain evicts one pod at a time
 # and waits for its replacement to be ready, yet never blocks on a single
 # replica (``minAvailable: 1`` would, forever), and an unhealthy pod never
@@ -87,18 +89,26 @@ class KubernetesTarget(ClusterExtensions):
         self._options = options
         self._stack = stack
         self.names = names
-        namespace = PlatformNamespace(
-            NamespaceOptions(
-                options.cluster,
-                options.purge_on_destroy,
-                create=options.create_namespace,
-                own_provider=options.own_provider,
-                check_exists=options.check_namespace,
-            ),
+        namespace_options = NamespaceOptions(
+            options.cluster,
+            options.purge_on_destroy,
+            create=options.create_namespace,
+            own_provider=options.own_provider,
+            check_exists=options.check_namespace,
+        )
+        namespace = PlatformNamespace(namespace_options, names, parent)
+        # Jobs apart: their pods never share a namespace with the services'
+        # Secrets, so no job can mount one or pass for a service.
+        jobs = PlatformNamespace(
+            namespace_options,
             names,
             parent,
+            name=options.cluster.jobs,
+            key="jobs-namespace",
+            provider_of=namespace,
+            holds_data=False,
         )
-        super().__init__(namespace, NetworkPolicies(namespace, options.cluster, parent))
+        super().__init__(namespace, jobs, NetworkPolicies(namespace, jobs, options.cluster, parent))
         self.provider = namespace.provider
         self.namespace = namespace.name
         self._workloads: dict[str, Workload] = {}
@@ -215,13 +225,18 @@ class KubernetesTarget(ClusterExtensions):
                 "capabilities": {"drop": ["ALL"]},
             },
         }
+        if workload.ports and not workload.one_shot and (workload.autoscaling or workload.replicas > 1):
+            # A replica being stopped keeps serving while the Service drops
+            # it (endpoints reach every node a moment later), so no request
+            # is sent to a closing pod; then it gets SIGTERM and drains.
+            container["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}}
         if workload.command:
             container["command"] = list(workload.command)
         if workload.args is not None:
             container["args"] = list(workload.args)
         if workload.health:
             container["readinessProbe"] = self._probe(workload.readiness or workload.health, liveness=False)
-            container["livenessProbe"] = self._probe(workload.health, liveness=True)
+            container["livenessProbe"] = self._probe(workload.liveness or workload.health, liveness=True)
             container["startupProbe"] = {
                 **self._probe(workload.health, liveness=False),
                 "periodSeconds": 5,
@@ -389,7 +404,7 @@ class KubernetesTarget(ClusterExtensions):
             made.append(self._ingress(workload, workload.exposure.ingress, parent))
         self._workloads[workload.name] = workload
         self._parents[workload.name] = parent
-        return Deployment(workload, made)
+        return Deployment(workload, made, namespace=self.namespace)
 
     def finalize(self) -> None:
         """Network policies, once every workload and flow is known."""

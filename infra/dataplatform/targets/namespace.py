@@ -57,12 +57,27 @@ class PlatformNamespace:
     ``purge_on_destroy``: deleting it would take the PVCs retained in it along.
     """
 
-    def __init__(self, options: NamespaceOptions, names: Names, parent: pulumi.Resource) -> None:
+    def __init__(
+        self,
+        options: NamespaceOptions,
+        names: Names,
+        parent: pulumi.Resource,
+        name: str | None = None,
+        key: str = "namespace",
+        provider_of: PlatformNamespace | None = None,
+        holds_data: bool = True,
+    ) -> None:
+        """``name`` (``kubernetes.namespace`` by default) under the resource
+        name ``key``; ``provider_of`` lends its provider (another namespace
+        of the same platform) instead of making one. One that
+        ``holds_data`` (PVCs) is kept on destroy unless purged."""
         cluster = options.cluster
-        self.name = cluster.namespace
+        self.name = name or cluster.namespace
         self.names = names
         self.provider: k8s.Provider | None = None
-        if options.own_provider:
+        if provider_of is not None:
+            self.provider = provider_of.provider
+        elif options.own_provider:
             check_cluster(cluster)
             self.provider = k8s.Provider(
                 names.of("kubernetes"),
@@ -76,20 +91,20 @@ class PlatformNamespace:
             # Read, not declared: a namespace that does not exist fails the
             # preview here, and every object of the platform waits for it.
             self.resource = k8s.core.v1.Namespace.get(
-                names.of("namespace"),
+                names.of(key),
                 self.name,
                 opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
             )
         elif options.create:
             self.resource = k8s.core.v1.Namespace(
-                names.of("namespace"),
+                names.of(key),
                 metadata={"name": self.name, "labels": {**PART_OF, **PSA_RESTRICTED}},
                 # The namespace itself depends on nothing; see ``opts`` for the rest.
                 opts=pulumi.ResourceOptions(
                     parent=parent,
                     provider=self.provider,
                     depends_on=[],
-                    retain_on_delete=not options.purge_on_destroy,
+                    retain_on_delete=holds_data and not options.purge_on_destroy,
                 ),
             )
 

@@ -60,14 +60,20 @@ def _endpoint_rule(endpoints: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class NetworkPolicies:
-    """A default-deny policy for the namespace, declared at once, and one
-    policy per workload and per pod group, declared by ``finalize`` once
-    every flow is known (a workload's ingress depends on who talks to it)."""
+    """A default-deny policy for the platform's namespace and the jobs
+    namespace, declared at once; one policy per workload (in the first) and
+    per pod group (in the second), declared by ``finalize`` once every flow
+    is known (a workload's ingress depends on who talks to it)."""
 
     def __init__(
-        self, namespace: PlatformNamespace, cluster: KubernetesSettings, parent: pulumi.Resource
+        self,
+        namespace: PlatformNamespace,
+        jobs: PlatformNamespace,
+        cluster: KubernetesSettings,
+        parent: pulumi.Resource,
     ) -> None:
         self._namespace = namespace
+        self._jobs = jobs
         self._dns = {
             "to": [{**_namespace(cluster.dns.namespace), **_pods(dict(cluster.dns.pod_labels))}],
             "ports": DNS_PORTS,
@@ -91,12 +97,13 @@ class NetworkPolicies:
             )
         self._pod_groups: dict[str, tuple[PodFlows, pulumi.Resource]] = {}
         self._workloads: Mapping[str, Workload] = {}
-        k8s.networking.v1.NetworkPolicy(
-            namespace.names.of("default-deny"),
-            metadata=namespace.meta("default-deny"),
-            spec=DEFAULT_DENY,
-            opts=namespace.opts(parent),
-        )
+        for ns, key in ((namespace, "default-deny"), (jobs, "jobs-default-deny")):
+            k8s.networking.v1.NetworkPolicy(
+                ns.names.of(key),
+                metadata=ns.meta("default-deny"),
+                spec=DEFAULT_DENY,
+                opts=ns.opts(parent),
+            )
 
     def close_chart_namespace(
         self,
@@ -172,7 +179,10 @@ class NetworkPolicies:
             if callers or groups:
                 by_callers.setdefault((callers, groups), []).append(port)
         for (callers, groups), ports in by_callers.items():
-            sources_: list[dict[str, Any]] = [_pods(self._pod_groups[g][0].selector) for g in groups]
+            # Pod groups run in the jobs namespace.
+            sources_: list[dict[str, Any]] = [
+                {**_namespace(self._jobs.name), **_pods(self._pod_groups[g][0].selector)} for g in groups
+            ]
             if callers:
                 selector = {
                     "matchExpressions": [{"key": NAME_LABEL, "operator": "In", "values": list(callers)}]
@@ -198,21 +208,30 @@ class NetworkPolicies:
             None,
             flows.selector,
             [{"from": peers}] if peers else [],
-            self._egress(flows.to_workloads, flows.to_api_server, peers),
+            self._egress(flows.to_workloads, flows.to_api_server, peers, across=True),
             parent,
+            namespace=self._jobs,
         )
 
     def _egress(
-        self, to_workloads: Iterable[str], to_api_server: bool, peers: list[dict[str, Any]] | None = None
+        self,
+        to_workloads: Iterable[str],
+        to_api_server: bool,
+        peers: list[dict[str, Any]] | None = None,
+        across: bool = False,
     ) -> list[pulumi.Input[dict[str, Any]]]:
-        """DNS always, then ``peers``, the ports named in ``to_workloads``,
-        and the API server when asked for."""
+        """DNS always, then ``peers``, the ports named in ``to_workloads``
+        (in the platform's namespace, from another one when ``across``), and
+        the API server when asked for."""
         rules: list[pulumi.Input[dict[str, Any]]] = [self._dns]
         if peers:
             rules.append({"to": peers})
+        where = _namespace(self._namespace.name) if across else {}
         for entry in to_workloads:
             target, _ = flow_target(entry)
-            rules.append({"to": [_pods({NAME_LABEL: target})], "ports": _tcp(self._ports_of(entry))})
+            rules.append(
+                {"to": [{**where, **_pods({NAME_LABEL: target})}], "ports": _tcp(self._ports_of(entry))}
+            )
         if to_api_server:
             rules.append(self._api_server)
         return rules
@@ -237,15 +256,17 @@ class NetworkPolicies:
         ingress: list[dict[str, Any]],
         egress: list[pulumi.Input[dict[str, Any]]],
         parent: pulumi.Resource,
+        namespace: PlatformNamespace | None = None,
     ) -> None:
+        ns = namespace or self._namespace
         k8s.networking.v1.NetworkPolicy(
-            self._namespace.names.of(name),
-            metadata=self._namespace.meta(name, labels),
+            ns.names.of(name),
+            metadata=ns.meta(name, labels),
             spec={
                 "podSelector": {"matchLabels": selector},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": ingress,
                 "egress": egress,
             },
-            opts=self._namespace.opts(parent),
+            opts=ns.opts(parent),
         )

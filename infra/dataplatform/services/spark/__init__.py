@@ -16,7 +16,7 @@ import pulumi
 
 from dataplatform.services.base import Context, Service, ServiceSpec
 from dataplatform.services.common import secret_path
-from dataplatform.services.minio import Minio
+from dataplatform.services.minio import API_PORT, Minio
 from dataplatform.services.redis import Redis
 from dataplatform.services.spark import operator, standalone
 from dataplatform.services.spark.shared import (
@@ -183,10 +183,11 @@ def build(ctx: Context) -> Spark:
     redis_user = redis.credentials[NAME]
     environment = SparkEnvironment(
         env={
-            "DP_S3_ENDPOINT": minio.endpoint,
+            # Names that resolve from the jobs namespace too (prod).
+            "DP_S3_ENDPOINT": f"http://{minio.deployment.qualified_host}:{API_PORT}",
             "DP_S3_ACCESS_KEY_FILE": secret_path("s3-access-key"),
             "DP_S3_SECRET_KEY_FILE": secret_path("s3-secret-key"),
-            "DP_REDIS_HOST": redis.host,
+            "DP_REDIS_HOST": redis.deployment.qualified_host,
             "DP_REDIS_PORT": str(redis.port),
             "DP_REDIS_USERNAME": redis_user.username,
             "DP_REDIS_PASSWORD_FILE": secret_path("redis-password"),

@@ -10,8 +10,8 @@ import pulumi
 
 from dataplatform.images import Reference
 from dataplatform.services.spark.shared import CHART_NAME, SparkArgs, SparkJobSettings
-from dataplatform.targets import ChartSpec, ClusterTarget, PodFlows
-from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT
+from dataplatform.targets import ChartSpec, ClusterTarget, PodAdmission, PodFlows
+from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, EXECUTOR_ACCOUNT, NAME_LABEL
 from jobs.launch import spark_application
 
 MASTER_URL = "k8s://https://kubernetes.default.svc:443"
@@ -22,8 +22,9 @@ WEBHOOK_PORT = 9443
 # What a driver does, and nothing more: it creates, watches and removes its
 # executor pods and the ConfigMap they read their configuration from. It
 # creates no Service (the operator makes the driver's) and no volume claim
-# (jobs use emptyDir scratch). RBAC cannot limit which pods it creates; Pod
-# Security "restricted" on the namespace and the Spark NetworkPolicy do.
+# (jobs use emptyDir scratch). RBAC cannot limit which pods it creates; an
+# admission policy does (``deploy_runtime``), with Pod Security "restricted"
+# on the jobs namespace and the Spark NetworkPolicy.
 DRIVER_RULES: list[dict[str, list[str]]] = [
     {
         "apiGroups": [""],
@@ -65,10 +66,10 @@ def operator_pod_values() -> dict[str, object]:
 def deploy_runtime(
     args: SparkArgs, target: ClusterTarget, parent: pulumi.Resource
 ) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
-    """The operator from its pinned chart (webhook on, the platform namespace
-    watched), the drivers' service account, the credentials Secret and the
-    network policy of Spark pods; returns what jobs wait for and the
-    Secret's name."""
+    """The operator from its pinned chart (webhook on, the jobs namespace
+    watched), the drivers' and executors' service accounts, the credentials
+    Secret, the network policy of Spark pods and the admission policy on the
+    pods drivers create; returns what jobs wait for and the Secret's name."""
     runtime: list[pulumi.Resource] = []
     operator = args.operator
     environment = args.environment
@@ -105,13 +106,30 @@ def deploy_runtime(
                 parent,
             )
         )
-    # Drivers call the API server, so their account's token is mounted.
+    # Drivers call the API server, so their account's token is mounted;
+    # executors never do, so theirs has none and no role.
     runtime.append(target.service_account(DRIVER_ACCOUNT, DRIVER_RULES, parent, mount_token=True))
+    runtime.append(target.service_account(EXECUTOR_ACCOUNT, [], parent))
     secret_name = target.secret_volume("spark-credentials", environment.files, parent)
     target.allow_flows(
         "spark-pods",
         PodFlows(selector=dict(APP_LABEL), to_workloads=environment.talks_to, to_api_server=True),
         parent,
+    )
+    # What a driver may create: executors of its own application only.
+    runtime.append(
+        target.admit_pods(
+            "spark-executors",
+            PodAdmission(
+                creator=DRIVER_ACCOUNT,
+                account=EXECUTOR_ACCOUNT,
+                images=(target.image_name(args.image),),
+                secret=secret_name,
+                labels={**APP_LABEL, "spark-role": "executor"},
+                forbidden_label_keys=(NAME_LABEL,),
+            ),
+            parent,
+        )
     )
     return runtime, secret_name
 

@@ -393,7 +393,7 @@ class SparkArgs:
     jobs: tuple[SparkJobSettings, ...] = ()
     operator: SparkOperatorSettings = field(default_factory=lambda: SparkOperatorSettings())
     # Prod: where the jobs run (the operator watches it).
-    namespace: str = KubernetesSettings().namespace
+    namespace: str = KubernetesSettings().jobs
     # Prod: the Secrets the operator's and Spark's pods pull their images with.
     image_pull_secrets: tuple[str, ...] = ()
     raw_bucket: str = Buckets().raw
@@ -437,7 +437,7 @@ def spark_args(
         workers=workers,
         jobs=tuple(JOBS.of(settings)),
         operator=OPERATOR.of(settings),
-        namespace=settings.kubernetes.namespace,
+        namespace=settings.kubernetes.jobs,
         raw_bucket=settings.buckets.raw,
         master_host_port=settings.host_port("spark_master"),
         ui_host_port=settings.host_port("spark_ui"),
