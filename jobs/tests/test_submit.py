@@ -96,6 +96,8 @@ def test_spark_application() -> None:
     assert spec["volumes"][0] == {"name": "secrets", "secret": {"secretName": "creds", "defaultMode": 0o440}}
     assert spec["restartPolicy"] == {"type": "Never"}
     assert spec["driver"]["serviceAccount"] == "spark-driver"
+    # Executors never call the API: an account without a token.
+    assert spec["executor"]["serviceAccount"] == "spark-executor"
     assert spec["driver"]["annotations"] == {RUN_ID_ANNOTATION: "r1"}
     assert spec["executor"]["instances"] == 1
     for pod in (spec["driver"], spec["executor"]):
