@@ -23,7 +23,7 @@ from tools.e2e_prod.monitoring import monitoring
 from tools.e2e_prod.resilience import resilience
 from tools.e2e_prod.security import driver_account_limits, network_policies, pod_security
 from tools.e2e_prod.serving import serving
-from tools.e2e_prod.spark import group_count_job, pipeline, scheduled
+from tools.e2e_prod.spark import group_count_job, jobs_that_cannot_run, pipeline, scheduled
 from tools.e2e_prod.stack import ProdStack, log
 from tools.repo import ROOT
 
@@ -91,6 +91,7 @@ def run(prod: ProdStack, keep: bool, start_at: str | None = None) -> int:
             driver_account_limits(prod)
         if "jobs" in steps:
             version = pipeline(prod)
+            jobs_that_cannot_run(prod)
         if "csv" in steps:
             group_count_job(prod)
         if "scheduled" in steps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import time
 from typing import Any
@@ -65,10 +66,17 @@ def images(prod: ProdStack) -> None:
 def deploy(prod: ProdStack) -> None:
     prod.stack = auto.create_or_select_stack(stack_name=prod.name, work_dir=str(ROOT))
     prod.stack.set_all_config(prod.engine_config())
-    result, seconds = prod.up("first")
+    # The project's policy pack on the live update: a mandatory violation
+    # fails the up.
+    result, seconds = prod.up("first", policy_packs=[str(ROOT / "policy")])
     created = (result.summary.resource_changes or {}).get(OpType.CREATE, 0)
     prod.report.add("resources created", str(created))
     prod.time("first up, every object awaited ready", seconds)
+    check("Policies:" in result.stdout, "the policy pack did not run on the first up")
+    advisories = sorted(set(re.findall(r"\[advisory\]\s+(\S+)", result.stdout)))
+    prod.report.ok(
+        f"the policy pack ran on the live up: no mandatory violation; advisories: {advisories or 'none'}"
+    )
     prod.refresh_outputs()
     for namespace in (prod.namespace, prod.operator_namespace):
         deployments = prod.kube.json("get", "deployments", "-n", namespace)["items"]

@@ -82,6 +82,50 @@ def pipeline(prod: ProdStack) -> str:
     return version
 
 
+def jobs_that_cannot_run(prod: ProdStack) -> None:
+    """Two ways a job cannot run, each told by ``python -m jobs submit``
+    with its reason once ``--schedule-timeout`` has passed, not left
+    waiting: a driver no node can hold, and an application the operator
+    never takes up (its controller scaled to 0)."""
+    application = "dp-datagen"
+
+    def remove() -> None:
+        prod.kube.run(
+            "delete",
+            "sparkapplication",
+            application,
+            "-n",
+            prod.jobs_namespace,
+            "--ignore-not-found",
+            "--wait=true",
+        )
+
+    def refused(reason: str, *flags: str) -> float:
+        try:
+            returncode, seconds = submit(prod, "datagen", "--schedule-timeout", "20", *flags)
+        finally:
+            remove()
+        check(returncode != 0, f"a job that cannot run was reported as run:\n{prod.last_output[-1500:]}")
+        check(reason in prod.last_output, f"submit did not say {reason!r}:\n{prod.last_output[-1500:]}")
+        return seconds
+
+    seconds = refused("the driver pod cannot be scheduled", "--driver-memory", "64g")
+    prod.report.ok(
+        f"a driver no node can hold: submit failed in {seconds:.0f} s, the driver pod cannot be scheduled"
+    )
+    listed = prod.kube.run("get", "deployments", "-n", prod.operator_namespace, "-o", "name").split()
+    [controller] = [name for name in listed if name.endswith("-controller")]
+    prod.kube.run("scale", controller, "-n", prod.operator_namespace, "--replicas=0")
+    try:
+        seconds = refused("the Spark Operator has not taken the application up")
+    finally:
+        prod.kube.run("scale", controller, "-n", prod.operator_namespace, "--replicas=1")
+        prod.kube.run("rollout", "status", controller, "-n", prod.operator_namespace, "--timeout=180s")
+    prod.report.ok(
+        f"the operator stopped: submit failed in {seconds:.0f} s, the application was never taken up"
+    )
+
+
 def group_count_job(prod: ProdStack) -> None:
     csv_groups_counted(prod, lambda job, *args: submit_watched(prod, job, *args))
     uploaded = [line for line in prod.last_output.splitlines() if "s3a://" in line and "uploads/" in line]
