@@ -8,13 +8,14 @@ way those runs reach them.
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 import redis
 from pulumi import automation as auto
 
-from cluster.certs import certificate_paths
+from cluster.certs import certificate_paths, self_signed_command
 from tools.e2e import teardown
 from tools.e2e.machine import build_images, machine_overrides
 from tools.e2e.stack import DevStack
@@ -142,7 +143,9 @@ class ProdTier:
         """The Secret the Ingress names, made as a 0.1.0 user made it: this
         run's certificate (the test trusts only it)."""
         prod = self.state
+        # For this tier's host (the run's own certificate is for another).
         cert, key = certificate_paths(prod.tls_dir)
+        subprocess.run(self_signed_command(prod.host, cert, key, days=2), check=True, capture_output=True)
         secret = prod.kube.run(
             "create",
             "secret",
