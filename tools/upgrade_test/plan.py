@@ -35,10 +35,14 @@ DESTRUCTIVE_OPS = frozenset(
 
 # What moved, by design, into the jobs namespace after 0.1.0 (Spark jobs
 # apart from the services' Secrets): re-created there and removed from the
-# platform's namespace. None of it holds data; jobs already submitted keep
-# running where they are.
+# platform's namespace, the Spark Operator chart's roles for the namespace
+# it watches among them. None of it holds data.
 RELOCATED = frozenset(
     {
+        ("kubernetes:rbac.authorization.k8s.io/v1:Role", "spark-operator-controller"),
+        ("kubernetes:rbac.authorization.k8s.io/v1:Role", "spark-operator-webhook"),
+        ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "spark-operator-controller"),
+        ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "spark-operator-webhook"),
         ("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication", "features-nightly"),
         ("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication", "train-nightly"),
         ("kubernetes:core/v1:Secret", "spark-credentials"),
@@ -64,9 +68,13 @@ class Step:
 
     @property
     def relocated(self) -> bool:
-        """One of the objects that moved to the jobs namespace (the name
-        is the platform's resource name, after its ``<platform>-``)."""
-        return any(self.type == kind and self.name.endswith(f"-{name}") for kind, name in RELOCATED)
+        """One of the objects that moved to the jobs namespace. Its name is
+        bare (0.1.0), after ``<platform>-``, or a chart's object after
+        ``<release>:<namespace>/``."""
+        base = self.name.rsplit("/", 1)[-1]
+        return any(
+            self.type == kind and (base == name or base.endswith(f"-{name}")) for kind, name in RELOCATED
+        )
 
     @property
     def renamed(self) -> bool:
