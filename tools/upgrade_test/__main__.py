@@ -118,15 +118,20 @@ def update_under_load(tier: Tier) -> None:
     for offset, error in tally.unanswered[:10]:
         log(f"  no answer at {offset:.1f} s: {error}")
     check(tally.sent > 0, "the load sent nothing")
-    check(tally.server_errors == 0, f"{tally.server_errors} answers 5xx during the update")
-    check(not tally.unanswered, f"{len(tally.unanswered)} predictions got no answer during the update")
-    other = {s: n for s, n in tally.statuses.items() if s != 200}
+    failed = tally.server_errors + len(tally.unanswered)
+    allowed = int(tally.sent * tier.failure_budget)
+    why = f" (allowed {allowed}: {tier.failure_budget_reason})" if allowed else ""
+    check(failed <= allowed, f"{failed} predictions 5xx or unanswered during the update{why}")
+    other = {s: n for s, n in tally.statuses.items() if s != 200 and s < 500}
     check(not other, f"predictions answered other than 200 during the update: {other}")
     check(
         seconds <= tier.update_ceiling_s,
         f"the update took {seconds:.0f} s, over {tier.update_ceiling_s:.0f} s",
     )
-    state.report.ok(f"update under load: {tally.sent} predictions, every one 200, 0 5xx")
+    state.report.ok(
+        f"update under load: {tally.sent} predictions, {failed} 5xx or unanswered"
+        + (f" of the {allowed} allowed ({tier.failure_budget_reason})" if allowed else "")
+    )
 
 
 def check_after(tier: Tier, seeded: data.Seeded, before: dict[str, Any]) -> None:
