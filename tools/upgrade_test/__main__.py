@@ -92,10 +92,10 @@ def preview(tier: Tier) -> Plan:
     check(not destructive, "the update would delete or replace resources:\n" + _lines(destructive))
     moved = plan.relocations()
     if moved:
-        state.report.add("moved to the jobs namespace (replaced, no data)", str(len(moved)))
+        state.report.add("steps moving objects to the jobs namespace (no data)", str(len(moved)))
     state.report.ok(
         f"preview: no step deletes or replaces anything ({len(plan.steps)} steps) "
-        f"but the {len(moved)} objects moved to the jobs namespace"
+        f"but the {len(moved)} that move objects to the jobs namespace"
     )
     return plan
 

@@ -145,7 +145,6 @@ class ClusterTarget(Target, Protocol):
         rules: RoleRules,
         parent: pulumi.Resource,
         mount_token: bool = False,
-        depends_on: list[pulumi.Resource] | None = None,
     ) -> pulumi.Resource:
         """A service account in the jobs namespace, bound to ``rules`` (none
         when empty); its token is mounted into pods only with ``mount_token``."""

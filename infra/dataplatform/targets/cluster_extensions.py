@@ -70,14 +70,13 @@ class ClusterExtensions:
         rules: RoleRules,
         parent: pulumi.Resource,
         mount_token: bool = False,
-        depends_on: list[pulumi.Resource] | None = None,
     ) -> pulumi.Resource:
         ns = self._jobs
         account = k8s.core.v1.ServiceAccount(
             ns.names.of(name),
             metadata=ns.meta(name),
             automount_service_account_token=mount_token,
-            opts=ns.opts(parent, depends_on=list(depends_on or [])),
+            opts=ns.opts(parent),
         )
         if not rules:
             return account
