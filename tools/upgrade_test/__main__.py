@@ -93,10 +93,8 @@ def preview(tier: Tier) -> Plan:
     moved = plan.relocations()
     if moved:
         state.report.add("steps moving objects to the jobs namespace (no data)", str(len(moved)))
-    state.report.ok(
-        f"preview: no step deletes or replaces anything ({len(plan.steps)} steps) "
-        f"but the {len(moved)} that move objects to the jobs namespace"
-    )
+    but = f" but the {len(moved)} that move objects to the jobs namespace" if moved else ""
+    state.report.ok(f"preview: no step deletes or replaces anything ({len(plan.steps)} steps){but}")
     return plan
 
 
