@@ -256,11 +256,11 @@ class DataPlatform(pulumi.ComponentResource):
         deployed = self.target.deployed
         known = set(deployed)
         for workload in deployed.values():
-            for other in (*workload.depends_on, *workload.talks_to_names):
+            flows = [(entry, *flow_target(entry)) for entry in workload.talks_to]
+            for other in (*workload.depends_on, *(name for _, name, _ in flows)):
                 if other not in known:
                     raise WorkloadError(f"{workload.name}: names {other!r}, which is not a declared workload")
-            for entry in workload.talks_to:
-                other, port = flow_target(entry)
+            for entry, other, port in flows:
                 if port is not None and deployed[other].port_named(port) is None:
                     raise WorkloadError(
                         f"{workload.name}: talks to {entry!r}, but {other} has no port {port!r}"

@@ -341,11 +341,6 @@ class Workload:
         if self.metrics and self.metrics.port not in {p.container_port for p in self.ports}:
             raise WorkloadError(f"{self.name}: metrics port {self.metrics.port} is not a declared port")
 
-    @property
-    def talks_to_names(self) -> tuple[str, ...]:
-        """The workloads this one talks to, without ports."""
-        return tuple(dict.fromkeys(flow_target(entry)[0] for entry in self.talks_to))
-
     def port_named(self, name: str) -> Port | None:
         return next((p for p in self.ports if p.name == name), None)
 
@@ -364,10 +359,10 @@ class Workload:
         return bool(self.volumes)
 
     def port(self, name: str) -> Port:
-        for p in self.ports:
-            if p.name == name:
-                return p
-        raise KeyError(f"{self.name} has no port {name!r}")
+        found = self.port_named(name)
+        if found is None:
+            raise KeyError(f"{self.name} has no port {name!r}")
+        return found
 
 
 def http_check(

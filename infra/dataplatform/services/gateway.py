@@ -147,12 +147,9 @@ class Gateway(Service):
         # A ClusterIP gateway admits the ingress controller's pods and the
         # namespaces named; LoadBalancer and NodePort clients come from
         # outside the cluster, so those admit any source.
+        controller = [conf.ingress.controller_namespace] if conf.ingress else []
         sources = (
-            tuple(
-                dict.fromkeys(
-                    [*([conf.ingress.controller_namespace] if conf.ingress else []), *conf.client_namespaces]
-                )
-            )
+            tuple(dict.fromkeys([*controller, *conf.client_namespaces]))
             if conf.service_type == "ClusterIP"
             else None
         )

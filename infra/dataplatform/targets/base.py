@@ -140,11 +140,7 @@ class ClusterTarget(Target, Protocol):
     jobs_namespace: str
 
     def service_account(
-        self,
-        name: str,
-        rules: RoleRules,
-        parent: pulumi.Resource,
-        mount_token: bool = False,
+        self, name: str, rules: RoleRules, parent: pulumi.Resource, mount_token: bool = False
     ) -> pulumi.Resource:
         """A service account in the jobs namespace, bound to ``rules`` (none
         when empty); its token is mounted into pods only with ``mount_token``."""

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from dataplatform.targets.base import ChartSpec, Manifest, PodAdmission, PodFlows, RoleRules
-from dataplatform.targets.namespace import PSA_RESTRICTED, PlatformNamespace
+from dataplatform.targets.namespace import PSA_RESTRICTED, PlatformNamespace, namespace_selector
 from dataplatform.targets.network_policy import NetworkPolicies
 from dataplatform.workload import File
 from jobs.conventions import PART_OF
@@ -65,11 +65,7 @@ class ClusterExtensions:
         )
 
     def service_account(
-        self,
-        name: str,
-        rules: RoleRules,
-        parent: pulumi.Resource,
-        mount_token: bool = False,
+        self, name: str, rules: RoleRules, parent: pulumi.Resource, mount_token: bool = False
     ) -> pulumi.Resource:
         ns = self._jobs
         account = k8s.core.v1.ServiceAccount(
@@ -163,9 +159,7 @@ class ClusterExtensions:
             spec={
                 "policyName": policy_name,
                 "validationActions": ["Deny"],
-                "matchResources": {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": jobs}}
-                },
+                "matchResources": namespace_selector(jobs),
             },
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[policy])),
         )

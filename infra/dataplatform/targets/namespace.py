@@ -27,6 +27,11 @@ PSA_RESTRICTED = {
 }
 
 
+def namespace_selector(name: str) -> dict[str, Any]:
+    """Selects the namespace ``name`` by the label Kubernetes gives every namespace."""
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
 def workload_labels(name: str) -> dict[str, str]:
     """The labels of a workload's objects and pods; its pods are selected by ``NAME_LABEL``."""
     return {NAME_LABEL: name, **PART_OF}

@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 
 from dataplatform.config import KubernetesSettings
 from dataplatform.targets.base import PodFlows
-from dataplatform.targets.namespace import PlatformNamespace, workload_labels
+from dataplatform.targets.namespace import PlatformNamespace, namespace_selector, workload_labels
 from dataplatform.workload import Port, Workload, flow_target
 from jobs.conventions import NAME_LABEL
 
@@ -34,10 +34,6 @@ def _pods(selector: dict[str, str]) -> dict[str, Any]:
 
 def _tcp(ports: Iterable[Port]) -> list[dict[str, Any]]:
     return [{"protocol": "TCP", "port": p.container_port} for p in ports]
-
-
-def _namespace(name: str) -> dict[str, Any]:
-    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
 def _endpoint_rule(endpoints: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,7 +71,7 @@ class NetworkPolicies:
         self._namespace = namespace
         self._jobs = jobs
         self._dns = {
-            "to": [{**_namespace(cluster.dns.namespace), **_pods(dict(cluster.dns.pod_labels))}],
+            "to": [{**namespace_selector(cluster.dns.namespace), **_pods(dict(cluster.dns.pod_labels))}],
             "ports": DNS_PORTS,
         }
         self._api_server: pulumi.Input[dict[str, Any]]
@@ -163,7 +159,9 @@ class NetworkPolicies:
             if sources is None:
                 ingress.append({"ports": _tcp(workload.ports)})
             elif sources:
-                ingress.append({"from": [_namespace(ns) for ns in sources], "ports": _tcp(workload.ports)})
+                ingress.append(
+                    {"from": [namespace_selector(ns) for ns in sources], "ports": _tcp(workload.ports)}
+                )
         # Callers grouped by the ports they may use, one rule per group.
         by_callers: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Port]] = {}
         for port in workload.ports:
@@ -181,7 +179,8 @@ class NetworkPolicies:
         for (callers, groups), ports in by_callers.items():
             # Pod groups run in the jobs namespace.
             sources_: list[dict[str, Any]] = [
-                {**_namespace(self._jobs.name), **_pods(self._pod_groups[g][0].selector)} for g in groups
+                {**namespace_selector(self._jobs.name), **_pods(self._pod_groups[g][0].selector)}
+                for g in groups
             ]
             if callers:
                 selector = {
@@ -226,7 +225,7 @@ class NetworkPolicies:
         rules: list[pulumi.Input[dict[str, Any]]] = [self._dns]
         if peers:
             rules.append({"to": peers})
-        where = _namespace(self._namespace.name) if across else {}
+        where = namespace_selector(self._namespace.name) if across else {}
         for entry in to_workloads:
             target, _ = flow_target(entry)
             rules.append(
