@@ -16,8 +16,13 @@ help:
 bootstrap: ## Install the toolchain, the Docker engine and the base images
 	bash scripts/bootstrap.sh
 
+# `make up STACK=other` deploys another stack of this project the same way.
+STACK ?= dev
+
+# --skip-preview: with --yes nothing waits on the preview, and it would run
+# the program a second time; `make preview-dev` shows the changes first.
 up: bootstrap ## Bring the dev stack up on the local Docker engine
-	$(PULUMI_ENV) pulumi stack select dev --create && pulumi up --refresh --stack dev --yes
+	$(PULUMI_ENV) pulumi stack select $(STACK) --create && pulumi up --refresh --skip-preview --stack $(STACK) --yes
 
 preview-dev: ## Preview the dev stack
 	$(PULUMI_ENV) pulumi preview --stack dev

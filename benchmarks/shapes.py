@@ -390,6 +390,7 @@ ENGINE_FIGURES = (
     "program imports (python -c import)",
     "prod: pulumi preview (render)",
     "dev: pulumi up, first (deploy)",
+    "dev: make up, no changes",
     "dev: pulumi up, no changes",
     "dev: pulumi up --skip-preview, no changes",
     "dev: pulumi preview, no changes",

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.shapes import CHECKS, Report
+from tools.signals import deliver_sigint
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -178,6 +179,7 @@ def check(name: str, out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    deliver_sigint()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.smoke", description=__doc__.split("\n\n")[0])
     names = [b.name for b in BENCHES]
     parser.add_argument("--only", nargs="+", choices=names, help="these benchmarks only")

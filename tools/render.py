@@ -244,9 +244,11 @@ Runner = Callable[..., tuple[int, list[str]]]
 def ephemeral_stack(stack: str, config: dict[str, Any]) -> Iterator[Runner]:
     """A stack of this project in a throwaway local backend with a throwaway
     passphrase, configured with ``config`` (prefixed keys). Yields
-    ``run(*pulumi_args, on_output=None, timeout=None)``, which returns the
-    exit code and the output lines. The stack, its ``Pulumi.<stack>.yaml``
-    and the backend are gone afterwards."""
+    ``run(*pulumi_args, on_output=None, timeout=None, command=None)``, which
+    returns the exit code and the output lines; ``command``, when given, is
+    run instead of ``pulumi``, in the same environment (backend, passphrase).
+    The stack, its ``Pulumi.<stack>.yaml`` and the backend are gone
+    afterwards."""
     stack_file = ROOT / f"Pulumi.{stack}.yaml"
     if stack_file.exists():
         raise FileExistsError(f"{stack_file} exists: another run may be using stack {stack}")
@@ -259,9 +261,13 @@ def ephemeral_stack(stack: str, config: dict[str, Any]) -> Iterator[Runner]:
         env.pop(name, None)
 
     def run(
-        *args: str, on_output: Callable[[str], None] | None = None, timeout: float | None = None
+        *args: str,
+        on_output: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+        command: list[str] | None = None,
     ) -> tuple[int, list[str]]:
-        command = ["pulumi", *args, "--stack", stack, "--non-interactive", "--color", "never"]
+        if command is None:
+            command = ["pulumi", *args, "--stack", stack, "--non-interactive", "--color", "never"]
         proc = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

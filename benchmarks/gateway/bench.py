@@ -1,6 +1,7 @@
 """The gateway against nginx, in front of the same inference container.
 
     python -m benchmarks.gateway.bench [--rounds 3] [--seconds 10] [--pin split|none] [--smoke]
+                                       [--profile SECONDS]
 
 Three variants get the same wrk load (one body, ``POST /v1/predict``): straight
 to inference, through Debian's nginx (API key checked through a ``map``,
@@ -13,6 +14,10 @@ falls on all of them alike; the tables report medians over rounds.
 ``--smoke`` is the short pass of ``make bench-smoke`` (``benchmarks/modes.py``):
 one round of a second per run at 1 and 8 connections, with the gateway
 binary taken from the project's gateway image instead of a host build.
+
+``--profile SECONDS`` adds one more gateway run at the highest concurrency
+under ``perf record`` and prints where the gateway's CPU went, by crate and
+by function (``profile.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks import modes
+from benchmarks.gateway import profile as gateway_profile
 from benchmarks.inference import stack as inference_stack
 from benchmarks.loadgen import (
     NICE,
@@ -304,6 +310,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--image", default=inference_stack.IMAGE)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after the rounds, perf-record the gateway this long at the highest concurrency "
+        "(a release build with symbols, perf from Debian) and print where its CPU goes",
+    )
     modes.add_smoke_flag(parser, "gateway")
     args = modes.parse(parser, "gateway", argv)
 
@@ -318,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
         # Before anything starts: a cold release build takes minutes.
         if args.gateway_bin:
             gateway_bin = args.gateway_bin
+        elif args.profile:
+            gateway_bin = gateway_profile.build_with_symbols()
         elif args.gateway_image:
             bin_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="dp-bench-gateway-"))
             gateway_bin = gateway_from_image(args.gateway_image, Path(bin_dir))
@@ -414,6 +430,25 @@ def main(argv: list[str] | None = None) -> None:
         for sampler in samplers.values():
             sampler.stop.set()
         nginx_workers = len(process_tree(nginx.pid)) - 1
+        profiled = None
+        if args.profile:
+            top = max(args.concurrency)
+            profiled = gateway_profile.profile_under_load(
+                gateway.pid,
+                args.profile,
+                top,
+                lambda: run_wrk(
+                    tools,
+                    Load(
+                        targets["gateway"] + "/v1/predict",
+                        BODY,
+                        top,
+                        args.profile,
+                        headers["gateway"],
+                        cpus["load"],
+                    ),
+                ),
+            )
 
     print(table(rows))
     print()
@@ -444,6 +479,9 @@ def main(argv: list[str] | None = None) -> None:
         f"(5 min {load_after[1]:.2f}); {args.rounds} rounds, {args.seconds:g} s per run, "
         f"{elapsed / 60:.1f} min"
     )
+    if profiled:
+        print()
+        print(profiled.table())
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -457,6 +495,7 @@ def main(argv: list[str] | None = None) -> None:
                     "seconds": args.seconds,
                     "concurrency": sorted(args.concurrency),
                     "load_average": {"before": load_before, "after": load_after},
+                    "profile": profiled.record() if profiled else None,
                 },
                 indent=2,
             )

@@ -17,6 +17,7 @@ from tools.e2e.stack import DevStack
 from tools.e2e.teardown import cleanup, destroy
 from tools.e2e_common import cli
 from tools.e2e_common.report import Failure, log
+from tools.signals import deliver_sigint
 
 
 def run(dev: DevStack, build: bool, purge: bool, keep: bool) -> int:
@@ -62,6 +63,7 @@ def run(dev: DevStack, build: bool, purge: bool, keep: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    deliver_sigint()
     parser = cli.parser("python -m tools.e2e", e2e.__doc__, "e2e", "skip scripts/build-images.sh")
     parser.add_argument("--purge", action="store_true", help="destroy with purgeOnDestroy")
     parser.add_argument(

@@ -6,10 +6,12 @@ configured as ``Pulumi.prod.yaml`` plus ``cluster/prod-stack.yaml`` (what
 this machine needs) plus the few settings this test adds to see things
 happen in seconds (listed in ``TEST_OVERRIDES``), it:
 
-1. builds the images, pushes them to the cluster's registry and runs ``up``
-   with the real engine and kubernetes provider (every Deployment, Job and
-   the operator's chart awaited); a second ``up`` and a ``preview
-   --refresh`` must change nothing;
+1. builds the images, pushes them to the cluster's registry and pulls them
+   onto the node, previews with the project's policy pack against the live
+   cluster (a mandatory violation fails), and runs ``up`` with the real
+   engine and kubernetes provider (every Deployment, Job and the operator's
+   chart awaited); a second ``up`` and a ``preview --refresh`` must change
+   nothing;
 2. checks Pod Security "restricted" on both namespaces: every pod admitted,
    a violating pod rejected;
 3. checks the NetworkPolicies from probe pods wearing each workload's
@@ -31,8 +33,10 @@ happen in seconds (listed in ``TEST_OVERRIDES``), it:
    gateway's API key through config;
 8. keeps a Redis key and a MinIO object across pod deletion and across
    ``destroy`` + ``up``, and lists what ``destroy`` leaves;
-9. with ``--peer``, times ``kubectl apply --server-side`` + ``kubectl wait``
-   of the same rendered manifests as the peer of the first ``up``.
+9. unless ``--no-peer``, times ``kubectl apply --server-side`` +
+   ``kubectl wait`` of the same rendered manifests, in namespaces of their
+   own, as the peer of the first ``up``. Both start from a node holding
+   every image (step 1 pulls them there before the first ``up``).
 
 A summary table ends the run; the exit status is non-zero on any failure.
 """

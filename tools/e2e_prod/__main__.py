@@ -26,6 +26,7 @@ from tools.e2e_prod.serving import serving
 from tools.e2e_prod.spark import group_count_job, jobs_that_cannot_run, pipeline, scheduled
 from tools.e2e_prod.stack import ProdStack, log
 from tools.repo import ROOT
+from tools.signals import deliver_sigint
 
 STEPS = ("network", "jobs", "csv", "scheduled", "serving", "monitoring", "resilience", "data", "destroy")
 
@@ -44,6 +45,11 @@ def resume(prod: ProdStack) -> None:
     cert.write_text(prod.config["gateway"]["ingress"]["tlsCertificate"])
 
 
+# The first up's time against its peer's, both from a node that holds every
+# image: the project's target, reported and not asserted (a timing).
+PEER_GOAL = 1.3
+
+
 def timing_table(prod: ProdStack) -> None:
     print("\n| step | seconds |\n|---|---|")
     for what, seconds in prod.timings:
@@ -51,7 +57,8 @@ def timing_table(prod: ProdStack) -> None:
     first = dict(prod.timings).get("first up, every object awaited ready")
     peer = next((s for w, s in prod.timings if w.startswith("peer:")), None)
     if first and peer:
-        print(f"\nfirst up / peer: {first / peer:.2f}x (goal <= 1.3x)")
+        verdict = "met" if first / peer <= PEER_GOAL else "missed"
+        print(f"\nfirst up / peer: {first / peer:.2f}x (goal <= {PEER_GOAL}x: {verdict})")
 
 
 def cleanup(prod: ProdStack) -> None:
@@ -137,13 +144,15 @@ def run(prod: ProdStack, keep: bool, start_at: str | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    deliver_sigint()
     parser = cli.parser(
         "python -m tools.e2e_prod", e2e_prod.__doc__, "e2e-prod", "push the images already built"
     )
     parser.add_argument(
-        "--peer",
-        action="store_true",
-        help="also time kubectl apply --server-side + kubectl wait of the same manifests (step 9)",
+        "--no-peer",
+        dest="peer",
+        action="store_false",
+        help="skip timing kubectl apply --server-side + kubectl wait of the same manifests (step 9)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="leave the stack up at the end, or after a failure"

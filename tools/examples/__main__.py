@@ -57,6 +57,7 @@ from tools.e2e_prod.kube import Kube
 from tools.e2e_prod.stack import load_overrides
 from tools.harness import merge_config, stack_config
 from tools.repo import ROOT
+from tools.signals import deliver_sigint
 
 EXAMPLE = ROOT / "examples" / "python"
 PLATFORMS = ["analytics", "research"]
@@ -405,6 +406,7 @@ def yaml_run(workdir: Path, kube: Kube, kubeconfig: str, endpoints: Endpoints, r
 
 
 def main() -> int:
+    deliver_sigint()
     parser = argparse.ArgumentParser(prog="python -m tools.examples", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--tier",

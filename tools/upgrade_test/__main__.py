@@ -24,6 +24,7 @@ from tools.e2e_common import cli
 from tools.e2e_common.report import Failure, check, log, wait_for
 from tools.e2e_common.stack import engine_config
 from tools.repo import ROOT
+from tools.signals import deliver_sigint
 from tools.upgrade_test import data
 from tools.upgrade_test.load import SteadyLoad
 from tools.upgrade_test.plan import Plan
@@ -234,6 +235,7 @@ def cluster_answers() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    deliver_sigint()
     parser = argparse.ArgumentParser(
         prog="python -m tools.upgrade_test", description=(upgrade_test.__doc__ or "").split("\n\n")[0]
     )
