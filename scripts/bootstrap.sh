@@ -154,6 +154,12 @@ write_env_file() {
       printf 'export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n'
     fi
     printf 'export PULUMI_SKIP_UPDATE_CHECK=true\n'
+    # Steps the engine runs at once. Its default, 4 per core, is 8 here, and
+    # the kubernetes provider holds a step while it waits for a Deployment or
+    # Job to be ready: a first up of prod spent its first 10 s with every
+    # step waiting and the operator's chart queued behind them
+    # (docs/prod.md, "Measured"). Waiting costs no CPU.
+    printf 'export PULUMI_PARALLEL="${PULUMI_PARALLEL:-32}"\n'
     # The stack's image builds trust the machine's extra CAs (a TLS-inspecting
     # proxy) exactly as scripts/build-images.sh passes them: `$(cat ...)`,
     # trailing newlines dropped, so both share the engine's layer cache.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -66,3 +67,36 @@ class EphemeralStack:
         with contextlib.suppress(auto.CommandError):
             auto.LocalWorkspace(work_dir=str(ROOT)).remove_stack(self.name)
         (ROOT / f"Pulumi.{self.name}.yaml").unlink(missing_ok=True)
+
+
+class Timeline:
+    """When each resource's step began and ended during one ``up``, from the
+    engine's events as they arrive (``on_event``): what an ``up`` waited
+    for, in order."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.began: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+
+    def __call__(self, event: auto.EngineEvent) -> None:
+        now = time.monotonic() - self.started
+        if event.resource_pre_event and not event.resource_pre_event.planning:
+            self.began.setdefault(event.resource_pre_event.metadata.urn, now)
+        elif event.res_outputs_event:
+            self.ended[event.res_outputs_event.metadata.urn] = now
+
+    def first_step(self) -> float:
+        """Seconds from the start to the first resource step: the CLI's and
+        the program's start."""
+        return min(self.began.values(), default=0.0)
+
+    def slowest(self, count: int = 8) -> list[str]:
+        """The ``count`` resources that finished last, each as ``type name:
+        began-ended s``."""
+        rows = sorted(self.ended.items(), key=lambda item: -item[1])[:count]
+        return [
+            f"{urn.rsplit('::', 2)[-2].rsplit('$', 1)[-1]} {urn.rsplit('::', 1)[-1]}: "
+            f"{self.began.get(urn, 0.0):.1f}-{ended:.1f} s"
+            for urn, ended in rows
+        ]

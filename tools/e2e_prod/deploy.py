@@ -14,6 +14,7 @@ from pulumi.automation import OpType
 from cluster.certs import certificate_paths
 from cluster.settings import cluster_settings
 from tools.e2e_common.report import Failure, check, timed
+from tools.e2e_common.stack import Timeline
 from tools.e2e_prod.stack import ProdStack
 from tools.repo import ROOT
 
@@ -108,10 +109,13 @@ def deploy(prod: ProdStack) -> None:
     prod.report.ok(
         f"the policy pack ran on a live preview: no mandatory violation; advisories: {advisories or 'none'}"
     )
-    result, seconds = prod.up("first")
+    timeline = Timeline()
+    result, seconds = prod.up("first", on_event=timeline)
     created = (result.summary.resource_changes or {}).get(OpType.CREATE, 0)
     prod.report.add("resources created", str(created))
     prod.time("first up, every object awaited ready", seconds)
+    prod.report.add("first up: CLI and program start", f"{timeline.first_step():.1f} s")
+    prod.report.add("first up: the last resources done", "; ".join(timeline.slowest()))
     prod.refresh_outputs()
     for namespace in (prod.namespace, prod.operator_namespace):
         deployments = prod.kube.json("get", "deployments", "-n", namespace)["items"]

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from dataplatform.targets.base import ChartSpec, Manifest, PodAdmission, PodFlows, RoleRules
-from dataplatform.targets.namespace import PSA_RESTRICTED, PlatformNamespace, namespace_selector
+from dataplatform.targets.namespace import PSA_RESTRICTED, SKIP_AWAIT, PlatformNamespace, namespace_selector
 from dataplatform.targets.network_policy import NetworkPolicies
 from dataplatform.workload import File
 from jobs.conventions import PART_OF
@@ -61,7 +61,12 @@ class ClusterExtensions:
             name=self._namespace.names.release(spec.name),
             namespace=spec.namespace,
             values=spec.values,
-            opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[namespace]),
+            opts=pulumi.ResourceOptions(
+                parent=parent,
+                provider=provider,
+                depends_on=[namespace],
+                transforms=[_services_unawaited],
+            ),
         )
 
     def service_account(
@@ -221,3 +226,18 @@ def pod_admission_rules(admission: PodAdmission, images: list[str], secret: str)
             "message": f"{who} pods whose volumes are emptyDir, ConfigMaps and the Secret {secret}",
         },
     ]
+
+
+def _services_unawaited(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """A chart's Services created without the provider's wait for their
+    endpoints. The chart's Deployments are still awaited ready, so what
+    depends on the chart (the jobs, on the operator's webhook) still finds
+    its pods serving; the Service's own wait added about 10 s after them
+    to every first up."""
+    given = args.props.get("metadata")
+    if args.type_ != "kubernetes:core/v1:Service" or not isinstance(given, dict):
+        return None
+    metadata = dict(given)
+    annotations = metadata.get("annotations")
+    metadata["annotations"] = {**(annotations if isinstance(annotations, dict) else {}), SKIP_AWAIT: "true"}
+    return pulumi.ResourceTransformResult({**args.props, "metadata": metadata}, args.opts)

@@ -34,7 +34,7 @@ from dataplatform.config import KubernetesSettings
 from dataplatform.naming import Names
 from dataplatform.targets.base import Deployment
 from dataplatform.targets.cluster_extensions import ClusterExtensions
-from dataplatform.targets.namespace import NamespaceOptions, PlatformNamespace, workload_labels
+from dataplatform.targets.namespace import SKIP_AWAIT, NamespaceOptions, PlatformNamespace, workload_labels
 from dataplatform.targets.network_policy import NetworkPolicies
 from dataplatform.workload import (
     File,
@@ -289,7 +289,7 @@ class KubernetesTarget(ClusterExtensions):
                 self._namespace.names.of(f"{workload.name}-{v.name}"),
                 metadata={
                     **self._namespace.meta(f"{workload.name}-{v.name}", labels),
-                    "annotations": {"pulumi.com/skipAwait": "true"},
+                    "annotations": {SKIP_AWAIT: "true"},
                 },
                 spec=claim_spec,
                 opts=self._namespace.opts(parent, retain_on_delete=not self._options.purge_on_destroy),
@@ -328,10 +328,19 @@ class KubernetesTarget(ClusterExtensions):
             )
         if workload.ports:
             service_type = workload.exposure.service_type if workload.exposure else "ClusterIP"
+            metadata = self._namespace.meta(workload.name, labels)
+            if service_type == "ClusterIP":
+                # The Deployment behind it is awaited ready. The provider's
+                # own wait on a ClusterIP Service (for endpoints, which no
+                # pod gives yet while the Deployment is being made) only held
+                # one of the engine's parallel steps (8 on 2 cores) for 10 s
+                # each, delaying the rest of the first up. A LoadBalancer
+                # keeps its wait: its address is what the caller waits for.
+                metadata = {**metadata, "annotations": {SKIP_AWAIT: "true"}}
             made.append(
                 k8s.core.v1.Service(
                     self._namespace.names.of(workload.name),
-                    metadata=self._namespace.meta(workload.name, labels),
+                    metadata=metadata,
                     spec={
                         "type": service_type,
                         "selector": {NAME_LABEL: workload.name},

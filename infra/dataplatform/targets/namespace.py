@@ -19,6 +19,9 @@ from dataplatform.naming import Names
 from dataplatform.targets.kubeconfig import check_cluster
 from jobs.conventions import NAME_LABEL, PART_OF
 
+# The kubernetes provider creates an object so annotated without waiting
+# for it to be ready.
+SKIP_AWAIT = "pulumi.com/skipAwait"
 # The "restricted" Pod Security profile, enforced on every namespace the
 # stack creates (the platform's and each chart's).
 PSA_RESTRICTED = {
