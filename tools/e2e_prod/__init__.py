@@ -36,7 +36,9 @@ happen in seconds (listed in ``TEST_OVERRIDES``), it:
 9. unless ``--no-peer``, times ``kubectl apply --server-side`` +
    ``kubectl wait`` of the same rendered manifests, in namespaces of their
    own, as the peer of the first ``up``. Both start from a node holding
-   every image (step 1 pulls them there before the first ``up``).
+   every image (step 1 pulls them there before the first ``up``). A
+   measurement, not a check: a peer not ready within 180 s is reported as
+   not measured.
 
 A summary table ends the run; the exit status is non-zero on any failure.
 """
