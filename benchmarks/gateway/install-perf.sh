@@ -10,6 +10,8 @@
 # Prints DIR. Afterwards DIR/usr/bin/perf runs with
 # LD_LIBRARY_PATH=DIR/usr/lib/x86_64-linux-gnu:DIR/lib/x86_64-linux-gnu.
 set -euo pipefail
+# shellcheck source=unpack-debs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/unpack-debs.sh"
 
 dir=${1:-${DATAPLATFORM_CACHE:-$HOME/.cache/dataplatform}/bench-perf}
 # linux-perf's own dependencies that a slim Debian lacks; the rest (libc,
@@ -21,15 +23,7 @@ if [[ -x $dir/usr/bin/perf && -f $dir/.complete ]]; then
   echo "$dir"
   exit 0
 fi
-mkdir -p "$dir/debs"
-(
-  cd "$dir/debs"
-  apt-get download "${packages[@]}" >&2 2>/dev/null \
-    || { apt-get update >&2 && apt-get download "${packages[@]}" >&2; }
-)
-for deb in "$dir"/debs/*.deb; do
-  dpkg -x "$deb" "$dir"
-done
+unpack_debs "$dir" "${packages[@]}"
 LD_LIBRARY_PATH=$libs "$dir/usr/bin/perf" --version >&2
 touch "$dir/.complete"
 echo "$dir"

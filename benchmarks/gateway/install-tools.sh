@@ -9,6 +9,8 @@
 # Prints DIR. Afterwards DIR/usr/sbin/nginx and DIR/usr/bin/wrk run with
 # LD_LIBRARY_PATH=DIR/usr/lib/x86_64-linux-gnu (see benchmarks/loadgen.py).
 set -euo pipefail
+# shellcheck source=unpack-debs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/unpack-debs.sh"
 
 dir=${1:-${DATAPLATFORM_CACHE:-$HOME/.cache/dataplatform}/bench-tools}
 packages=(nginx wrk libluajit-5.1-2 libluajit-5.1-common)
@@ -17,16 +19,7 @@ if [[ -x $dir/usr/sbin/nginx && -x $dir/usr/bin/wrk && -f $dir/.complete ]]; the
   echo "$dir"
   exit 0
 fi
-mkdir -p "$dir/debs"
-(
-  cd "$dir/debs"
-  # _apt cannot write into a root-owned cache; the download is the same.
-  apt-get download "${packages[@]}" >&2 2>/dev/null \
-    || { apt-get update >&2 && apt-get download "${packages[@]}" >&2; }
-)
-for deb in "$dir"/debs/*.deb; do
-  dpkg -x "$deb" "$dir"
-done
+unpack_debs "$dir" "${packages[@]}"
 LD_LIBRARY_PATH="$dir/usr/lib/x86_64-linux-gnu" "$dir/usr/bin/wrk" --version >/dev/null 2>&1 || true
 "$dir/usr/sbin/nginx" -v >&2
 touch "$dir/.complete"
