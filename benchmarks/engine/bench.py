@@ -469,24 +469,22 @@ def bench_dev(runs: int, with_timeline: bool) -> tuple[list[Figure], list[str]]:
     stack = f"bench-dev-{os.getpid()}"
     with ephemeral_stack(stack, dev_config(engine)) as run, deployed(run) as first:
         deploy.cold = first
-        # What a user types, bootstrap's checks and `pulumi up --refresh`
-        # included, on this stack and backend.
-        make = ("make", "--no-print-directory", "up", f"STACK={stack}")
-        for figure, args in (
-            (make_up, make),
-            (up, ("up", "--yes")),
-            (skip, ("up", "--yes", "--skip-preview")),
-            (preview, ("preview",)),
-        ):
+        # `make up` is what a user types, bootstrap's checks and `pulumi up
+        # --refresh` included, on this stack and backend; the others are
+        # pulumi commands.
+        commands: list[tuple[Figure, list[str], list[str] | None]] = [
+            (make_up, [], ["make", "--no-print-directory", "up", f"STACK={stack}"]),
+            (up, ["up", "--yes"], None),
+            (skip, ["up", "--yes", "--skip-preview"], None),
+            (preview, ["preview"], None),
+        ]
+        for figure, args, command in commands:
             for _ in range(runs):
-                if figure is make_up:
-                    lines, sample = pulumi(run, command=list(args))
-                else:
-                    lines, sample = pulumi(run, *args)
+                lines, sample = pulumi(run, *args, command=command)
                 counts = summary(lines)
                 changed = {k: n for k, n in counts.items() if k != "unchanged"}
                 if changed:
-                    raise RuntimeError(f"{' '.join(args)} of the deployed stack changed {changed}")
+                    raise RuntimeError(f"{' '.join(command or args)} of the deployed stack changed {changed}")
                 figure.samples.append(sample)
                 figure.note = f"{counts.get('unchanged', 0)} unchanged"
         notes = cpu_breakdown("dev no-op up", run, "up", "--yes")

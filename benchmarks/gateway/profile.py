@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import subprocess
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +156,7 @@ def crate_of(function: str) -> str:
 
 
 def group_of(dso: str, function: str) -> str:
-    if dso == "[kernel.kallsyms]" or function.startswith("[k]"):
+    if dso == "[kernel.kallsyms]":
         return "kernel"
     if function.startswith(("mi_", "_mi_")) or re.search(r"mem(cpy|move|set)|malloc|free", function):
         return "alloc"
@@ -196,7 +196,7 @@ def profile_under_load(pid: int, seconds: float, connections: int, load: Callabl
     try:
         # perf attaches in well under a second; load started before that is
         # only not sampled.
-        threading.Event().wait(0.5)
+        time.sleep(0.5)
         load()
     finally:
         recorder.send_signal(signal.SIGINT)
