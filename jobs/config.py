@@ -143,6 +143,13 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Timestamps in CSV input and reference times are UTC, independent of
         # the host's zone, so features are reproducible anywhere.
         "spark.sql.session.timeZone": "UTC",
+        # Delta Lake's SQL (time travel, VACUUM, DESCRIBE HISTORY) and its
+        # catalog, for the lake's tables (jobs.lake).
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Partitions for replaying a table's log into its state: Delta's 50
+        # suit logs of many thousand commits; the lake's hold dozens.
+        "spark.databricks.delta.snapshotPartitions": "4",
     }
     s3 = settings.s3
     if s3 is not None:

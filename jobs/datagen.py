@@ -11,9 +11,11 @@ churning one (fewer purchases, more support tickets and failed payments),
 concentrates its events earlier in the time span (lower recent activity), and
 sets the probability of its label: ``P(label = 1) = sigmoid(12 (p - 0.5))``.
 
-Events are written as Parquet by default: typed, compressed and splittable,
-which is what the features job reads fastest. ``--format csv`` (header, UTC
-``yyyy-MM-dd HH:mm:ss`` timestamps) produces input for ``event_counts``.
+Events and labels are Delta tables by default (``jobs.lake``): Parquet files
+under a commit log, so a rerun with ``--overwrite`` replaces the rows in one
+commit and the rows it replaced stay readable by version. ``--format
+parquet`` writes plain Parquet, and ``--format csv`` (header, UTC
+``yyyy-MM-dd HH:mm:ss`` timestamps) input for ``event_counts``.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import storage
+from jobs import sources, storage
 from jobs.config import Settings
 from jobs.definitions import ROWS_PER_PARTITION, keywords
 from jobs.errors import JobError
 from jobs.schema import EVENT_TYPES
-from jobs.sources import CSV_TIMESTAMP_FORMAT
 
 # Event-type probabilities of an entity with propensity 0 and 1; an entity's
 # mix is the linear interpolation at its propensity. Order follows EVENT_TYPES.
@@ -120,30 +121,23 @@ def generate_labels(
     )
 
 
-def write_table(df: DataFrame, path: str, fmt: str) -> None:
-    writer = df.write.mode("errorifexists")
-    if fmt == "parquet":
-        writer.parquet(path)
-    elif fmt == "csv":
-        writer.option("header", True).option("timestampFormat", CSV_TIMESTAMP_FORMAT).csv(path)
-    else:
-        raise JobError(f"unsupported format {fmt!r}")
-
-
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
     events_path = args.output or settings.bucket_uri(settings.buckets.raw, "events")
     labels_path = args.labels_output or settings.bucket_uri(settings.buckets.raw, "labels")
+    for path in (events_path, labels_path):
+        if storage.exists(spark, path) and not args.overwrite:
+            raise JobError(f"output {path} already exists (pass --overwrite to replace it)")
     events = generate_events(
         spark, **keywords(args, "rows", "entities", "start", "days", "seed", "partitions")
     )
     labels = generate_labels(spark, entities=args.entities, seed=args.seed)
-    storage.publish_directory(
-        spark, events_path, lambda p: write_table(events, p, args.format), overwrite=args.overwrite
+    wrote_events = sources.write_output(
+        events, events_path, args.format, overwrite=args.overwrite, description="datagen"
     )
-    storage.publish_directory(
-        spark, labels_path, lambda p: write_table(labels, p, args.format), overwrite=args.overwrite
+    wrote_labels = sources.write_output(
+        labels, labels_path, args.format, overwrite=args.overwrite, description="datagen"
     )
     print(
-        f"wrote {args.rows:,} events for {args.entities:,} entities to {events_path} "
-        f"and labels to {labels_path} ({args.format})"
+        f"wrote {args.rows:,} events for {args.entities:,} entities to {wrote_events} "
+        f"and labels to {wrote_labels}"
     )

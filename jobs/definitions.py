@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobs.timeutil import parse_utc
+from jobs.timeutil import parse_as_of, parse_utc
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 ROWS_PER_PARTITION = 1_000_000
+# Formats a job reads its inputs in: a Delta table, or plain files.
+INPUT_FORMATS = ("delta", "parquet", "csv")
 
 Runner = Callable[["SparkSession", "Settings", argparse.Namespace], None]
 
@@ -66,8 +68,8 @@ def event_counts_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="CSV file or directory with a header row (path or s3a:// URI)")
     parser.add_argument("--column", default=None, help="column to group by (default: the first column)")
     parser.add_argument("--delimiter", default=",", help="field delimiter (default ,)")
-    parser.add_argument("--output", default=None, help="also write the counts to this directory")
-    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--output", default=None, help="also write the counts to this table or directory")
+    parser.add_argument("--format", choices=INPUT_FORMATS, default="delta")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--show", type=int, default=100, help="groups to print, largest first")
 
@@ -83,7 +85,12 @@ def datagen_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--days", type=float, default=30.0, help="length of the time span in days")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument(
+        "--format",
+        choices=INPUT_FORMATS,
+        default="delta",
+        help="delta (default: a table with versions), parquet or csv (plain files for other tools)",
+    )
     parser.add_argument(
         "--partitions",
         type=int,
@@ -97,16 +104,25 @@ def datagen_arguments(parser: argparse.ArgumentParser) -> None:
 
 def features_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", help="raw events (default s3a://<raw bucket>/events)")
-    parser.add_argument("--input-format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--output-root", help="features root (default s3a://<lake bucket>/features)")
+    parser.add_argument("--input-format", choices=INPUT_FORMATS, default="delta")
+    parser.add_argument(
+        "--as-of",
+        type=parse_as_of,
+        default=None,
+        help="read the events table at this version (0, 1, ...) or ISO-8601 time (default: current)",
+    )
+    parser.add_argument("--output", help="features table (default s3a://<lake bucket>/features)")
     parser.add_argument(
         "--reference-time",
         type=parse_utc,
         default=None,
         help="as-of time, ISO-8601 (default: the latest event time)",
     )
-    parser.add_argument("--version", default=None, help="snapshot name (default: now, YYYYMMDDTHHMMSSZ)")
-    parser.add_argument("--keep", type=int, default=7, help="snapshots to keep, 0 keeps all (default 7)")
+    parser.add_argument(
+        "--version",
+        default=None,
+        help="this run's name, in the table's commit and Redis (default: now, YYYYMMDDTHHMMSSZ)",
+    )
     parser.add_argument(
         "--online",
         action=argparse.BooleanOptionalAction,
@@ -123,10 +139,15 @@ def features_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--features", help="features root (default s3a://<lake bucket>/features)")
-    parser.add_argument("--snapshot", help="features snapshot (default: the one LATEST names)")
+    parser.add_argument("--features", help="features table (default s3a://<lake bucket>/features)")
+    parser.add_argument(
+        "--as-of",
+        type=parse_as_of,
+        default=None,
+        help="read the features table at this version (0, 1, ...) or ISO-8601 time (default: current)",
+    )
     parser.add_argument("--labels", help="labels (default s3a://<raw bucket>/labels)")
-    parser.add_argument("--labels-format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--labels-format", choices=INPUT_FORMATS, default="delta")
     parser.add_argument("--registry", help="model registry root (default s3a://<models bucket>)")
     parser.add_argument("--name", default="churn", help="model name (default churn)")
     parser.add_argument("--version", default=None, help="version (default: now, YYYYMMDDTHHMMSSZ)")
@@ -139,6 +160,22 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.6,
         help="refuse to publish a model below this held-out AUC (default 0.6)",
+    )
+
+
+DEFAULT_RETENTION_HOURS = 7 * 24
+
+
+def vacuum_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--table",
+        help="the Delta table to vacuum (default: the lake's events, labels and features)",
+    )
+    parser.add_argument(
+        "--retention-hours",
+        type=float,
+        default=DEFAULT_RETENTION_HOURS,
+        help=f"keep the files of versions this recent (default {DEFAULT_RETENTION_HOURS})",
     )
 
 
@@ -176,6 +213,13 @@ JOBS: dict[str, Job] = {
             "jobs.train",
             inputs=("features", "labels"),
             outputs=("registry",),
+        ),
+        Job(
+            "vacuum",
+            "remove the lake's files that no retained table version needs",
+            vacuum_arguments,
+            "jobs.vacuum",
+            outputs=("table",),
         ),
     )
 }

@@ -23,7 +23,6 @@ from jobs.errors import JobError
 
 def read_csv(spark: SparkSession, path: str, delimiter: str = ",") -> DataFrame:
     """A header CSV with every column as a string."""
-    storage.recover(spark, path)
     storage.require_input(spark, path)
     with sources.read_errors(path):
         frame = (
@@ -62,16 +61,11 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
         counts = counts.cache()
         total_groups = counts.count()
 
+    wrote = ""
     if args.output:
-
-        def write(path: str) -> None:
-            writer = counts.coalesce(1).write.mode("errorifexists")
-            if args.format == "csv":
-                writer.option("header", True).csv(path)
-            else:
-                writer.parquet(path)
-
-        storage.publish_directory(spark, args.output, write, overwrite=args.overwrite)
+        wrote = sources.write_output(
+            counts.coalesce(1), args.output, args.format, overwrite=args.overwrite, description="event_counts"
+        )
     ordered = counts.orderBy(F.col(total_column).desc(), F.col(f"`{column}`").asc_nulls_last())
     shown = ordered.take(args.show)
     counts.unpersist()
@@ -82,4 +76,4 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
     if total_groups > len(shown):
         print(f"... {total_groups - len(shown)} more groups")
     if args.output:
-        print(f"wrote {total_groups} groups to {args.output} ({args.format})")
+        print(f"wrote {total_groups} groups to {wrote}")

@@ -1,27 +1,21 @@
-"""Raw events to per-entity features: Parquet snapshot in the lake + Redis.
+"""Raw events to per-entity features: a Delta table in the lake, plus Redis.
 
-Layout in the lake, under ``--output-root`` (default ``s3a://<lake>/features``)::
-
-    snapshot=<YYYYMMDDTHHMMSSZ>/part-*.parquet   one complete snapshot per run
-    LATEST                                       name of the live snapshot
-
-Partitioning by snapshot makes every training run reproducible (it names the
-snapshot it read) and makes publication atomic on any store: a run writes a
-directory nobody reads yet, then replaces the small ``LATEST`` object, which
-object stores swap in one PUT. A failed run deletes its directory and leaves
-``LATEST`` alone. Within a snapshot, rows are hash-partitioned by entity and
-sorted by entity id, so files are of even size and their min/max statistics
-let a point lookup skip most of them. Old snapshots beyond ``--keep`` are
-removed after publication.
+The features table (``--output``, default ``s3a://<lake>/features``) gets
+one commit per run, holding every entity's features as of the run's
+reference time. Readers see the previous version or the new one, never a
+mix, and earlier versions stay readable by number or time (``train
+--as-of``) until the ``vacuum`` job removes their files. Rows are
+hash-partitioned by entity and sorted by entity id, so files are of even
+size and their min/max statistics let a point lookup skip most of them.
 
 The online copy in Redis (``jobs.online``) is a version of its own, named
-like the snapshot: it is written in full before ``LATEST`` is replaced and
-made live right after, in one step, so a run that fails at any point leaves
-the features that were serving, online and in the lake, as they were.
+after the run (``--version``): it is written in full before the lake commit
+and made live right after it, in one step, so a run that fails at any point
+leaves the features that were serving, online and in the lake, as they were.
 
 Features are as of a reference time (argument, default: the latest event):
-events after it are ignored, so re-running on the same inputs and reference
-reproduces the same values.
+events after it are ignored, so re-running on the same inputs (the same
+events version, ``--as-of``) and reference reproduces the same values.
 """
 
 from __future__ import annotations
@@ -29,18 +23,17 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import online, storage
+from jobs import lake, online
 from jobs.config import Settings, check_redis
 from jobs.errors import JobError
 from jobs.schema import EVENT_SCHEMA, EVENT_TYPES, RATE_WINDOWS, feature_names
 from jobs.sources import input_errors, read_table
 from jobs.timeutil import iso_utc, version_now
 
-LATEST = "LATEST"
-SNAPSHOT_PREFIX = "snapshot="
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -84,73 +77,58 @@ def latest_event_time(events: DataFrame) -> datetime:
     return _EPOCH + timedelta(microseconds=int(row[0]))
 
 
-def resolve_snapshot(spark: SparkSession, root: str, snapshot: str | None = None) -> str:
-    """Path of a named snapshot, or of the one ``LATEST`` points to."""
-    if snapshot is None:
-        pointer = storage.read_text(spark, storage.join(root, LATEST))
-        if pointer is None:
-            raise JobError(f"no features published under {root} ({LATEST} is missing)")
-        snapshot = pointer.strip()
-    path = storage.join(root, SNAPSHOT_PREFIX + snapshot)
-    storage.require_input(spark, path, "features snapshot")
-    return path
-
-
-def prune_snapshots(spark: SparkSession, root: str, keep: int, live: str) -> list[str]:
-    snapshots = [n for n in storage.child_names(spark, root) if n.startswith(SNAPSHOT_PREFIX)]
-    doomed = [n for n in snapshots[:-keep] if n != SNAPSHOT_PREFIX + live] if keep > 0 else []
-    for name in doomed:
-        storage.delete(spark, storage.join(root, name))
-    return doomed
-
-
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
     input_path = args.input or settings.bucket_uri(settings.buckets.raw, "events")
-    root = args.output_root or settings.bucket_uri(settings.buckets.lake, "features")
+    table = args.output or settings.bucket_uri(settings.buckets.lake, "features")
     target: online.OnlineTarget | None = None
     if args.online:
         redis_settings = settings.require_redis()
         check_redis(redis_settings)
         target = online.OnlineTarget.from_settings(redis_settings, args.ttl_seconds, args.batch_commands)
 
-    events = read_table(spark, input_path, args.input_format, EVENT_SCHEMA)
+    def events(complete_rows: bool = True) -> DataFrame:
+        return read_table(
+            spark, input_path, args.input_format, EVENT_SCHEMA, complete_rows=complete_rows, as_of=args.as_of
+        )
+
+    source = events()
     with input_errors(input_path, EVENT_SCHEMA):
         # Only event_time is scanned here; the full pass below validates rows.
-        reference = args.reference_time or latest_event_time(
-            read_table(spark, input_path, args.input_format, EVENT_SCHEMA, complete_rows=False)
-        )
+        reference = args.reference_time or latest_event_time(events(complete_rows=False))
     version = args.version or version_now()
-    snapshot = storage.join(root, SNAPSHOT_PREFIX + version)
-    if storage.exists(spark, snapshot):
-        raise JobError(f"snapshot {snapshot} already exists")
+    if target is not None and online.live_version(target) == version:
+        raise JobError(f"version {version} is the one serving in Redis; name this run another --version")
 
     names = feature_names()
-    features = compute_features(events, reference)
+    features = (
+        compute_features(source, reference)
+        .repartition("entity_id")
+        .sortWithinPartitions("entity_id")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    # Checked before anything is written: a table of other columns is refused.
+    lake.check_writable(spark, table, features.schema, overwrite=True)
     written: int | None = None
     try:
         with input_errors(input_path, EVENT_SCHEMA):
-            (
-                features.repartition("entity_id")
-                .sortWithinPartitions("entity_id")
-                .write.mode("errorifexists")
-                .parquet(snapshot)
+            if target is not None:
+                written = online.write_features(features, target, names, version)
+            committed = lake.write(
+                features, table, overwrite=True, description=f"run {version}, as of {iso_utc(reference)}"
             )
-        if target is not None:
-            written = online.write_features(spark.read.parquet(snapshot), target, names, version)
-        # Lake first, then the online pointer: both now name complete data.
-        storage.write_bytes(spark, storage.join(root, LATEST), version.encode(), overwrite=True)
     except BaseException:
         if target is not None:
             online.discard(target, version)
-        storage.delete(spark, snapshot)
         raise
+    finally:
+        features.unpersist()
+    # The lake's commit first, then the online pointer: both now name complete data.
     if target is not None:
         replaced, removed = online.switch(target, version)
         print(f"online: version {version} live (was {replaced or 'none'}); removed {removed or 'none'}")
-    pruned = prune_snapshots(spark, root, args.keep, version)
 
-    print(f"features as of {iso_utc(reference)} published to {snapshot}")
+    read_from = f" ({args.as_of})" if args.as_of else ""
+    print(f"features as of {iso_utc(reference)} from {input_path}{read_from}")
+    print(f"committed to {table} as version {committed} (run {version})")
     if written is not None:
         print(f"online: {written:,} entities written to Redis (TTL {args.ttl_seconds}s)")
-    if pruned:
-        print(f"removed old snapshots: {', '.join(pruned)}")

@@ -3,8 +3,8 @@
 Each run writes a version of its own, one hash per entity at
 ``features:v:<version>:<entity_id>`` (one field per feature, a decimal
 string, a TTL), which no reader sees yet. Only when the whole version is
-written, and the lake's ``LATEST`` names the same snapshot, does the run
-switch ``features:current`` to it, in one SET: readers follow that pointer,
+written, and the lake's features table has committed the same rows, does
+the run switch ``features:current`` to it, in one SET: readers follow that pointer,
 so they see the old version or the new one, never a mix, and a run that
 dies half-way leaves the version that was serving untouched. After the
 switch, versions older than the previous one are removed (the previous one
@@ -72,9 +72,7 @@ def connect(target: OnlineTarget) -> redis.Redis:
     return redis_client(target.server, timeout=60)
 
 
-def write_rows(
-    rows: Iterable[Row], target: OnlineTarget, feature_names: Sequence[str], version: str
-) -> int:
+def write_rows(rows: Iterable[Row], target: OnlineTarget, feature_names: Sequence[str], version: str) -> int:
     """Write one partition's rows into ``version``; returns the entities written.
 
     The version's keys are new and unread until the switch, so a plain
@@ -178,6 +176,15 @@ def switch(target: OnlineTarget, version: str) -> tuple[str | None, list[str]]:
     finally:
         client.close()
     return previous_name, stale
+
+
+def live_version(target: OnlineTarget) -> str | None:
+    """The version ``features:current`` names, if any."""
+    client = connect(target)
+    try:
+        return _text(client.get(POINTER_KEY))
+    finally:
+        client.close()
 
 
 def discard(target: OnlineTarget, version: str) -> int:

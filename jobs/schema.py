@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyspark.sql.types import (
+    DoubleType,
     IntegerType,
     LongType,
     StringType,
@@ -50,3 +51,13 @@ def feature_names() -> list[str]:
     names += [f"rate_{suffix}" for suffix, _ in RATE_WINDOWS]
     names.append("recency_seconds")
     return names
+
+
+def features_schema() -> StructType:
+    """The features table: an entity's id, then its features in model input
+    order; counts are integers, shares, rates and recency doubles."""
+    fields = [StructField("entity_id", StringType(), nullable=False)]
+    for name in feature_names():
+        kind = LongType() if name == "events_total" or name.startswith("count_") else DoubleType()
+        fields.append(StructField(name, kind, nullable=False))
+    return StructType(fields)

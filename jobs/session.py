@@ -26,6 +26,16 @@ def _local_python_workers() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT, *entries])
 
 
+def _with_delta_jars(builder: SparkSession.Builder) -> SparkSession.Builder:
+    # The Spark image carries Delta's jars; pyspark's wheel does not, so a
+    # local master resolves the ones matching the installed delta-spark from
+    # Maven, once, into a cache that later sessions reuse.
+    from delta import configure_spark_with_delta_pip
+
+    ivy = os.environ.get("DP_IVY_CACHE", str(Path.home() / ".cache" / "dataplatform" / "ivy"))
+    return configure_spark_with_delta_pip(builder.config("spark.jars.ivy", ivy))
+
+
 def build_session(
     app_name: str,
     settings: Settings,
@@ -37,7 +47,7 @@ def build_session(
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         _local_python_workers()
-        builder = builder.master(master)
+        builder = _with_delta_jars(builder.master(master))
     for key, value in {**spark_conf(settings), **(extra_conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -1,4 +1,5 @@
-"""Reading raw inputs with their declared schema, failing with clear messages."""
+"""Reading inputs with their declared schema, failing with clear messages, and
+writing outputs as Delta tables or plain files."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from jobs import storage
+from jobs import lake, storage
 from jobs.errors import JobError
+from jobs.timeutil import AsOf
 
 CSV_TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
 
@@ -30,17 +32,30 @@ _SCHEMA_MISMATCH_MARKERS = (
 
 
 def read_table(
-    spark: SparkSession, path: str, fmt: str, schema: StructType, *, complete_rows: bool = True
+    spark: SparkSession,
+    path: str,
+    fmt: str,
+    schema: StructType,
+    *,
+    complete_rows: bool = True,
+    as_of: AsOf | None = None,
 ) -> DataFrame:
     """Read ``path`` as ``fmt`` with ``schema``; the path must exist.
 
+    A Delta table is read at ``as_of`` (default: its current version), and a
+    column of the schema that it lacks or holds with another type fails the
+    job naming that column. Only Delta tables have versions to travel to.
     CSV is parsed in FAILFAST mode and its header must name the schema's
     columns in order (``enforceSchema=false``), so a file with other columns or
     unparsable values fails the job instead of turning into nulls. With
     ``complete_rows=False`` the null check (see require_complete_rows) is left
     out, for a query that must read only the columns it uses.
     """
-    storage.recover(spark, path)
+    if as_of is not None and fmt != lake.FORMAT:
+        raise JobError(f"--as-of needs a Delta table; {path} is read as {fmt}")
+    if fmt == lake.FORMAT:
+        df = lake.read(spark, path, schema, as_of)
+        return require_complete_rows(df, schema) if complete_rows else df
     storage.require_input(spark, path)
     reader = spark.read.schema(schema)
     if fmt == "csv":
@@ -106,3 +121,27 @@ def read_errors(path: str) -> Iterator[None]:
         if any(marker in detail for marker in _SCHEMA_MISMATCH_MARKERS):
             raise JobError(f"cannot parse {path}: {_first_line(detail)}") from exc
         raise
+
+
+def write_output(
+    df: DataFrame, path: str, fmt: str, *, overwrite: bool, description: str | None = None
+) -> str:
+    """Write ``df`` as ``fmt``; returns what was written, for the summary.
+
+    A Delta table gets one commit, so readers see the old rows or the new
+    ones. Parquet and CSV are plain directories for other tools: Spark
+    replaces them in place, and a reader during the write sees a mix.
+    """
+    if fmt == lake.FORMAT:
+        version = lake.write(df, path, overwrite=overwrite, description=description)
+        return f"{path} (Delta version {version})"
+    if storage.exists(df.sparkSession, path) and not overwrite:
+        raise JobError(f"output {path} already exists (pass --overwrite to replace it)")
+    writer = df.write.mode("overwrite")
+    if fmt == "parquet":
+        writer.parquet(path)
+    elif fmt == "csv":
+        writer.option("header", True).option("timestampFormat", CSV_TIMESTAMP_FORMAT).csv(path)
+    else:
+        raise JobError(f"unsupported format {fmt!r}")
+    return f"{path} ({fmt})"

@@ -29,12 +29,11 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import features as features_job
-from jobs import onnx_export, storage
+from jobs import lake, onnx_export, storage
 from jobs.config import Settings
 from jobs.definitions import keywords
 from jobs.errors import JobError
-from jobs.schema import LABEL_SCHEMA, feature_names
+from jobs.schema import LABEL_SCHEMA, feature_names, features_schema
 from jobs.sources import input_errors, read_table
 from jobs.timeutil import VERSION_FORMAT, iso_utc, version_now
 
@@ -134,7 +133,7 @@ def publish(
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
     if not 0.0 < args.test_fraction < 1.0:
         raise JobError("--test-fraction must be between 0 and 1")
-    features_root = args.features or settings.bucket_uri(settings.buckets.lake, "features")
+    table = args.features or settings.bucket_uri(settings.buckets.lake, "features")
     labels_path = args.labels or settings.bucket_uri(settings.buckets.raw, "labels")
     registry = args.registry or settings.bucket_uri(settings.buckets.models)
     version = args.version or version_now()
@@ -143,9 +142,13 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
     except ValueError as exc:
         raise JobError(f"version {version!r} must look like YYYYMMDDTHHMMSSZ") from exc
 
-    snapshot = features_job.resolve_snapshot(spark, features_root, args.snapshot)
+    if not lake.is_table(spark, table):
+        raise JobError(f"no features published at {table} (run the features job first)")
+    features = lake.read(spark, table, features_schema(), args.as_of)
+    # The version actually read, so the model names the rows it learnt from.
+    features_version = lake.resolved_version(spark, table, args.as_of)
     labels = read_table(spark, labels_path, args.labels_format, LABEL_SCHEMA)
-    data = training_frame(spark.read.parquet(snapshot), labels)
+    data = training_frame(features, labels)
     with input_errors(labels_path, LABEL_SCHEMA):
         result = fit(data, **keywords(args, "test_fraction", "seed", "reg_param", "max_iter"))
     print(
@@ -166,7 +169,7 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
         name=args.name,
         version=version,
         result=result,
-        features_source=snapshot,
+        features_source=f"{table}@v{features_version}",
         labels_source=labels_path,
         created_at=datetime.now(UTC),
     )

@@ -1044,7 +1044,7 @@ def test_pack_rejects_prod_images_that_are_not_pinned_by_digest(monkeypatch: pyt
         "grafana",
         "alertmanager",
     }
-    spark_jobs = {"features-nightly", "train-nightly"}
+    spark_jobs = {"features-nightly", "train-nightly", "lake-vacuum"}
     assert mandatory == {("k8s-image-digest", name) for name in workloads | spark_jobs}
 
 

@@ -432,7 +432,9 @@ def test_spark_operator_and_jobs(prod: tuple[Recorder, DataPlatform]) -> None:
         r.name: unwrap(r.inputs)
         for r in recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication")
     }
-    assert set(apps) == {"features-nightly", "train-nightly"}
+    assert set(apps) == {"features-nightly", "train-nightly", "lake-vacuum"}
+    vacuum = apps["lake-vacuum"]["spec"]
+    assert vacuum["template"]["arguments"] == ["vacuum", "--retention-hours", "168"]
     spec = apps["features-nightly"]["spec"]
     assert spec["schedule"] == "0 2 * * *" and spec["concurrencyPolicy"] == "Forbid"
     app = spec["template"]
@@ -470,6 +472,7 @@ def test_jobs_run_in_a_namespace_of_their_own_with_only_their_secret(
     assert {name for kind, name in in_jobs if kind == "ScheduledSparkApplication"} == {
         "features-nightly",
         "train-nightly",
+        "lake-vacuum",
     }
     assert {("ServiceAccount", "spark-driver"), ("ServiceAccount", "spark-executor")} <= in_jobs
     assert {("NetworkPolicy", "jobs-default-deny"), ("NetworkPolicy", "spark-pods")} <= in_jobs
@@ -577,7 +580,7 @@ def test_a_job_from_the_cli_gets_the_pod_spec_of_the_stack_s_own_job() -> None:
     from jobs import stack_outputs, submit_prod
     from jobs.launch import pod_spec_of
 
-    overrides = {"sparkJobs": [{"name": "dp-features", "job": "features", "args": ["--keep", "3"]}]}
+    overrides = {"sparkJobs": [{"name": "dp-features", "job": "features", "args": ["--ttl-seconds", "3600"]}]}
     config = {**stack_config("prod"), **overrides}
     recorder = Recorder()
     pulumi.runtime.set_mocks(recorder, project=PROJECT, stack="prod", preview=False)

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from jobs import datagen
+from jobs import datagen, lake
 from jobs.errors import JobError
 from jobs.schema import EVENT_SCHEMA, EVENT_TYPES, LABEL_SCHEMA
 from jobs.tests.conftest import START, generate, run_job
+from jobs.timeutil import AsOf
 
 
 def test_output_does_not_depend_on_partitioning(spark: SparkSession) -> None:
@@ -70,13 +71,20 @@ def test_job_writes_events_and_labels(spark: SparkSession, tmp_path: Path) -> No
             "2",
         ],
     )
-    written = spark.read.schema(EVENT_SCHEMA).parquet(events)
+    written = lake.read(spark, events, EVENT_SCHEMA)
     assert sorted(tuple(r) for r in written.collect()) == generate(spark, 3000, 30)
-    label_rows = spark.read.schema(LABEL_SCHEMA).parquet(labels).collect()
+    label_rows = lake.read(spark, labels, LABEL_SCHEMA).collect()
     assert sorted(r.entity_id for r in label_rows) == [f"u{i:08d}" for i in range(30)]
     assert {r.label for r in label_rows} <= {0, 1}
-    # Nothing but the two datasets is left beside them (staging is swapped away).
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["events", "labels"]
+    assert lake.current_version(spark, events) == 0
+
+
+def test_plain_parquet_output(spark: SparkSession, tmp_path: Path) -> None:
+    events, labels = str(tmp_path / "events"), str(tmp_path / "labels")
+    args = ["--rows", "100", "--entities", "10", "--output", events, "--labels-output", labels]
+    run_job(spark, "datagen", [*args, "--format", "parquet"])
+    assert not lake.is_table(spark, events)
+    assert spark.read.schema(EVENT_SCHEMA).parquet(events).count() == 100
 
 
 def test_job_refuses_to_replace_output_unless_told(spark: SparkSession, tmp_path: Path) -> None:
@@ -86,7 +94,9 @@ def test_job_refuses_to_replace_output_unless_told(spark: SparkSession, tmp_path
     with pytest.raises(JobError, match="already exists"):
         run_job(spark, "datagen", args)
     run_job(spark, "datagen", [*args, "--rows", "200", "--overwrite"])
-    assert spark.read.parquet(events).count() == 200
+    # One commit replaced the rows; the first version is still readable.
+    assert lake.read(spark, events).count() == 200
+    assert lake.read(spark, events, as_of=AsOf(version=0)).count() == 100
 
 
 def test_default_paths_need_the_object_store(spark: SparkSession) -> None:

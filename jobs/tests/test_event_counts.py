@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from jobs import lake
 from jobs.errors import JobError
 from jobs.tests.conftest import START, run_job
 
@@ -53,7 +54,7 @@ def test_counts_match_plain_python(
     expected = Counter(row[column] for row in csv_rows(events_csv))
     output = tmp_path / "counts"
     run_job(spark, "event_counts", [str(events_csv), "--column", column, "--output", str(output)])
-    written = {r[column]: r["count"] for r in spark.read.parquet(str(output)).collect()}
+    written = {r[column]: r["count"] for r in lake.read(spark, str(output)).collect()}
     assert written == dict(expected)
     printed = capsys.readouterr().out
     top_value, top_count = expected.most_common(1)[0]
@@ -103,7 +104,7 @@ def test_group_by_count_on_a_csv_of_any_columns(
     output = tmp_path / "counts"
     run_job(spark, "event_counts", [str(source), "--column", "column1", "--output", str(output)])
     expected = Counter(row[0] if row[0] != "" else None for row in rows)
-    written = {r["column1"]: r["count"] for r in spark.read.parquet(str(output)).collect()}
+    written = {r["column1"]: r["count"] for r in lake.read(spark, str(output)).collect()}
     assert written == dict(expected)
     assert {"007", "7"} <= set(written)  # read as text: nothing is guessed
     printed = capsys.readouterr().out

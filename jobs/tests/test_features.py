@@ -10,11 +10,12 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import features, online
+from jobs import features, lake, online
 from jobs.config import RedisSettings, Settings
 from jobs.errors import JobError
-from jobs.schema import EVENT_SCHEMA, EVENT_TYPES, RATE_WINDOWS, feature_names
+from jobs.schema import EVENT_SCHEMA, EVENT_TYPES, RATE_WINDOWS, feature_names, features_schema
 from jobs.tests.conftest import Dataset, RedisServer, run_job
+from jobs.timeutil import AsOf
 from jobs.uploads import free_port
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -71,7 +72,7 @@ def test_features_of_hand_made_events(spark: SparkSession) -> None:
 
 
 def test_features_of_generated_events_match_plain_python(spark: SparkSession, dataset: Dataset) -> None:
-    events = spark.read.parquet(dataset.events)
+    events = lake.read(spark, dataset.events)
     ref_us = events.agg(F.max(F.unix_micros("event_time"))).first()[0]  # type: ignore[index]
     reference_time = EPOCH + timedelta(microseconds=ref_us)
     assert features.latest_event_time(events) == reference_time
@@ -93,7 +94,7 @@ def online_keys(client: Any, version: str) -> list[str]:
     return sorted(client.scan_iter(match=f"features:v:{version}:*", count=1000))
 
 
-def test_job_publishes_snapshot_and_online_copy(
+def test_job_commits_a_version_and_an_online_copy(
     spark: SparkSession, dataset: Dataset, tmp_path: Path, redis_flushed: RedisServer
 ) -> None:
     root = tmp_path / "features"
@@ -101,7 +102,7 @@ def test_job_publishes_snapshot_and_online_copy(
     args = [
         "--input",
         dataset.events,
-        "--output-root",
+        "--output",
         str(root),
         "--version",
         "20250301T000000Z",
@@ -114,11 +115,9 @@ def test_job_publishes_snapshot_and_online_copy(
     ]
     run_job(spark, "features", args, redis_settings(redis_flushed))
 
-    assert (root / "LATEST").read_text() == "20250301T000000Z"
-    snapshot = root / "snapshot=20250301T000000Z"
-    assert (snapshot / "_SUCCESS").exists()
-    published = as_dicts(spark.read.parquet(str(snapshot)).collect())
-    events = spark.read.parquet(dataset.events)
+    assert lake.current_version(spark, str(root)) == 0
+    published = as_dicts(lake.read(spark, str(root), features_schema()).collect())
+    events = lake.read(spark, dataset.events)
     expected = features.compute_features(events, datetime(2025, 3, 10, tzinfo=UTC)).collect()
     assert published == as_dicts(expected)
 
@@ -136,7 +135,7 @@ def test_job_publishes_snapshot_and_online_copy(
     for version in ("20250302T000000Z", "20250303T000000Z"):
         rerun = [*args[:4], "--version", version, *args[6:]]
         run_job(spark, "features", rerun, redis_settings(redis_flushed))
-    assert (root / "LATEST").read_text() == "20250303T000000Z"
+    assert lake.current_version(spark, str(root)) == 2
     assert client.get("features:current") == "20250303T000000Z"
     assert online_keys(client, "20250301T000000Z") == []
     assert len(online_keys(client, "20250302T000000Z")) == len(published)
@@ -151,10 +150,10 @@ def test_a_failed_run_leaves_the_serving_features_intact(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A run that dies half-way through writing Redis changes nothing a
-    reader sees: the pointer, the live hashes, the lake's LATEST."""
+    reader sees: the pointer, the live hashes, the lake's table."""
     root = tmp_path / "features"
     client = redis_flushed.client()
-    base = ["--input", dataset.events, "--output-root", str(root), "--batch-commands", "10"]
+    base = ["--input", dataset.events, "--output", str(root), "--batch-commands", "10"]
     run_job(spark, "features", [*base, "--version", "20250301T000000Z"], redis_settings(redis_flushed))
     live = {key: client.hgetall(key) for key in online_keys(client, "20250301T000000Z")}
     assert live
@@ -166,8 +165,7 @@ def test_a_failed_run_leaves_the_serving_features_intact(
     assert client.get("features:current") == "20250301T000000Z"
     assert {key: client.hgetall(key) for key in online_keys(client, "20250301T000000Z")} == live
     assert online_keys(client, "20250302T000000Z") == []  # the partial version is removed
-    assert (root / "LATEST").read_text() == "20250301T000000Z"
-    assert not (root / "snapshot=20250302T000000Z").exists()
+    assert lake.current_version(spark, str(root)) == 0
 
 
 def _writes_then_fails(original_write_rows: Any) -> Any:
@@ -182,18 +180,40 @@ def _writes_then_fails(original_write_rows: Any) -> Any:
     return write_features
 
 
-def test_old_snapshots_are_pruned(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
-    root = tmp_path / "features"
-    argv = ["--input", dataset.events, "--output-root", str(root), "--no-online"]
-    for version in ("20250101T000000Z", "20250102T000000Z", "20250103T000000Z"):
-        run_job(spark, "features", [*argv, "--version", version, "--keep", "2"])
-    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
-        "LATEST",
-        "snapshot=20250102T000000Z",
-        "snapshot=20250103T000000Z",
-    ]
-    with pytest.raises(JobError, match="already exists"):
-        run_job(spark, "features", [*argv, "--version", "20250103T000000Z"])
+def test_as_of_reads_an_earlier_version_of_the_events(
+    spark: SparkSession, dataset: Dataset, tmp_path: Path
+) -> None:
+    events = str(tmp_path / "events")
+    first = lake.read(spark, dataset.events).where(F.col("entity_id") < "u00000500")
+    lake.write(first, events, overwrite=False)
+    lake.write(lake.read(spark, dataset.events), events, overwrite=True)
+    out = str(tmp_path / "features")
+    run_job(spark, "features", ["--input", events, "--output", out, "--no-online", "--as-of", "0"])
+    assert lake.read(spark, out).count() == first.select("entity_id").distinct().count()
+    run_job(spark, "features", ["--input", events, "--output", out, "--no-online"])
+    assert lake.read(spark, out).count() == dataset.entities
+    # train --as-of reads the features the same way: version 0 is the first run's.
+    assert lake.read(spark, out, as_of=AsOf(version=0)).count() < dataset.entities
+
+    with pytest.raises(JobError, match="--as-of needs a Delta table"):
+        run_job(
+            spark, "features", ["--input", events, "--input-format", "parquet", "--as-of", "0", "--no-online"]
+        )
+
+
+def test_a_features_table_of_other_columns_is_refused_before_any_write(
+    spark: SparkSession, dataset: Dataset, tmp_path: Path, redis_flushed: RedisServer
+) -> None:
+    out = str(tmp_path / "features")
+    lake.write(spark.range(3).withColumnRenamed("id", "entity_id"), out, overwrite=False)
+    with pytest.raises(
+        JobError, match=r"column entity_id is bigint in .* but string in the rows written to it"
+    ):
+        run_job(
+            spark, "features", ["--input", dataset.events, "--output", out], redis_settings(redis_flushed)
+        )
+    assert redis_flushed.client().dbsize() == 0
+    assert lake.current_version(spark, out) == 0
 
 
 def test_unreachable_redis_fails_before_any_output(
@@ -202,9 +222,7 @@ def test_unreachable_redis_fails_before_any_output(
     settings = Settings(redis=RedisSettings(host="127.0.0.1", port=free_port(), password="x"))
     started = time.monotonic()
     with pytest.raises(JobError, match=r"Redis at 127\.0\.0\.1:\d+ is unreachable"):
-        run_job(
-            spark, "features", ["--input", dataset.events, "--output-root", str(tmp_path / "f")], settings
-        )
+        run_job(spark, "features", ["--input", dataset.events, "--output", str(tmp_path / "f")], settings)
     assert time.monotonic() - started < 10
     assert not (tmp_path / "f").exists()
 
@@ -217,14 +235,14 @@ def test_wrong_redis_password(
         run_job(
             spark,
             "features",
-            ["--input", dataset.events, "--output-root", str(tmp_path / "f")],
+            ["--input", dataset.events, "--output", str(tmp_path / "f")],
             Settings(redis=wrong),
         )
 
 
 def test_online_needs_redis_settings(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(JobError, match="DP_REDIS_HOST"):
-        run_job(spark, "features", ["--input", dataset.events, "--output-root", str(tmp_path / "f")])
+        run_job(spark, "features", ["--input", dataset.events, "--output", str(tmp_path / "f")])
 
 
 def test_missing_input(spark: SparkSession, tmp_path: Path) -> None:
@@ -232,7 +250,7 @@ def test_missing_input(spark: SparkSession, tmp_path: Path) -> None:
         run_job(
             spark,
             "features",
-            ["--input", str(tmp_path / "none"), "--output-root", str(tmp_path), "--no-online"],
+            ["--input", str(tmp_path / "none"), "--output", str(tmp_path), "--no-online"],
         )
 
 
@@ -272,7 +290,7 @@ def test_csv_events_must_match_the_schema(
 ) -> None:
     source = tmp_path / "events.csv"
     source.write_text(content)
-    args = ["--input", str(source), "--input-format", "csv", "--no-online", "--output-root", f"{tmp_path}/f"]
+    args = ["--input", str(source), "--input-format", "csv", "--no-online", "--output", f"{tmp_path}/f"]
     with pytest.raises(JobError, match=message):
         run_job(spark, "features", args)
-    assert not (tmp_path / "f").exists() or not list((tmp_path / "f").glob("snapshot=*"))
+    assert not lake.is_table(spark, f"{tmp_path}/f")

@@ -11,9 +11,9 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import features, onnx_export, storage, train
+from jobs import lake, onnx_export, storage, train
 from jobs.errors import JobError
-from jobs.schema import LABEL_SCHEMA, feature_names
+from jobs.schema import LABEL_SCHEMA, feature_names, features_schema
 from jobs.tests.conftest import Dataset, run_job
 
 VERSION = "20250401T000000Z"
@@ -25,16 +25,15 @@ def features_root(spark: SparkSession, dataset: Dataset, tmp_path_factory: pytes
     run_job(
         spark,
         "features",
-        ["--input", dataset.events, "--output-root", root, "--no-online", "--version", "20250331T000000Z"],
+        ["--input", dataset.events, "--output", root, "--no-online", "--version", "20250331T000000Z"],
     )
     return root
 
 
 @pytest.fixture(scope="module")
 def trained(spark: SparkSession, dataset: Dataset, features_root: str) -> train.TrainingResult:
-    snapshot = features.resolve_snapshot(spark, features_root)
-    labels = spark.read.schema(LABEL_SCHEMA).parquet(dataset.labels)
-    data = train.training_frame(spark.read.parquet(snapshot), labels)
+    labels = lake.read(spark, dataset.labels, LABEL_SCHEMA)
+    data = train.training_frame(lake.read(spark, features_root, features_schema()), labels)
     return train.fit(data, test_fraction=0.25, seed=3, reg_param=0.001, max_iter=100)
 
 
@@ -94,7 +93,7 @@ def test_job_publishes_to_the_registry(
     assert (meta["input_name"], meta["output_name"]) == ("features", "score")
     assert meta["metrics"]["auc"] > 0.8
     assert meta["created_at"].endswith("Z")
-    assert meta["training"]["features"].endswith("snapshot=20250331T000000Z")
+    assert meta["training"]["features"] == f"{features_root}@v0"
     model = onnx.load(str(registry / "churn" / VERSION / "model.onnx"))
     onnx.checker.check_model(model)
     assert [n.op_type for n in model.graph.node] == ["MatMul", "Add", "Sigmoid"]
@@ -141,6 +140,21 @@ def test_weak_model_is_not_published(
 def test_unpublished_features(spark: SparkSession, dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(JobError, match="no features published"):
         run_train(spark, str(tmp_path / "none"), dataset.labels, tmp_path / "models")
+
+
+def test_as_of_trains_on_an_earlier_features_version(
+    spark: SparkSession, dataset: Dataset, tmp_path: Path
+) -> None:
+    table = str(tmp_path / "features")
+    for reference in ("2025-03-05T00:00:00Z", "2025-03-14T00:00:00Z"):
+        argv = ["--input", dataset.events, "--output", table, "--no-online", "--reference-time", reference]
+        run_job(spark, "features", argv)
+    registry = tmp_path / "models"
+    run_train(spark, table, dataset.labels, registry, "--version", VERSION, "--as-of", "0", "--min-auc", "0")
+    meta = json.loads((registry / "churn" / VERSION / "metadata.json").read_text())
+    assert meta["training"]["features"] == f"{table}@v0"
+    with pytest.raises(JobError, match="Cannot time travel Delta table to version 5"):
+        run_train(spark, table, dataset.labels, registry, "--as-of", "5")
 
 
 def test_version_format_is_enforced(

@@ -33,6 +33,8 @@ from tools.harness import merge_config, stack_config
 GATEWAY = {"rateLimit": 1_000_000, "rateWindowSeconds": 60}
 # Ingress settings added after 0.1.0, which that release would reject.
 NEWER_INGRESS_KEYS = frozenset({"tlsCertificate", "tlsPrivateKey", "controllerNamespace"})
+# The jobs 0.1.0 knows: a stack job of a later one fails its config check.
+RELEASE_JOBS = frozenset({"event_counts", "datagen", "features", "train"})
 
 
 class Tier(Protocol):
@@ -153,6 +155,7 @@ class ProdTier:
         # that release does not know.
         ingress = {k: v for k, v in gateway["ingress"].items() if k not in NEWER_INGRESS_KEYS}
         prod.config["gateway"] = {**gateway, **GATEWAY, "ingress": {**ingress, "host": self.HOST}}
+        prod.config["sparkJobs"] = [j for j in prod.config.get("sparkJobs", []) if j["job"] in RELEASE_JOBS]
         prod.config["purgeOnDestroy"] = True
         prod.namespace = self.NAMESPACE
         prod.host = self.HOST
