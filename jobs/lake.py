@@ -127,14 +127,19 @@ def resolved_version(spark: SparkSession, path: str, as_of: AsOf | None) -> int:
 
 
 def check_writable(spark: SparkSession, path: str, schema: StructType, *, overwrite: bool) -> None:
-    """Fail unless rows of ``schema`` can be committed to ``path``: a new
-    table, or (with ``overwrite``) a table of the same columns."""
+    """Fail unless rows of ``schema`` can be committed to ``path``.
+
+    A new path is always fine. With ``overwrite``, so is a table of the same
+    columns, and a directory that is not a table yet (an earlier release's
+    plain Parquet): the first commit makes it one, and its old files, which
+    no version refers to, go at the next ``vacuum`` past the retention.
+    """
     if is_table(spark, path):
         if not overwrite:
             raise JobError(f"table {path} already exists (pass --overwrite to replace its rows)")
         check_write_schema(read(spark, path).schema, schema, path)
-    elif storage.exists(spark, path):
-        raise JobError(f"{path} exists and is not a Delta table; remove it or write elsewhere")
+    elif storage.exists(spark, path) and not overwrite:
+        raise JobError(f"output {path} already exists (pass --overwrite to replace it)")
 
 
 def write(

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     "--input",
                     str(events),
-                    "--output-root",
+                    "--output",
                     str(workdir / f"features-{size}"),
                     "--online" if options.redis else "--no-online",
                 ],

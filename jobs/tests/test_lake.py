@@ -94,8 +94,11 @@ def test_a_directory_that_is_not_a_table(spark: SparkSession, tmp_path: Path) ->
     spark.range(3).write.parquet(str(tmp_path / "plain"))
     with pytest.raises(JobError, match="is not a Delta table"):
         lake.read(spark, str(tmp_path / "plain"))
-    with pytest.raises(JobError, match="exists and is not a Delta table"):
-        lake.write(spark.range(3), str(tmp_path / "plain"), overwrite=True)
+    with pytest.raises(JobError, match="already exists"):
+        lake.write(spark.range(3), str(tmp_path / "plain"), overwrite=False)
+    # An earlier release's plain Parquet becomes a table with --overwrite.
+    assert lake.write(spark.range(5), str(tmp_path / "plain"), overwrite=True) == 0
+    assert lake.read(spark, str(tmp_path / "plain")).count() == 5
     with pytest.raises(JobError, match="does not exist"):
         lake.read(spark, str(tmp_path / "none"))
 

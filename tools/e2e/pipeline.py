@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tools.e2e.stack import DevStack
+from tools.e2e_common import lake
 from tools.e2e_common.jobs_cli import MODEL, csv_groups_counted
 from tools.e2e_common.pipeline import check_model, check_online_features, run_pipeline
 from tools.e2e_common.report import check
@@ -19,6 +20,13 @@ def pipeline(dev: DevStack) -> str:
     meta = json.loads(s3.get_object(Bucket=bucket, Key=f"{MODEL}/{version}/metadata.json")["Body"].read())
     dev.report.add("model AUC (held out)", str(meta.get("metrics", {}).get("auc")))
     dev.report.ok("features in Redis, model and LATEST in MinIO")
+    lake.check_tables(dev.outputs["minio_endpoint"], dev.credentials(), dev.outputs["buckets"], dev.report)
+    dev.submit("vacuum")
+    check(
+        dev.last_output.count(": vacuumed") == 3,
+        f"vacuum did not go through the 3 tables:\n{dev.last_output[-1500:]}",
+    )
+    dev.report.ok("vacuum on the lake's 3 tables, as a user runs it once on dev")
     group_count_on_a_local_csv(dev)
     too_big_fails_fast(dev)
     return version

@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 
+from tools.e2e_common import lake
 from tools.e2e_common.jobs_cli import check_succeeded, csv_groups_counted, submit
 from tools.e2e_common.pipeline import check_model, check_online_features, run_pipeline
 from tools.e2e_common.report import check, wait_for
@@ -79,6 +80,9 @@ def pipeline(prod: ProdStack) -> str:
     with prod.s3() as s3:
         check_model(s3, prod.outputs["buckets"]["models"], version)
     prod.report.ok("features in Redis, model and LATEST in MinIO")
+    with prod.kube.forward(prod.namespace, "svc/minio", 9000) as port:
+        endpoint = f"http://127.0.0.1:{port}"
+        lake.check_tables(endpoint, prod.credentials(), prod.outputs["buckets"], prod.report)
     return version
 
 
