@@ -38,7 +38,7 @@ SMOKE: dict[str, dict[str, Any]] = {
     },
     "inference": {"rounds": 1, "seconds": 1.0, "warmup": 1.0, "batches": [1, 32]},
     "engine": {"runs": 1},
-    "features": {"sizes": [4000], "warmup_size": 1000},
+    "features": {"sizes": [4000], "warmup_size": 1000, "rounds": 1},
     # compare.sh --smoke sets its run count itself (bash); the checks read it here.
     "compose": {"runs": 1},
 }

@@ -514,13 +514,17 @@ def check_compose(report: Report, smoke: dict[str, Any] | None = None) -> list[s
     return problems.found
 
 
-FEATURES_HEADER = ["events", "redis", "seconds", "events/s", "RSS", "MiB", "heap", "MiB", "live", "MiB"]
+FEATURES_HEADER = ["events", "format", "redis", "seconds", "events/s"]
+FEATURES_HEADER += ["RSS", "MiB", "heap", "MiB", "live", "MiB"]
+FEATURES_FORMATS = ("delta", "parquet")
+FEATURES_RATIO = re.compile(r"^delta / parquet at ([\d,]+) events: (\d+\.\d+)x \(medians of (\d+) rounds\)$")
 
 
 def check_features(report: Report, smoke: dict[str, Any] | None = None, redis: bool = True) -> list[str]:
     smoke = smoke or SMOKE["features"]
     problems = Problems()
     sizes = list(smoke["sizes"])
+    expected = [(size, fmt) for size in sizes for fmt in FEATURES_FORMATS]
     results = []
     for line in report.stdout.splitlines():
         if line.startswith("{"):
@@ -528,10 +532,12 @@ def check_features(report: Report, smoke: dict[str, Any] | None = None, redis: b
                 results.append(json.loads(line))
             except ValueError:
                 problems.add("report", f"not JSON: {line!r}")
-    got = [r.get("events") for r in results if isinstance(r, dict)]
-    problems.need(got == sizes, "results", f"sizes {got}, expected {sizes}")
+    got = [(r.get("events"), r.get("format")) for r in results if isinstance(r, dict)]
+    problems.need(got == expected, "results", f"(events, format) {got}, expected {expected}")
     for result in results:
-        where = f"result {result.get('events')}" if isinstance(result, dict) else "result"
+        where = "result"
+        if isinstance(result, dict):
+            where = f"result {result.get('events')} {result.get('format')}"
         check_figures(
             problems,
             where,
@@ -543,23 +549,33 @@ def check_features(report: Report, smoke: dict[str, Any] | None = None, redis: b
             problems.need(
                 result.get("redis") is redis, where, f"redis {result.get('redis')!r}, expected {redis}"
             )
+            rounds = result.get("rounds")
+            problems.need(rounds == smoke["rounds"], where, f"rounds {rounds!r}, expected {smoke['rounds']}")
 
     lines = report.stdout.splitlines()
     at = next((i for i, x in enumerate(lines) if x.split() == FEATURES_HEADER), None)
     if problems.need(at is not None, "table", f"no header {' '.join(FEATURES_HEADER)}"):
         assert at is not None
-        rows = [x.split() for x in lines[at + 1 : at + 1 + len(sizes)]]
-        for size, row in zip(sizes, rows, strict=False):
-            where = f"table row {size}"
-            if not problems.need(len(row) == 7, where, f"{row}, expected 7 cells"):
+        rows = [x.split() for x in lines[at + 1 : at + 1 + len(expected)]]
+        for (size, fmt), row in zip(expected, rows, strict=False):
+            where = f"table row {size} {fmt}"
+            if not problems.need(len(row) == 8, where, f"{row}, expected 8 cells"):
                 continue
-            numbers = [cell_numbers(c) for c in (row[0], *row[2:])]
+            numbers = [cell_numbers(c) for c in (row[0], *row[3:])]
             problems.need(all(n is not None for n in numbers), where, f"not numbers: {row}")
             if all(n is not None for n in numbers):
                 problems.need(numbers[0] == [float(size)], where, f"events {row[0]}, expected {size:,}")
                 problems.need(all(n[0] > 0 for n in numbers[1:4] if n), where, f"figures not > 0: {row}")
-            problems.need(row[1] == ("yes" if redis else "no"), where, f"redis column {row[1]!r}")
-        problems.need(len(rows) == len(sizes), "table", f"{len(rows)} rows, expected {len(sizes)}")
+            problems.need(row[1] == fmt, where, f"format column {row[1]!r}, expected {fmt}")
+            problems.need(row[2] == ("yes" if redis else "no"), where, f"redis column {row[2]!r}")
+        problems.need(len(rows) == len(expected), "table", f"{len(rows)} rows, expected {len(expected)}")
+    ratios = [m for line in lines if (m := FEATURES_RATIO.match(line))]
+    problems.need(
+        [int(m.group(1).replace(",", "")) for m in ratios] == sizes,
+        "ratio",
+        f"delta / parquet lines for {[m.group(1) for m in ratios]}, expected one per size {sizes}",
+    )
+    problems.need(all(float(m.group(2)) > 0 for m in ratios), "ratio", "a ratio is not > 0")
     return problems.found
 
 

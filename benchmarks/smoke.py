@@ -63,7 +63,7 @@ BENCHES = (
         "features",
         lambda _json: [str(JOBS_PYTHON), "-m", "benchmarks.jobs.features_bench", "--smoke", "--redis"],
         300,
-        "features job on local[2]: 1,000 events untimed, then 4,000 with the Redis copy",
+        "features job on local[2], Delta and plain Parquet: 1,000 events untimed, then 4,000 with Redis",
     ),
     Bench(
         "gateway",

@@ -152,7 +152,9 @@ BROKEN: dict[str, dict[str, Callable[[Report], Report]]] = {
         "a size missing": features_result(lambda d: d.update(events=999)),
         "the Redis copy not made": features_result(lambda d: d.update(redis=False)),
         "memory not sampled": features_result(lambda d: d.update(driver_rss_peak_mib=0.0)),
-        "the table's row gone": lambda r: with_line_dropped(r, r"^\s+4,000\s+yes\s"),
+        "the table's row gone": lambda r: with_line_dropped(r, r"^\s+4,000\s+delta\s+yes\s"),
+        "the peer's run missing": features_result(lambda d: d.update(format="parquet")),
+        "no ratio against the peer": lambda r: with_line_dropped(r, r"^delta / parquet at "),
     },
 }
 

@@ -1,16 +1,23 @@
-"""Throughput and driver memory of the ``features`` job on generated events.
+"""Throughput and driver memory of the ``features`` job on generated events,
+on the lake's Delta tables against plain Parquet.
 
 Not a test: run it by hand on a quiet machine and compare the figures.
 
-    python -m benchmarks.jobs.features_bench --sizes 1000000 10000000 [--redis] [--smoke]
+    python -m benchmarks.jobs.features_bench --sizes 1000000 10000000 [--rounds 3] [--redis] [--smoke]
 
-After an untimed warm-up run, for each size it generates events with
-``datagen`` (untimed), then times the ``features`` job on ``local[2]`` and
-samples, every 100 ms, the driver JVM's
-resident set size (/proc via psutil) and its heap in use (JVM Runtime). With
-``--redis`` a throwaway loopback ``redis-server`` receives the online copy.
-In local mode the executors live in the driver JVM, so flat figures across
-sizes mean no per-row state reaches the driver.
+After an untimed warm-up run, for each size it generates the same events
+with ``datagen`` twice (untimed): as a Delta table and as plain Parquet.
+Each round then times, on ``local[2]``, the ``features`` job as it runs
+(the events table in, a commit to the features table out) and its peer:
+the same computation with plain Parquet in and out, as the job was before
+the lake had tables. The two alternate within a round, so a slower moment
+of the machine falls on both. Reported per size and format: the median of
+the rounds, and the ratio of the medians (Delta / Parquet). During each run
+it samples, every 100 ms, the driver JVM's resident set size (/proc via
+psutil) and its heap in use (JVM Runtime). With ``--redis`` a throwaway
+loopback ``redis-server`` receives the online copy in both. In local mode
+the executors live in the driver JVM, so flat figures across sizes mean no
+per-row state reaches the driver.
 
 ``--smoke`` is the short pass of ``make bench-smoke`` (``benchmarks/modes.py``):
 a warm-up of 1,000 events, then 4,000.
@@ -24,30 +31,43 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psutil
+from pyspark import StorageLevel
 
 from benchmarks import modes
 from benchmarks.loadgen import exit_on_sigterm
+from jobs import online
 from jobs.config import RedisSettings, Settings
-from jobs.definitions import JOBS
+from jobs.definitions import DEFAULT_TTL_SECONDS, JOBS
+from jobs.features import compute_features, latest_event_time
+from jobs.schema import EVENT_SCHEMA, feature_names
 from jobs.session import build_session
+from jobs.sources import read_table
 
 MIB = 1024 * 1024
+
+
+FORMATS = ("delta", "parquet")
 
 
 @dataclass
 class Result:
     events: int
     entities: int
+    format: str
+    rounds: int
     redis: bool
     seconds: float
     events_per_second: float
@@ -116,12 +136,47 @@ def run_job(spark: Any, name: str, argv: list[str], settings: Settings) -> None:
     job.run(spark, settings, job.parser().parse_args(argv))
 
 
+def parquet_features(spark: Any, events: Path, output: Path, settings: Settings, redis: bool) -> None:
+    """The peer: the features job's reads, computation, layout and online
+    copy, on plain Parquet in and out."""
+    source = read_table(spark, str(events), "parquet", EVENT_SCHEMA)
+    reference = latest_event_time(
+        read_table(spark, str(events), "parquet", EVENT_SCHEMA, complete_rows=False)
+    )
+    frame = (
+        compute_features(source, reference)
+        .repartition("entity_id")
+        .sortWithinPartitions("entity_id")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    if redis:
+        assert settings.redis is not None
+        target = online.OnlineTarget.from_settings(settings.redis, DEFAULT_TTL_SECONDS)
+        version = f"parquet-{time.monotonic_ns()}"
+        online.write_features(frame, target, feature_names(), version)
+        online.switch(target, version)
+    frame.write.mode("overwrite").parquet(str(output))
+    frame.unpersist()
+
+
+def timed(jvm: Any, run: Callable[[], None]) -> tuple[float, MemorySampler]:
+    jvm.java.lang.System.gc()
+    sampler = MemorySampler(jvm, driver_jvm_pid())
+    sampler.start()
+    started = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - started
+    sampler.stop()
+    return seconds, sampler
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--events-per-entity", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each format per size")
     parser.add_argument("--redis", action="store_true", help="also write the online copy to a local Redis")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--warmup-size", type=int, default=100_000, help="events of the untimed first run")
@@ -171,61 +226,53 @@ def main(argv: list[str] | None = None) -> int:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     results: list[Result] = []
+    ratios: dict[int, float] = {}
     try:
-        # One untimed run first, so class loading and JIT warm-up are not
+        # One untimed round first, so class loading and JIT warm-up are not
         # charged to the smallest size.
         for index, size in enumerate([options.warmup_size, *options.sizes]):
             entities = max(1, size // options.events_per_entity)
-            events = workdir / f"events-{size}"
-            if not events.exists():
-                run_job(
-                    spark,
-                    "datagen",
-                    [
-                        "--rows",
-                        str(size),
-                        "--entities",
-                        str(entities),
-                        "--output",
-                        str(events),
-                        "--labels-output",
-                        str(workdir / f"labels-{size}"),
-                    ],
-                    settings,
-                )
-            jvm.java.lang.System.gc()
-            sampler = MemorySampler(jvm, driver_jvm_pid())
-            sampler.start()
-            started = time.perf_counter()
-            run_job(
-                spark,
-                "features",
-                [
-                    "--input",
-                    str(events),
-                    "--output",
-                    str(workdir / f"features-{size}"),
-                    "--online" if options.redis else "--no-online",
-                ],
-                settings,
-            )
-            seconds = time.perf_counter() - started
-            sampler.stop()
+            events = {fmt: workdir / f"events-{size}.{fmt}" for fmt in FORMATS}
+            for fmt, path in events.items():
+                if not path.exists():
+                    labels = workdir / f"labels-{size}.{fmt}"
+                    generate = ["--rows", str(size), "--entities", str(entities), "--format", fmt]
+                    generate += ["--output", str(path), "--labels-output", str(labels)]
+                    run_job(spark, "datagen", generate, settings)
+            job_argv = ["--input", str(events["delta"]), "--output", str(workdir / f"features-{size}.delta")]
+            job_argv.append("--online" if options.redis else "--no-online")
+            peer_output = workdir / f"features-{size}.parquet"
+            runs: dict[str, Callable[[], None]] = {
+                "delta": partial(run_job, spark, "features", job_argv, settings),
+                "parquet": partial(
+                    parquet_features, spark, events["parquet"], peer_output, settings, options.redis
+                ),
+            }
+            measured: dict[str, list[tuple[float, MemorySampler]]] = {fmt: [] for fmt in FORMATS}
+            for _ in range(1 if index == 0 else options.rounds):
+                for fmt in FORMATS:
+                    measured[fmt].append(timed(jvm, runs[fmt]))
             if index == 0:
                 continue
-            results.append(
-                Result(
-                    size,
-                    entities,
-                    options.redis,
-                    round(seconds, 2),
-                    round(size / seconds),
-                    round(sampler.peak_rss / MIB, 1),
-                    round(sampler.peak_heap / MIB, 1),
-                    round(sampler.peak_live / MIB, 1),
+            for fmt in FORMATS:
+                seconds = statistics.median(s for s, _ in measured[fmt])
+                samplers = [sampler for _, sampler in measured[fmt]]
+                results.append(
+                    Result(
+                        size,
+                        entities,
+                        fmt,
+                        options.rounds,
+                        options.redis,
+                        round(seconds, 2),
+                        round(size / seconds),
+                        round(max(x.peak_rss for x in samplers) / MIB, 1),
+                        round(max(x.peak_heap for x in samplers) / MIB, 1),
+                        round(max(x.peak_live for x in samplers) / MIB, 1),
+                    )
                 )
-            )
-            print(json.dumps(asdict(results[-1])), flush=True)
+                print(json.dumps(asdict(results[-1])), flush=True)
+            ratios[size] = results[-2].seconds / results[-1].seconds
     finally:
         # A SIGTERM that lands inside a Py4J call leaves the gateway's
         # protocol broken and stop() raising: Redis and the scratch data
@@ -239,15 +286,18 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print(
-        f"\n{'events':>12} {'redis':>5} {'seconds':>8} {'events/s':>10} {'RSS MiB':>8} "
+        f"\n{'events':>12} {'format':>7} {'redis':>5} {'seconds':>8} {'events/s':>10} {'RSS MiB':>8} "
         f"{'heap MiB':>9} {'live MiB':>9}"
     )
     for r in results:
         print(
-            f"{r.events:>12,} {'yes' if r.redis else 'no':>5} {r.seconds:>8.1f} {r.events_per_second:>10,} "
-            f"{r.driver_rss_peak_mib:>8.0f} {r.driver_heap_used_peak_mib:>9.0f} "
+            f"{r.events:>12,} {r.format:>7} {'yes' if r.redis else 'no':>5} {r.seconds:>8.1f} "
+            f"{r.events_per_second:>10,} {r.driver_rss_peak_mib:>8.0f} {r.driver_heap_used_peak_mib:>9.0f} "
             f"{r.driver_heap_live_peak_mib:>9.0f}"
         )
+    print()
+    for size, ratio in ratios.items():
+        print(f"delta / parquet at {size:,} events: {ratio:.2f}x (medians of {options.rounds} rounds)")
     return 0
 
 
