@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tools.e2e.stack import DevStack
-from tools.e2e_common import lake
+from tools.e2e_common import history, lake
 from tools.e2e_common.jobs_cli import MODEL, csv_groups_counted
 from tools.e2e_common.pipeline import check_model, check_online_features, run_pipeline
 from tools.e2e_common.report import check
@@ -28,6 +29,13 @@ def pipeline(dev: DevStack) -> str:
     )
     dev.report.ok("vacuum on the lake's 3 tables, as a user runs it once on dev")
     group_count_on_a_local_csv(dev)
+    jobs_ended = time.monotonic()
+    history.check_listed(
+        dev.outputs["spark_history_url"],
+        [f"dataplatform-{job}" for job in ("datagen", "features", "train", "vacuum", "event_counts")],
+        dev.report,
+        jobs_ended,
+    )
     too_big_fails_fast(dev)
     return version
 

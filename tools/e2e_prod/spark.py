@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 
-from tools.e2e_common import lake
+from tools.e2e_common import history, lake
 from tools.e2e_common.jobs_cli import check_succeeded, csv_groups_counted, submit
 from tools.e2e_common.pipeline import check_model, check_online_features, run_pipeline
 from tools.e2e_common.report import check, wait_for
@@ -191,6 +191,10 @@ def scheduled(prod: ProdStack) -> None:
     run, state = wait_for("the scheduled application's first run to end", ended, timeout=420, interval=5)
     check(state == "COMPLETED", f"the scheduled run {run} failed")
     prod.time(f"scheduled application: created to its run {run} COMPLETED", time.monotonic() - start)
+    # Jobs from the CLI and a run of the operator's own schedule, finished.
+    with prod.kube.forward(prod.namespace, "svc/spark-history", 18080) as port:
+        listed = ["dp-datagen", "dp-features", "dp-train", "dp-event-counts", "counts-soon"]
+        history.check_listed(f"http://127.0.0.1:{port}", listed, prod.report)
     prod.config["sparkJobs"] = [j for j in prod.config["sparkJobs"] if j["name"] != "counts-soon"]
     prod.stack.set_all_config(prod.engine_config())
     prod.up("the every-minute job removed")

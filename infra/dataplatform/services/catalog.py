@@ -3,13 +3,24 @@ service comes after those it reads (Prometheus scrapes the ones above it)."""
 
 from __future__ import annotations
 
-from dataplatform.services import alertmanager, gateway, grafana, inference, minio, prometheus, redis, spark
+from dataplatform.services import (
+    alertmanager,
+    gateway,
+    grafana,
+    inference,
+    minio,
+    prometheus,
+    redis,
+    spark,
+    spark_history,
+)
 from dataplatform.services.base import ServiceSpec
 
 SERVICES: tuple[ServiceSpec, ...] = (
     redis.SPEC,
     minio.SPEC,
     spark.SPEC,
+    spark_history.SPEC,
     inference.SPEC,
     gateway.SPEC,
     alertmanager.SPEC,
