@@ -49,7 +49,16 @@ API_SERVER_EGRESS = {
     "ports": [{"protocol": "TCP", "port": 6443}],
 }
 SCHEDULED_APP = "kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication"
-WORKLOADS = {"redis", "minio", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
+WORKLOADS = {
+    "redis",
+    "minio",
+    "inference",
+    "gateway",
+    "prometheus",
+    "grafana",
+    "alertmanager",
+    "spark-history",
+}
 
 
 def deployments(recorder: Recorder) -> dict[str, dict[str, Any]]:
@@ -350,7 +359,7 @@ def test_network_policies_default_deny_then_declared_flows(prod: tuple[Recorder,
 
     assert callers("redis") == {"gateway", "inference"}
     assert callers("inference") == {"gateway", "prometheus"}
-    assert callers("minio") == {"inference", "minio-init", "prometheus"}
+    assert callers("minio") == {"inference", "minio-init", "prometheus", "spark-history"}
     assert callers("prometheus") == {"grafana"}
     assert callers("gateway") == {"prometheus"}
     # Spark pods, in the jobs namespace, reach MinIO and Redis.
@@ -402,6 +411,33 @@ def test_the_operators_namespace_is_closed_but_for_its_webhook_and_the_api_serve
     # Out: the cluster's DNS pods, and the API server at the address and
     # port the cluster publishes for it.
     assert pods["spec"]["egress"] == [DNS_EGRESS, API_SERVER_EGRESS]
+
+
+def test_the_history_server_reads_event_logs_only_and_is_not_exposed(
+    prod: tuple[Recorder, DataPlatform],
+) -> None:
+    recorder, _ = prod
+    container = pod_specs(recorder)["spark-history"]["containers"][0]
+    assert container["command"] == ["spark-class", "org.apache.spark.deploy.history.HistoryServer"]
+    # Its whole configuration, the key included, is a mounted secret file.
+    assert container["args"] == ["--properties-file", "/run/secrets/spark-history.conf"]
+    service = unwrap(recorder.named("kubernetes:core/v1:Service", "spark-history").inputs)
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert service["spec"]["ports"][0]["port"] == 18080
+    assert not any(
+        "spark-history" in str(unwrap(r.inputs))
+        for r in recorder.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    )
+    # Its MinIO user may read the events bucket and nothing else.
+    configmaps = [
+        unwrap(r.inputs).get("data") or {} for r in recorder.of_type("kubernetes:core/v1:ConfigMap")
+    ]
+    policy = next(
+        json.loads(data["spark-history.json"]) for data in configmaps if "spark-history.json" in data
+    )
+    [statement] = policy["Statement"]
+    assert statement["Resource"] == ["arn:aws:s3:::spark-events", "arn:aws:s3:::spark-events/*"]
+    assert statement["Action"] == ["s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket"]
 
 
 def test_spark_operator_and_jobs(prod: tuple[Recorder, DataPlatform]) -> None:
