@@ -45,7 +45,8 @@ def delta_errors(path: str) -> Iterator[None]:
         yield
     except (Py4JJavaError, PySparkException) as exc:
         detail = storage.java_message(exc) if isinstance(exc, Py4JJavaError) else str(exc)
-        if "DELTA_" in detail or "delta" in detail.lower():
+        # Delta's error classes, and its older messages that have none.
+        if "DELTA_" in detail or "Delta table" in detail:
             raise JobError(f"{path}: {detail.strip().splitlines()[0]}") from exc
         raise
 
