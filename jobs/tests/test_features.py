@@ -196,9 +196,8 @@ def test_as_of_reads_an_earlier_version_of_the_events(
     assert lake.read(spark, out, as_of=AsOf(version=0)).count() < dataset.entities
 
     with pytest.raises(JobError, match="--as-of needs a Delta table"):
-        run_job(
-            spark, "features", ["--input", events, "--input-format", "parquet", "--as-of", "0", "--no-online"]
-        )
+        argv = ["--input", events, "--input-format", "parquet", "--as-of", "0", "--output", out, "--no-online"]
+        run_job(spark, "features", argv)
 
 
 def test_a_features_table_of_other_columns_is_refused_before_any_write(
