@@ -195,9 +195,9 @@ def test_as_of_reads_an_earlier_version_of_the_events(
     # train --as-of reads the features the same way: version 0 is the first run's.
     assert lake.read(spark, out, as_of=AsOf(version=0)).count() < dataset.entities
 
+    plain = ["--input", events, "--input-format", "parquet", "--as-of", "0", "--output", out, "--no-online"]
     with pytest.raises(JobError, match="--as-of needs a Delta table"):
-        argv = ["--input", events, "--input-format", "parquet", "--as-of", "0", "--output", out, "--no-online"]
-        run_job(spark, "features", argv)
+        run_job(spark, "features", plain)
 
 
 def test_a_features_table_of_other_columns_is_refused_before_any_write(
