@@ -29,6 +29,7 @@ USERS = {
     "spark-master": "185:185",
     "spark-worker-1": "185:185",
     "spark-worker-2": "185:185",
+    "spark-history": "185:185",
     "inference": "10001:10001",
     "gateway": "10001:10001",
     "prometheus": "65534:65534",
@@ -37,6 +38,7 @@ USERS = {
 }
 # Workloads that receive files, each through a carrier container.
 WITH_FILES = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
+WITH_FILES |= {"spark-history"}
 
 
 def all_containers(recorder: Recorder) -> dict[str, dict[str, Any]]:
@@ -89,9 +91,9 @@ def test_inventory(dev: tuple[Recorder, DataPlatform]) -> None:
         "dataplatform/gateway:0.1.0",
         "dataplatform/inference:0.1.0",
     }
-    # Five Redis users, two MinIO root and four MinIO user credentials, the
+    # Five Redis users, two MinIO root and six MinIO user credentials, the
     # gateway key, Grafana's admin password.
-    assert len(recorder.of_type("random:index/randomPassword:RandomPassword")) == 13
+    assert len(recorder.of_type("random:index/randomPassword:RandomPassword")) == 15
     components = {r.typ for r in recorder.resources if not r.custom}
     assert {
         "dataplatform:index:DataPlatform",
@@ -255,7 +257,7 @@ def test_minio_creates_the_platform_buckets(dev: tuple[Recorder, DataPlatform]) 
     recorder, _ = dev
     env = env_of(containers(recorder)["minio-init"])
     assert env["MINIO_BUCKETS"].split(",") == ["raw", "lake", "models", "spark-events"]
-    assert env["MINIO_INIT_USERS"] == "inference,spark"
+    assert env["MINIO_INIT_USERS"] == "inference,spark,spark-history"
 
 
 def test_prometheus_scrapes_every_declared_metrics_endpoint(dev: tuple[Recorder, DataPlatform]) -> None:

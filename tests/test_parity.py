@@ -52,6 +52,7 @@ def prod_services(recorder: Recorder) -> dict[str, dict[str, Any]]:
 
 
 SHARED = {"redis", "minio", "minio-init", "inference", "gateway", "prometheus", "grafana", "alertmanager"}
+SHARED |= {"spark-history"}
 
 
 # Set only where the gateway is behind an Ingress with TLS, which dev has not.

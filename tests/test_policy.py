@@ -917,9 +917,9 @@ def by_level(found: list[Violation], level: Enforcement) -> set[tuple[str, str]]
 def test_pack_over_the_dev_stack(dev: tuple[Recorder, DataPlatform]) -> None:
     recorder, _ = dev
     resources = declared(recorder, "dev")
-    assert len(resources) == 71
-    # Eleven running containers and eight carriers of files.
-    assert sum(r.type == CONTAINER for r in resources) == 19
+    assert len(resources) == 77
+    # Twelve running containers and nine carriers of files.
+    assert sum(r.type == CONTAINER for r in resources) == 21
     found = evaluate(resources)
     assert by_level(found, Enforcement.MANDATORY) == set()
     assert by_level(found, Enforcement.ADVISORY) == set()
@@ -964,10 +964,14 @@ def test_pack_over_the_prod_stack(prod: tuple[Recorder, DataPlatform]) -> None:
     # a PodDisruptionBudget for each of the five single-replica workloads,
     # the read of the API server's EndpointSlice, and the jobs namespace: the
     # namespace, its default-deny policy, the executors' service account, the
-    # admission policy on what drivers create and its binding.
-    assert len(resources) == 98
+    # admission policy on what drivers create and its binding; then the
+    # weekly vacuum job (its component and ScheduledSparkApplication), and
+    # the History Server (its component, Deployment,
+    # Service, disruption budget, network policy, files' Secret and its
+    # MinIO user's two credentials).
+    assert len(resources) == 108
     workloads = [r for r in resources if r.type in (DEPLOYMENT, JOB)]
-    assert len(workloads) == 8
+    assert len(workloads) == 9
     found = evaluate(resources)
     assert by_level(found, Enforcement.MANDATORY) == set()
     assert by_level(found, Enforcement.ADVISORY) == set()
@@ -985,6 +989,7 @@ def test_pack_flags_ports_published_on_every_interface() -> None:
         "prometheus",
         "grafana",
         "alertmanager",
+        "spark-history",
     }
     assert by_level(found, Enforcement.MANDATORY) == {("docker-ports-on-loopback", n) for n in published}
 
@@ -1020,6 +1025,7 @@ def test_pack_catches_a_regression_in_the_kubernetes_target(monkeypatch: pytest.
         "prometheus",
         "grafana",
         "alertmanager",
+        "spark-history",
     }
     assert mandatory == {
         (policy, name)
@@ -1043,6 +1049,7 @@ def test_pack_rejects_prod_images_that_are_not_pinned_by_digest(monkeypatch: pyt
         "prometheus",
         "grafana",
         "alertmanager",
+        "spark-history",
     }
     spark_jobs = {"features-nightly", "train-nightly", "lake-vacuum"}
     assert mandatory == {("k8s-image-digest", name) for name in workloads | spark_jobs}

@@ -96,6 +96,7 @@ def test_inventory(prod: tuple[Recorder, DataPlatform]) -> None:
         "prometheus",
         "alertmanager",
         "grafana",
+        "spark-history",
     }
     assert len(recorder.of_type("kubernetes:helm.sh/v4:Chart")) == 1
     assert not recorder.of_type("docker:index/container:Container")
@@ -161,6 +162,8 @@ def test_every_image_comes_from_the_registry_pinned_by_digest(prod: tuple[Record
         "prometheus": [pinned(f"{REGISTRY}/prom/prometheus:v3.5.0")],
         "alertmanager": [pinned(f"{REGISTRY}/prom/alertmanager:v0.28.1")],
         "grafana": [pinned(f"{REGISTRY}/grafana/grafana:12.2.0")],
+        # The History Server runs the Spark image, as the jobs do.
+        "spark-history": [pinned(f"{REGISTRY}/spark:0.1.0")],
     }
     for app in recorder.of_type(SCHEDULED_APP):
         assert unwrap(app.inputs)["spec"]["template"]["image"] == pinned(f"{REGISTRY}/spark:0.1.0")
