@@ -150,6 +150,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Partitions for replaying a table's log into its state: Delta's 50
         # suit logs of many thousand commits; the lake's hold dozens.
         "spark.databricks.delta.snapshotPartitions": "4",
+        # Let adaptive execution coalesce a cached plan's shuffle partitions
+        # as it does an uncached one's: the features job caches its result
+        # to write it twice (Redis, then the lake), and without this each
+        # write ran 200 tasks and the lake got 200 files, whatever the size.
+        "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
     }
     s3 = settings.s3
     if s3 is not None:
