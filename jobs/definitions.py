@@ -199,7 +199,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             "features",
-            "raw events to per-entity features (lake snapshot + Redis)",
+            "raw events to per-entity features (a version of the lake table + Redis)",
             features_arguments,
             "jobs.features",
             uses_redis=True,

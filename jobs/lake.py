@@ -34,7 +34,9 @@ LOG_DIRECTORY = "_delta_log"
 
 
 def is_table(spark: SparkSession, path: str) -> bool:
-    return storage.exists(spark, storage.join(path, LOG_DIRECTORY))
+    """True once the table has a commit (or a checkpoint) in its log: a
+    first write that failed leaves an empty ``_delta_log``, and no table."""
+    return storage.exists(spark, storage.join(path, LOG_DIRECTORY, "[0-9]*"))
 
 
 @contextlib.contextmanager
@@ -94,8 +96,9 @@ def read(
     """The table at ``path`` (at ``as_of``, else its current version), with
     the columns of ``schema`` checked and selected in its order."""
     if not is_table(spark, path):
-        what = "is not a Delta table (no _delta_log)" if storage.exists(spark, path) else "does not exist"
-        raise JobError(f"{path} {what}")
+        if storage.exists(spark, path):
+            raise JobError(f"{path} is not a Delta table (no commit in _delta_log)")
+        raise JobError(f"{path} does not exist")
     reader = spark.read.format(FORMAT)
     for key, value in (as_of.options() if as_of else {}).items():
         reader = reader.option(key, value)

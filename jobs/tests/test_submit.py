@@ -55,7 +55,7 @@ PROD_OUTPUTS: dict[str, Any] = {
 def test_docker_command() -> None:
     target = StackTarget.from_outputs(DEV_OUTPUTS, "dev")
     command = submit_dev.docker_command(
-        "features", ["--keep", "3"], target, secrets_dir="/tmp/s", container_name="dp-job-features-1"
+        "features", ["--ttl-seconds", "3"], target, secrets_dir="/tmp/s", container_name="dp-job-features-1"
     )
     assert command[:3] == ["docker", "run", "--rm"]
     joined = " ".join(command)
@@ -78,7 +78,7 @@ def test_docker_command() -> None:
         assert fragment in joined
     image_at = command.index("dataplatform/spark:0.1.0")
     assert command[image_at + 1 : image_at + 4] == ["spark-submit", "--master", "spark://spark-master:7077"]
-    assert command[-4:] == ["/opt/dataplatform/jobs/run.py", "features", "--keep", "3"]
+    assert command[-4:] == ["/opt/dataplatform/jobs/run.py", "features", "--ttl-seconds", "3"]
     assert not {"AK", "SK", "RP"} & set(command)
 
 
@@ -213,13 +213,13 @@ print("Traceback: JobError raised", file=sys.stderr)
 sys.exit(3)
 """,
     )
-    code = cli.main(["submit", "features", "--stack", "dev", "--no-online", "--keep", "2"])
+    code = cli.main(["submit", "features", "--stack", "dev", "--no-online", "--ttl-seconds", "2"])
     assert code == 3
     seen = json.loads(record.read_text())
     assert seen["secrets"] == {"redis_password": "RP", "s3_access_key": "AK", "s3_secret_key": "SK"}
     expected_mode = "0o600" if os.geteuid() == 0 else "0o640"
     assert set(seen["modes"].values()) == {expected_mode}
-    assert seen["args"][-4:] == ["features", "--no-online", "--keep", "2"]
+    assert seen["args"][-4:] == ["features", "--no-online", "--ttl-seconds", "2"]
     assert seen["args"][seen["args"].index("--name") + 1].startswith("dataplatform-dev-job-features-")
     assert not Path(seen["args"][seen["args"].index("-v") + 1].split(":")[0]).exists()
     captured = capsys.readouterr()
