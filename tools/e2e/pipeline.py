@@ -32,7 +32,7 @@ def pipeline(dev: DevStack) -> str:
     jobs_ended = time.monotonic()
     history.check_listed(
         dev.outputs["spark_history_url"],
-        [f"dataplatform-{job}" for job in ("datagen", "features", "train", "vacuum", "event_counts")],
+        ["datagen", "features", "train", "vacuum", "event_counts"],
         dev.report,
         jobs_ended,
     )

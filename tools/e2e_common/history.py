@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import time
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from tools.e2e_common.report import Report, wait_for
+from tools.e2e_common.report import Report, check
+
+# The name every job's SparkSession gives its application, in both tiers.
+APP_NAME = "dataplatform-{job}"
 
 
 def completed(base_url: str) -> list[dict[str, Any]]:
@@ -20,23 +24,31 @@ def completed(base_url: str) -> list[dict[str, Any]]:
     return [a for a in apps if a.get("attempts") and all(t.get("completed") for t in a["attempts"])]
 
 
-def check_listed(base_url: str, names: Sequence[str], report: Report, ended_at: float | None = None) -> None:
-    """Every name in ``names`` is part of a completed application's name,
-    within a minute. With ``ended_at`` (the last job's end, in
-    ``time.monotonic()``), reports how long after it they were all listed."""
-
-    def missing() -> list[str]:
-        listed = [str(a.get("name", "")) for a in completed(base_url)]
-        return [n for n in names if not any(n in name for name in listed)]
-
-    wait_for(
-        f"the History Server to list {list(names)} as completed",
-        lambda: not missing(),
-        timeout=60,
-        interval=0.5,
+def check_listed(
+    base_url: str, jobs: Sequence[str], report: Report, ended_at: float | None = None, timeout: float = 60
+) -> None:
+    """The History Server lists a completed application for each of ``jobs``
+    (a job named twice: two of its applications) within ``timeout``. With
+    ``ended_at`` (the last job's end, in ``time.monotonic()``), reports how
+    long after it they were all listed."""
+    wanted = collections.Counter(APP_NAME.format(job=job) for job in jobs)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            listed = collections.Counter(str(a.get("name")) for a in completed(base_url))
+            problem = ""
+        except OSError as exc:
+            listed, problem = collections.Counter(), f"{exc}; "
+        missing = wanted - listed
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    check(
+        not missing,
+        f"the History Server did not list {dict(missing)} as completed within {timeout:.0f} s "
+        f"({problem}it lists {dict(listed)})",
     )
     if ended_at is not None:
         seconds = time.monotonic() - ended_at
         report.add("History Server: the last job listed, after it ended", f"{seconds:.1f} s")
-    total = len(completed(base_url))
-    report.ok(f"the History Server lists {', '.join(names)} as completed ({total} completed applications)")
+    report.ok(f"the History Server lists {', '.join(jobs)} as completed ({sum(listed.values())} in all)")
