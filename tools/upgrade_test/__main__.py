@@ -68,12 +68,14 @@ def write_data(tier: Tier) -> data.Seeded:
     return seeded
 
 
-def switch_to_checkout(tier: Tier, worktree: Worktree) -> None:
-    """The same stack and state, driven by this checkout's program from now on."""
+def switch_to_checkout(tier: Tier, worktree: Worktree, config: dict[str, Any]) -> None:
+    """The same stack and state, driven by this checkout's program from now on,
+    with the settings only this checkout knows added."""
     state = tier.state
     settings = f"Pulumi.{state.name}.yaml"
     shutil.copyfile(worktree.path / settings, ROOT / settings)
     state.stack = auto.select_stack(stack_name=state.name, work_dir=str(ROOT))
+    state.stack.set_all_config(engine_config(tier.checkout_config(config)))
 
 
 def preview(tier: Tier) -> Plan:
@@ -94,6 +96,9 @@ def preview(tier: Tier) -> Plan:
     moved = plan.relocations()
     if moved:
         state.report.add("steps moving objects to the jobs namespace (no data)", str(len(moved)))
+    rerun = plan.reruns()
+    if rerun:
+        state.report.add("steps running MinIO's setup again for a new user (no data)", str(len(rerun)))
     but = f" but the {len(moved)} that move objects to the jobs namespace" if moved else ""
     state.report.ok(f"preview: no step deletes or replaces anything ({len(plan.steps)} steps){but}")
     return plan
@@ -188,7 +193,7 @@ def run(tier: Tier, release: Release) -> int:
         deploy_previous(tier, release, worktree, config)
         before = dict(state.outputs)
         seeded = write_data(tier)
-        switch_to_checkout(tier, worktree)
+        switch_to_checkout(tier, worktree, config)
         preview(tier)
         update_under_load(tier)
         check_after(tier, seeded, before)

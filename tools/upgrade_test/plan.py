@@ -54,6 +54,28 @@ RELOCATED = frozenset(
 )
 
 
+# MinIO's one-shot setup when the platform gains a MinIO user after 0.1.0
+# (the History Server's): its Job runs again to add the user, with new
+# files to read. It holds no data: buckets, objects and the other users'
+# keys stay.
+RERUN = frozenset(
+    {
+        ("kubernetes:batch/v1:Job", "minio-init"),
+        ("kubernetes:core/v1:ConfigMap", "minio-init-files-0"),
+        ("kubernetes:core/v1:Secret", "minio-init-files-1"),
+        ("docker:index/container:Container", "minio-init"),
+        ("docker:index/container:Container", "minio-init-files"),
+    }
+)
+
+
+def _named(step_type: str, step_name: str, kinds: frozenset[tuple[str, str]]) -> bool:
+    """One of ``kinds`` by type and name: bare (0.1.0), after ``<platform>-``,
+    or a chart's object after ``<release>:<namespace>/``."""
+    base = step_name.rsplit("/", 1)[-1]
+    return any(step_type == kind and (base == name or base.endswith(f"-{name}")) for kind, name in kinds)
+
+
 @dataclass(frozen=True)
 class Step:
     op: OpType
@@ -68,13 +90,13 @@ class Step:
 
     @property
     def relocated(self) -> bool:
-        """One of the objects that moved to the jobs namespace. Its name is
-        bare (0.1.0), after ``<platform>-``, or a chart's object after
-        ``<release>:<namespace>/``."""
-        base = self.name.rsplit("/", 1)[-1]
-        return any(
-            self.type == kind and (base == name or base.endswith(f"-{name}")) for kind, name in RELOCATED
-        )
+        """One of the objects that moved to the jobs namespace."""
+        return _named(self.type, self.name, RELOCATED)
+
+    @property
+    def rerun(self) -> bool:
+        """MinIO's setup, run again for a user added since 0.1.0."""
+        return _named(self.type, self.name, RERUN)
 
     @property
     def renamed(self) -> bool:
@@ -111,10 +133,13 @@ class Plan:
     def destructive(self) -> list[Step]:
         """Steps that remove or replace something, but for what moved to
         the jobs namespace (``relocated``)."""
-        return [s for s in self.steps if s.op in DESTRUCTIVE_OPS and not s.relocated]
+        return [s for s in self.steps if s.op in DESTRUCTIVE_OPS and not (s.relocated or s.rerun)]
 
     def relocations(self) -> list[Step]:
         return [s for s in self.steps if s.op in DESTRUCTIVE_OPS and s.relocated]
+
+    def reruns(self) -> list[Step]:
+        return [s for s in self.steps if s.op in DESTRUCTIVE_OPS and s.rerun]
 
     def stateful_touched(self) -> list[Step]:
         return [s for s in self.destructive() if s.type in STATEFUL_TYPES]

@@ -35,6 +35,8 @@ GATEWAY = {"rateLimit": 1_000_000, "rateWindowSeconds": 60}
 NEWER_INGRESS_KEYS = frozenset({"tlsCertificate", "tlsPrivateKey", "controllerNamespace"})
 # The jobs 0.1.0 knows: a stack job of a later one fails its config check.
 RELEASE_JOBS = frozenset({"event_counts", "datagen", "features", "train"})
+# The services 0.1.0 knows; their host ports are the ones it accepts.
+NEWER_HOST_PORTS = frozenset({"sparkHistory"})
 
 
 class Tier(Protocol):
@@ -59,6 +61,12 @@ class Tier(Protocol):
 
     def after_first_up(self) -> None: ...
 
+    def checkout_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The configuration this checkout is updated with: ``config`` (what
+        the previous release was deployed with) and the settings only this
+        checkout knows."""
+        ...
+
     def stores(self) -> contextlib.AbstractContextManager[tuple[redis.Redis, Any]]: ...
 
     def gateway(self) -> contextlib.AbstractContextManager[Send]: ...
@@ -82,6 +90,7 @@ class DevTier:
     location_output = "docker"
 
     def __init__(self, stack: str, build: bool) -> None:
+        self.ports: dict[str, int] = {}
         self.state: Any = DevStack(stack, rows=0)
         self.build = build
 
@@ -96,7 +105,15 @@ class DevTier:
         # changes what the program declares, not what the images hold.
         overrides["buildImages"] = False
         overrides["purgeOnDestroy"] = True
-        return dict(merge_config(stack_config("dev"), overrides))
+        config = dict(merge_config(stack_config("dev"), overrides))
+        # Every port is a free one; those of services 0.1.0 lacks are set
+        # with the update (checkout_config).
+        self.ports = dict(config["hostPorts"])
+        config["hostPorts"] = {k: v for k, v in self.ports.items() if k not in NEWER_HOST_PORTS}
+        return config
+
+    def checkout_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "hostPorts": self.ports}
 
     def after_first_up(self) -> None:
         pass
@@ -161,6 +178,9 @@ class ProdTier:
         prod.host = self.HOST
         images(prod)
         return dict(prod.config)
+
+    def checkout_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        return config
 
     def after_first_up(self) -> None:
         """The Secret the Ingress names, made as a 0.1.0 user made it: this
