@@ -99,7 +99,9 @@ def preview(tier: Tier) -> Plan:
     rerun = plan.reruns()
     if rerun:
         state.report.add("steps running MinIO's setup again for a new user (no data)", str(len(rerun)))
-    but = f" but the {len(moved)} that move objects to the jobs namespace" if moved else ""
+    excused = [f"the {len(moved)} that move objects to the jobs namespace"] if moved else []
+    excused += [f"the {len(rerun)} that run MinIO's setup again"] if rerun else []
+    but = f" but {' and '.join(excused)}" if excused else ""
     state.report.ok(f"preview: no step deletes or replaces anything ({len(plan.steps)} steps){but}")
     return plan
 
