@@ -102,15 +102,19 @@ def datagen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
-def features_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", help="raw events (default s3a://<raw bucket>/events)")
-    parser.add_argument("--input-format", choices=INPUT_FORMATS, default="delta")
+def as_of_argument(parser: argparse.ArgumentParser, table: str) -> None:
     parser.add_argument(
         "--as-of",
         type=parse_as_of,
         default=None,
-        help="read the events table at this version (0, 1, ...) or ISO-8601 time (default: current)",
+        help=f"read the {table} table at this version (0, 1, ...) or ISO-8601 time (default: current)",
     )
+
+
+def features_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", help="raw events (default s3a://<raw bucket>/events)")
+    parser.add_argument("--input-format", choices=INPUT_FORMATS, default="delta")
+    as_of_argument(parser, "events")
     parser.add_argument("--output", help="features table (default s3a://<lake bucket>/features)")
     parser.add_argument(
         "--reference-time",
@@ -140,12 +144,7 @@ def features_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", help="features table (default s3a://<lake bucket>/features)")
-    parser.add_argument(
-        "--as-of",
-        type=parse_as_of,
-        default=None,
-        help="read the features table at this version (0, 1, ...) or ISO-8601 time (default: current)",
-    )
+    as_of_argument(parser, "features")
     parser.add_argument("--labels", help="labels (default s3a://<raw bucket>/labels)")
     parser.add_argument("--labels-format", choices=INPUT_FORMATS, default="delta")
     parser.add_argument("--registry", help="model registry root (default s3a://<models bucket>)")
