@@ -910,6 +910,23 @@ def declared(recorder: Recorder, stack: str) -> list[StackResource]:
     ]
 
 
+# The prod stack's workloads that run pods of their own: its Deployments and
+# MinIO's setup Job.
+PROD_POD_WORKLOADS = frozenset(
+    {
+        "redis",
+        "minio",
+        "minio-init",
+        "inference",
+        "gateway",
+        "prometheus",
+        "grafana",
+        "alertmanager",
+        "spark-history",
+    }
+)
+
+
 def by_level(found: list[Violation], level: Enforcement) -> set[tuple[str, str]]:
     return {(v.policy, v.resource) for v in found if v.enforcement is level}
 
@@ -1016,21 +1033,10 @@ def test_pack_catches_a_regression_in_the_kubernetes_target(monkeypatch: pytest.
     monkeypatch.setattr(KubernetesTarget, "_pod_spec", host_network)
     recorder, _ = run_stack("prod")
     mandatory = by_level(evaluate(declared(recorder, "prod")), Enforcement.MANDATORY)
-    workloads = {
-        "redis",
-        "minio",
-        "minio-init",
-        "inference",
-        "gateway",
-        "prometheus",
-        "grafana",
-        "alertmanager",
-        "spark-history",
-    }
     assert mandatory == {
         (policy, name)
         for policy in ("k8s-no-host-namespaces", "k8s-no-privilege-escalation")
-        for name in workloads
+        for name in PROD_POD_WORKLOADS
     }
 
 
@@ -1040,19 +1046,8 @@ def test_pack_rejects_prod_images_that_are_not_pinned_by_digest(monkeypatch: pyt
     monkeypatch.setattr(platform_module, "pin", lambda settings, specs: settings)
     recorder, _ = run_stack("prod")
     mandatory = by_level(evaluate(declared(recorder, "prod")), Enforcement.MANDATORY)
-    workloads = {
-        "redis",
-        "minio",
-        "minio-init",
-        "inference",
-        "gateway",
-        "prometheus",
-        "grafana",
-        "alertmanager",
-        "spark-history",
-    }
     spark_jobs = {"features-nightly", "train-nightly", "lake-vacuum"}
-    assert mandatory == {("k8s-image-digest", name) for name in workloads | spark_jobs}
+    assert mandatory == {("k8s-image-digest", name) for name in PROD_POD_WORKLOADS | spark_jobs}
 
 
 # -- the pack's entry point and documentation ----------------------------
