@@ -77,6 +77,12 @@ def latest_event_time(events: DataFrame) -> datetime:
     return _EPOCH + timedelta(microseconds=int(row[0]))
 
 
+def laid_out(features: DataFrame) -> DataFrame:
+    """The rows as the table stores them: hash-partitioned by entity, sorted
+    by entity id within each partition."""
+    return features.repartition("entity_id").sortWithinPartitions("entity_id")
+
+
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
     input_path = args.input or settings.bucket_uri(settings.buckets.raw, "events")
     table = args.output or settings.bucket_uri(settings.buckets.lake, "features")
@@ -100,12 +106,7 @@ def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> No
         raise JobError(f"version {version} is the one serving in Redis; name this run another --version")
 
     names = feature_names()
-    features = (
-        compute_features(source, reference)
-        .repartition("entity_id")
-        .sortWithinPartitions("entity_id")
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    features = laid_out(compute_features(source, reference)).persist(StorageLevel.MEMORY_AND_DISK)
     # Checked before anything is written: a table of other columns is refused.
     lake.check_writable(spark, table, features.schema, overwrite=True)
     written: int | None = None

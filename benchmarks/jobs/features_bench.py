@@ -51,7 +51,7 @@ from benchmarks.loadgen import exit_on_sigterm
 from jobs import online
 from jobs.config import RedisSettings, Settings
 from jobs.definitions import DEFAULT_TTL_SECONDS, JOBS
-from jobs.features import compute_features, latest_event_time
+from jobs.features import compute_features, laid_out, latest_event_time
 from jobs.schema import EVENT_SCHEMA, feature_names
 from jobs.session import build_session
 from jobs.sources import read_table
@@ -143,12 +143,7 @@ def parquet_features(spark: Any, events: Path, output: Path, settings: Settings,
     reference = latest_event_time(
         read_table(spark, str(events), "parquet", EVENT_SCHEMA, complete_rows=False)
     )
-    frame = (
-        compute_features(source, reference)
-        .repartition("entity_id")
-        .sortWithinPartitions("entity_id")
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    frame = laid_out(compute_features(source, reference)).persist(StorageLevel.MEMORY_AND_DISK)
     if redis:
         assert settings.redis is not None
         target = online.OnlineTarget.from_settings(settings.redis, DEFAULT_TTL_SECONDS)
