@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from tools.e2e_common.report import Report, check
+from tools.e2e_common.report import Report, wait_for
 
 # The name every job's SparkSession gives its application, in both tiers.
 APP_NAME = "dataplatform-{job}"
@@ -32,21 +32,19 @@ def check_listed(
     ``ended_at`` (the last job's end, in ``time.monotonic()``), reports how
     long after it they were all listed."""
     wanted = collections.Counter(APP_NAME.format(job=job) for job in jobs)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            listed = collections.Counter(str(a.get("name")) for a in completed(base_url))
-            problem = ""
-        except OSError as exc:
-            listed, problem = collections.Counter(), f"{exc}; "
-        missing = wanted - listed
-        if not missing or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    check(
-        not missing,
-        f"the History Server did not list {dict(missing)} as completed within {timeout:.0f} s "
-        f"({problem}it lists {dict(listed)})",
+    listed: collections.Counter[str] = collections.Counter()
+
+    def all_listed() -> bool:
+        listed.clear()
+        listed.update(str(a.get("name")) for a in completed(base_url))
+        return not wanted - listed
+
+    wait_for(
+        f"the History Server to list {dict(wanted)} as completed",
+        all_listed,
+        timeout,
+        interval=0.5,
+        state=lambda: f"it lists {dict(listed)}",
     )
     if ended_at is not None:
         seconds = time.monotonic() - ended_at

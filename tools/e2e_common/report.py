@@ -50,7 +50,16 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.monotonic() - start
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
+def wait_for(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    interval: float = 1.0,
+    state: Callable[[], str] | None = None,
+) -> Any:
+    """``probe()``'s first truthy result within ``timeout``. On a timeout the
+    failure names the last result, or ``state()`` where a bare False would
+    say nothing of what was seen."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -61,4 +70,5 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: floa
         except Exception as exc:
             last = exc
         time.sleep(interval)
-    raise Failure(f"{what}: not within {timeout:.0f}s (last: {last!r})")
+    seen = state() if state is not None and not isinstance(last, Exception) else repr(last)
+    raise Failure(f"{what}: not within {timeout:.0f}s (last: {seen})")
