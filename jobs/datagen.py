@@ -124,6 +124,8 @@ def generate_labels(
 def run(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> None:
     events_path = args.output or settings.bucket_uri(settings.buckets.raw, "events")
     labels_path = args.labels_output or settings.bucket_uri(settings.buckets.raw, "labels")
+    # Both outputs are checked before either is written, so a refusal
+    # leaves no new events behind labels that were never written.
     for path in (events_path, labels_path):
         if storage.exists(spark, path) and not args.overwrite:
             raise JobError(f"output {path} already exists (pass --overwrite to replace it)")
