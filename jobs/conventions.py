@@ -15,6 +15,13 @@ NAME_LABEL = "app.kubernetes.io/name"
 PART_OF = {"app.kubernetes.io/part-of": PROJECT}
 # Selected by the Spark NetworkPolicy: every driver and executor carries it.
 APP_LABEL = {"dataplatform.io/spark-app": "true"}
+# Every driver carries it besides (Spark reserves its own spark-role label
+# for itself): Prometheus finds drivers by it, and no executor may wear it.
+DRIVER_LABEL = {"dataplatform.io/spark-driver": "true"}
+# On every SparkApplication: the job it runs. The Spark Operator copies it
+# onto its metrics as ``dataplatform_job`` (a metric label cannot hold "."
+# or "/", so the key has no prefix).
+JOB_LABEL = "dataplatform-job"
 RUN_ID_ANNOTATION = "dataplatform.io/run-id"
 # The service account Spark drivers run as (prod).
 DRIVER_ACCOUNT = "spark-driver"

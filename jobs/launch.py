@@ -18,11 +18,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, EXECUTOR_ACCOUNT, PART_OF, SECRETS_DIR
+from jobs.conventions import (
+    APP_LABEL,
+    DRIVER_ACCOUNT,
+    DRIVER_LABEL,
+    EXECUTOR_ACCOUNT,
+    JOB_LABEL,
+    PART_OF,
+    SECRETS_DIR,
+)
 from jobs.quantity import spark_memory
 
 SPARK_UID = 185
 SPARK_VERSION = "4.0.1"
+# A driver's UI: its REST API and, with spark.ui.prometheus.enabled, its
+# executors' metrics at /metrics/executors/prometheus.
+SPARK_UI_PORT = 4040
 JOB_ENTRY = "/opt/dataplatform/jobs/run.py"
 SCRATCH_DIR = "/tmp"  # noqa: S108 - an emptyDir or tmpfs of the pod's own
 # JVM off-heap and Python workers beyond the heap Spark is given.
@@ -213,6 +224,7 @@ def spark_application(
         **pod(resources.driver_cores, resources.driver_memory_mib, resources.driver_core_request_millis),
         "serviceAccount": DRIVER_ACCOUNT,
     }
+    driver["labels"] = {**driver["labels"], **DRIVER_LABEL}
     if driver_annotations:
         driver["annotations"] = dict(driver_annotations)
     executor = {
@@ -260,7 +272,7 @@ def spark_application(
             {"name": "scratch", "emptyDir": {"sizeLimit": SCRATCH_SIZE}},
         ],
     }
-    metadata: dict[str, Any] = {"name": name, "labels": {**PART_OF, **(labels or {})}}
+    metadata: dict[str, Any] = {"name": name, "labels": {**PART_OF, JOB_LABEL: job, **(labels or {})}}
     if namespace is not None:
         metadata["namespace"] = namespace
     if schedule:

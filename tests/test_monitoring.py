@@ -108,7 +108,8 @@ def test_a_metric_name_outside_the_catalog_is_reported() -> None:
 
 def test_the_catalog_names_metrics_as_their_exposition_does() -> None:
     for metric in (m for s in metrics.SERVICES for m in s.metrics):
-        if metric.type == "counter":
+        # The operator's Go client adds no _total to its counters' names.
+        if metric.type == "counter" and metric not in metrics.SPARK_OPERATOR.metrics:
             assert metric.name.endswith("_total"), metric.name
         if metric.type == "histogram":
             assert metric.samples == {f"{metric.name}_bucket", f"{metric.name}_sum", f"{metric.name}_count"}

@@ -87,7 +87,7 @@ def test_service_to_service_contracts_match(
         assert d[name]["env"][var] == p[name]["env"][var], (name, var)
 
 
-def test_prometheus_scrapes_the_same_jobs_except_the_standalone_spark_cluster(
+def test_prometheus_scrapes_the_same_jobs_except_each_tiers_spark(
     dev: tuple[Recorder, DataPlatform], prod: tuple[Recorder, DataPlatform]
 ) -> None:
     import yaml
@@ -96,5 +96,7 @@ def test_prometheus_scrapes_the_same_jobs_except_the_standalone_spark_cluster(
     prod_config = yaml.safe_load(prod[1].services["prometheus"].config)
     dev_jobs = {j["job_name"] for j in dev_config["scrape_configs"]}
     prod_jobs = {j["job_name"] for j in prod_config["scrape_configs"]}
+    # Dev: the standalone cluster's daemons. Prod: the drivers (their
+    # executors' metrics) and the operator.
     assert dev_jobs - prod_jobs == {"spark-master", "spark-worker"}
-    assert prod_jobs <= dev_jobs
+    assert prod_jobs - dev_jobs == {"spark-drivers", "spark-operator"}

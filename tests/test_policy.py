@@ -835,6 +835,10 @@ def test_service_selects_pods() -> None:
     assert stack_messages("k8s-service-selects-pods", stack_of(app, (SERVICE, service))) == [
         "Service app: its selector matches no declared pod"
     ]
+    # Where the stack declares no pod (a chart's namespace before the chart
+    # is rendered), it cannot tell.
+    service["metadata"]["namespace"] = "elsewhere"
+    assert stack_messages("k8s-service-selects-pods", stack_of(app, (SERVICE, service))) == []
 
 
 def test_stack_violations_name_the_resource() -> None:
@@ -985,8 +989,10 @@ def test_pack_over_the_prod_stack(prod: tuple[Recorder, DataPlatform]) -> None:
     # weekly vacuum job (its component and ScheduledSparkApplication), and
     # the History Server (its component, Deployment,
     # Service, disruption budget, network policy, files' Secret and its
-    # MinIO user's two credentials).
-    assert len(resources) == 108
+    # MinIO user's two credentials); and for Prometheus to find Spark's
+    # drivers and the operator's controller, a headless Service and an
+    # ingress policy beside each.
+    assert len(resources) == 112
     workloads = [r for r in resources if r.type in (DEPLOYMENT, JOB)]
     assert len(workloads) == 9
     found = evaluate(resources)

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from dataplatform.monitoring import metrics
 from dataplatform.monitoring.rules import alert_rules, rules_yaml
 from tools import render
 from tools.harness import ROOT, run_stack, unwrap
@@ -101,8 +102,11 @@ def test_expected_kinds_and_counts(rendered: render.Rendered) -> None:
         "Role",
         "RoleBinding",
         "NetworkPolicy",
+        # Selecting the drivers, for Prometheus to find them.
+        "Service",
     }
     assert {name for kind, name in in_jobs if kind == "Secret"} == {"spark-credentials"}
+    assert {name for kind, name in in_jobs if kind == "Service"} == {"spark-drivers-metrics"}
 
 
 def test_all_pass_strict_schema_validation(rendered: render.Rendered) -> None:
@@ -135,7 +139,9 @@ def test_promtool_and_amtool_checks(rendered: render.Rendered, tmp_path: Path) -
 def test_rendered_rules_are_the_generated_rules(rendered: render.Rendered) -> None:
     files = render.prometheus_files(rendered.manifests)
     config = yaml.safe_load(files["prometheus.yml"])
-    jobs = [job["job_name"] for job in config["scrape_configs"]]
+    # A job whose pods come and go with Spark jobs has no ServiceDown rule.
+    transient = {s.job for s in metrics.SERVICES if s.transient}
+    jobs = [job["job_name"] for job in config["scrape_configs"] if job["job_name"] not in transient]
     assert files["rules.yml"] == rules_yaml(jobs)
     assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
     assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}

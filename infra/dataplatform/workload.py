@@ -160,6 +160,36 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class PodScrape:
+    """Kubernetes only: pods the target did not create (Spark's drivers, an
+    operator's controller) that a workload scrapes. ``job`` names the scrape
+    job; the pods are those in ``namespace`` carrying every label of
+    ``selector``, scraped on the container port ``port`` at ``path``.
+    ``transient``: pods that exist only while a job runs, so the job having
+    no target is no outage.
+
+    The target finds them as it finds a workload's replicas: a headless
+    Service (``service``) selecting them, whose name the cluster's DNS
+    answers with every ready pod."""
+
+    job: str
+    namespace: str
+    selector: dict[str, str]
+    port: int
+    path: str = "/metrics"
+    transient: bool = False
+
+    @property
+    def service(self) -> str:
+        return f"{self.job}-metrics"
+
+    @property
+    def host(self) -> str:
+        """The name resolving to every ready pod scraped."""
+        return f"{self.service}.{self.namespace}.svc"
+
+
+@dataclass(frozen=True)
 class Autoscaling:
     """Kubernetes only: an HPA between the bounds.
 
@@ -303,6 +333,9 @@ class Workload:
     one_shot: bool = False
     # Kubernetes only: the pod's service account (Spark drivers create pods).
     service_account: str | None = None
+    # Kubernetes only: pods this workload scrapes (see ``PodScrape``); the
+    # target makes them discoverable and opens the network paths.
+    scrapes_pods: tuple[PodScrape, ...] = ()
     # Kubernetes only: pods of one workload spread across nodes.
     spread: bool = True
 
@@ -340,6 +373,9 @@ class Workload:
             raise WorkloadError(f"{self.name}: readiness and liveness checks need a health check beside them")
         if self.metrics and self.metrics.port not in {p.container_port for p in self.ports}:
             raise WorkloadError(f"{self.name}: metrics port {self.metrics.port} is not a declared port")
+        jobs = [s.job for s in self.scrapes_pods]
+        if len(set(jobs)) != len(jobs):
+            raise WorkloadError(f"{self.name}: pod scrape jobs repeat")
 
     def port_named(self, name: str) -> Port | None:
         return next((p for p in self.ports if p.name == name), None)

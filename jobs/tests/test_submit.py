@@ -100,6 +100,11 @@ def test_spark_application() -> None:
     assert spec["executor"]["serviceAccount"] == "spark-executor"
     assert spec["driver"]["annotations"] == {RUN_ID_ANNOTATION: "r1"}
     assert spec["executor"]["instances"] == 1
+    # Prometheus finds drivers by a label of their own; the operator counts
+    # failures per job by the application's.
+    assert spec["driver"]["labels"]["dataplatform.io/spark-driver"] == "true"
+    assert "dataplatform.io/spark-driver" not in spec["executor"]["labels"]
+    assert app["metadata"]["labels"]["dataplatform-job"] == "train"
     for pod in (spec["driver"], spec["executor"]):
         env = {e["name"]: e["value"] for e in pod["env"]}
         assert env["DP_S3_SECRET_KEY_FILE"] == "/run/secrets/s3_secret_key"

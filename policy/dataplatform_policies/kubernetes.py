@@ -685,6 +685,8 @@ def check_service_selectors(resources: Sequence[StackResource], config: Config) 
         namespace = namespace_of(service.props)
         if not selector or namespace in excluded:
             continue  # selector-less Services have their endpoints managed by hand
+        if not any(ns == namespace for ns, _ in pods):
+            continue  # the stack declares no pod there: they come from elsewhere (a chart not yet rendered)
         if not any(ns == namespace and map_selector_matches(selector, labels) for ns, labels in pods):
             found.append(
                 Finding(f"Service {name_of(service)}: its selector matches no declared pod", service.urn)
@@ -726,7 +728,7 @@ STACK_RULES: list[StackRule] = [
     ),
     StackRule(
         "k8s-service-selects-pods",
-        "Every Service with a selector selects pods that the stack declares.",
+        "Every Service with a selector selects pods that the stack declares, where it declares any.",
         Enforcement.ADVISORY,
         check_service_selectors,
         EXCLUDED_NAMESPACES,

@@ -139,6 +139,48 @@ def build() -> dashboard.Dashboard:
             .with_target(_query(f"max({m.SPARK_MASTER_ALIVE_WORKERS})", "alive workers"))
         )
         .with_panel(
+            _timeseries(
+                "Spark active executors (prod)",
+                "short",
+                [
+                    _query(
+                        f'count by (application_name) ({m.SPARK_EXECUTOR_CORES}{{executor_id!="driver"}})',
+                        "{{application_name}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Spark task time, per second (prod)",
+                "s",
+                [
+                    _query(
+                        f"sum by (application_name) (rate({m.SPARK_EXECUTOR_TASK_SECONDS}[{RATE}]))",
+                        "{{application_name}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Spark shuffle bytes (prod)",
+                "Bps",
+                [
+                    _query(
+                        f"sum by (application_name) (rate({m.SPARK_EXECUTOR_SHUFFLE_READ}[{RATE}]))",
+                        "{{application_name}} read",
+                        "A",
+                    ),
+                    _query(
+                        f"sum by (application_name) (rate({m.SPARK_EXECUTOR_SHUFFLE_WRITE}[{RATE}]))",
+                        "{{application_name}} written",
+                        "B",
+                    ),
+                ],
+            )
+        )
+        .with_panel(
             table.Panel()
             .title("Firing alerts")
             .datasource(DATASOURCE)

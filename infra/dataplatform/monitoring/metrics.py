@@ -40,10 +40,13 @@ class Metric:
 
 @dataclass(frozen=True)
 class Service:
-    """The metrics one scrape job exports; ``job`` is the workload's name."""
+    """The metrics one scrape job exports; ``job`` is the workload's name.
+    ``transient``: its targets exist only while a Spark job runs, so its
+    series are looked for over a past run, not at any instant."""
 
     job: str
     metrics: tuple[Metric, ...]
+    transient: bool = False
 
 
 # Written by Prometheus itself for every target it scrapes.
@@ -96,7 +99,34 @@ MINIO = Service("minio", (MINIO_CAPACITY_USABLE_TOTAL, MINIO_CAPACITY_USABLE_FRE
 SPARK_MASTER_ALIVE_WORKERS = Metric("metrics_master_aliveWorkers_Value", "gauge")
 SPARK_MASTER = Service("spark-master", (SPARK_MASTER_ALIVE_WORKERS,))
 
-SERVICES = (GATEWAY, INFERENCE, MINIO, SPARK_MASTER)
+# A Spark driver's UI, /metrics/executors/prometheus (prod): a series per
+# live executor of its application, the driver included as executor_id
+# "driver". Spark writes no TYPE lines; the counters end in _total.
+_EXECUTOR = ("application_id", "application_name", "executor_id")
+SPARK_EXECUTOR_CORES = Metric("metrics_executor_totalCores", "gauge", _EXECUTOR)
+SPARK_EXECUTOR_TASK_SECONDS = Metric("metrics_executor_totalDuration_seconds_total", "counter", _EXECUTOR)
+SPARK_EXECUTOR_SHUFFLE_READ = Metric("metrics_executor_totalShuffleRead_bytes_total", "counter", _EXECUTOR)
+SPARK_EXECUTOR_SHUFFLE_WRITE = Metric("metrics_executor_totalShuffleWrite_bytes_total", "counter", _EXECUTOR)
+SPARK_DRIVERS = Service(
+    "spark-drivers",
+    (
+        SPARK_EXECUTOR_CORES,
+        SPARK_EXECUTOR_TASK_SECONDS,
+        SPARK_EXECUTOR_SHUFFLE_READ,
+        SPARK_EXECUTOR_SHUFFLE_WRITE,
+    ),
+    transient=True,
+)
+
+# The Spark Operator's controller (prod), with the application labels the
+# platform has it copy (services/spark/operator.py). Its Go client names
+# counters without _total, and makes a series on its first increment.
+_APPLICATION = ("namespace", "dataplatform_job")
+SPARK_APPLICATION_SUCCESSES = Metric("spark_application_success_count", "counter", _APPLICATION)
+SPARK_APPLICATION_FAILURES = Metric("spark_application_failure_count", "counter", _APPLICATION)
+SPARK_OPERATOR = Service("spark-operator", (SPARK_APPLICATION_SUCCESSES, SPARK_APPLICATION_FAILURES))
+
+SERVICES = (GATEWAY, INFERENCE, MINIO, SPARK_MASTER, SPARK_DRIVERS, SPARK_OPERATOR)
 
 
 def catalog() -> dict[str, Metric]:

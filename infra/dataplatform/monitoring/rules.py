@@ -25,7 +25,10 @@ DEFAULT_FOR: dict[str, str] = {
     "GatewayRateLimitBackendDown": "5m",
     "InferenceSlow": "10m",
     "InferenceModelReloadFailing": "0s",
+    "SparkApplicationFailed": "0s",
 }
+# How long a failed application keeps its alert firing.
+FAILURE_WINDOW = "15m"
 ALERT_NAMES = tuple(DEFAULT_FOR)
 
 
@@ -100,8 +103,27 @@ def alert_rules(jobs: Sequence[str], alert_for: Mapping[str, str] | None = None)
             "A new model version failed to load; the previous one is still served",
             durations,
         ),
+        _rule(
+            "SparkApplicationFailed",
+            _failed_recently(m.SPARK_APPLICATION_FAILURES, FAILURE_WINDOW),
+            "warning",
+            "A run of Spark job {{ $labels.dataplatform_job }} in {{ $labels.namespace }} failed",
+            durations,
+        ),
     ]
     return {"groups": [{"name": GROUP, "rules": rules}]}
+
+
+def _failed_recently(failures: m.Metric, window: str) -> str:
+    """Whether a counter of failures rose within ``window``, per application
+    labels. The operator makes a label set's series on its first failure,
+    at 1, which ``increase`` alone reads as no rise: a series that did not
+    exist ``window`` ago counts too."""
+    by = ", ".join(failures.labels)
+    return (
+        f"sum by ({by}) (increase({failures}[{window}])) > 0"
+        f" or sum by ({by}) ({failures} unless {failures} offset {window}) > 0"
+    )
 
 
 def rules_yaml(jobs: Sequence[str], alert_for: Mapping[str, str] | None = None) -> str:

@@ -19,7 +19,7 @@ import pulumi
 
 from dataplatform.config import Resources, Section, Settings
 from dataplatform.targets import Target
-from dataplatform.workload import ImageRef, ProjectImage, Volume, Workload, WorkloadError
+from dataplatform.workload import ImageRef, PodScrape, ProjectImage, Volume, Workload, WorkloadError
 
 if TYPE_CHECKING:
     from dataplatform.supply import Supply
@@ -27,10 +27,12 @@ if TYPE_CHECKING:
 
 class Service(pulumi.ComponentResource):
     """A service's component. ``scraped``: its workloads Prometheus scrapes;
-    ``outputs()``: its stack outputs; ``shared_credentials()``: what it adds
-    to the ``platform_credentials`` output."""
+    ``pod_scrapes``: pods of its own it did not declare as workloads that
+    Prometheus scrapes (Kubernetes only); ``outputs()``: its stack outputs;
+    ``shared_credentials()``: what it adds to the ``platform_credentials`` output."""
 
     scraped: list[Workload]
+    pod_scrapes: list[PodScrape]
 
     def __init__(
         self,
@@ -41,6 +43,7 @@ class Service(pulumi.ComponentResource):
     ) -> None:
         super().__init__(t, name, props, opts)
         self.scraped = []
+        self.pod_scrapes = []
 
     def outputs(self) -> dict[str, Any]:
         return {}
@@ -115,6 +118,10 @@ class Context:
     def scraped(self) -> list[Workload]:
         """Every workload with metrics of the services built so far."""
         return [w for s in self.services.values() for w in s.scraped if w.metrics]
+
+    def pod_scrapes(self) -> list[PodScrape]:
+        """Every pod scrape of the services built so far."""
+        return [p for s in self.services.values() for p in s.pod_scrapes]
 
 
 # Compared and hashed by identity: the settings model is cached per set of specs.

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_random as random
 
 from dataplatform.services.base import Deploy
-from dataplatform.workload import File, Metrics, Port, Workload, http_check
+from dataplatform.workload import File, Metrics, PodScrape, Port, Workload, http_check
 from jobs.conventions import SECRETS_DIR
 
 
@@ -50,6 +50,7 @@ def prometheus_family_server(
     last_args: tuple[str, ...] = (),
     metrics: Metrics | None = None,
     talks_to: tuple[str, ...] = (),
+    scrapes_pods: tuple[PodScrape, ...] = (),
 ) -> Workload:
     """A server of the Prometheus project (Prometheus, Alertmanager): the same
     flags for its configuration file, its storage and its listen address,
@@ -78,5 +79,6 @@ def prometheus_family_server(
         liveness=http_check(port, "/-/healthy", via="wget"),
         metrics=metrics,
         talks_to=talks_to,
+        scrapes_pods=scrapes_pods,
         resources=deploy.resources,
     )

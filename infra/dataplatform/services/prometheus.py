@@ -15,7 +15,7 @@ from dataplatform.services.alertmanager import Alertmanager
 from dataplatform.services.base import Context, Deploy, Service, ServiceSpec
 from dataplatform.services.common import prometheus_family_server
 from dataplatform.targets import Target
-from dataplatform.workload import File, Metrics, Workload
+from dataplatform.workload import File, Metrics, PodScrape, Workload
 
 PORT = 9090
 NAME = "prometheus"
@@ -57,18 +57,30 @@ class MonitoringSettings(ConfigModel):
 CONFIG = Section("monitoring", MonitoringSettings, MonitoringSettings())
 
 
+def _dns_job(name: str, path: str, scheme: str, host: str, port: int, refresh: str) -> dict[str, object]:
+    return {
+        "job_name": name,
+        "metrics_path": path,
+        "scheme": scheme,
+        "dns_sd_configs": [{"names": [host], "type": "A", "port": port, "refresh_interval": refresh}],
+    }
+
+
 def scrape_config(
     workloads: list[Workload],
     target: Target,
     monitoring: MonitoringSettings,
     alertmanager: str | None = None,
+    pod_scrapes: tuple[PodScrape, ...] = (),
 ) -> str:
-    """The Prometheus configuration: one job per workload with metrics, and
-    the Alertmanager it sends alerts to (``host:port``).
+    """The Prometheus configuration: one job per workload with metrics, one
+    per pod scrape, and the Alertmanager it sends alerts to (``host:port``).
 
     DNS discovery (A records) finds every replica in both tiers: Docker's
     resolver answers a network alias with each container, a headless
-    Kubernetes Service with each ready pod.
+    Kubernetes Service with each ready pod. Pods no workload declares
+    (Spark's drivers) have a headless Service of their own, selecting them
+    by their labels (``PodScrape``).
     """
     jobs: list[dict[str, object]] = [
         {"job_name": NAME, "static_configs": [{"targets": [f"127.0.0.1:{PORT}"]}]}
@@ -77,21 +89,12 @@ def scrape_config(
         metrics = workload.metrics
         if metrics is None:
             continue
-        jobs.append(
-            {
-                "job_name": workload.name,
-                "metrics_path": metrics.path,
-                "scheme": metrics.scheme,
-                "dns_sd_configs": [
-                    {
-                        "names": [target.metrics_host(workload)],
-                        "type": "A",
-                        "port": metrics.port,
-                        "refresh_interval": "30s",
-                    }
-                ],
-            }
-        )
+        host = target.metrics_host(workload)
+        jobs.append(_dns_job(workload.name, metrics.path, metrics.scheme, host, metrics.port, "30s"))
+    for scrape in pod_scrapes:
+        # A job's driver may live under a minute: looked for more often.
+        refresh = "5s" if scrape.transient else "30s"
+        jobs.append(_dns_job(scrape.job, scrape.path, "http", scrape.host, scrape.port, refresh))
     config: dict[str, object] = {
         "global": {
             "scrape_interval": monitoring.scrape_interval,
@@ -109,10 +112,13 @@ def scrape_config(
 @dataclass(frozen=True)
 class PrometheusArgs:
     """What Prometheus is built from: the workloads it scrapes and where
-    alerts go (reached on its first port by its name); the rest has defaults."""
+    alerts go (reached on its first port by its name); the rest has
+    defaults. ``pod_scrapes`` (Kubernetes only) are pods no workload
+    declares, found by their labels."""
 
     scraped: list[Workload]
     alertmanager: Workload | None = None
+    pod_scrapes: tuple[PodScrape, ...] = ()
     config: MonitoringSettings = field(default_factory=MonitoringSettings)
     deploy: Deploy = DEPLOY
 
@@ -136,8 +142,13 @@ class Prometheus(Service):
         super().__init__("dataplatform:index:Prometheus", name, None, opts)
         alertmanager = args.alertmanager
         address = f"{alertmanager.name}:{alertmanager.ports[0].container_port}" if alertmanager else None
-        self.config = scrape_config(args.scraped, target, args.config, address)
-        jobs = [NAME, *(w.name for w in args.scraped if w.metrics)]
+        self.config = scrape_config(args.scraped, target, args.config, address, args.pod_scrapes)
+        # Transient pods (a job's driver) come and go: no target is no outage.
+        jobs = [
+            NAME,
+            *(w.name for w in args.scraped if w.metrics),
+            *(s.job for s in args.pod_scrapes if not s.transient),
+        ]
         self.rules = rules_yaml(jobs, args.config.alert_for)
         workload = prometheus_family_server(
             NAME,
@@ -155,6 +166,7 @@ class Prometheus(Service):
                     + ([alertmanager.name] if alertmanager else [])
                 )
             ),
+            scrapes_pods=args.pod_scrapes,
         )
         self.workload = workload
         self.deployment = target.deploy(workload, self)
@@ -170,6 +182,7 @@ def build(ctx: Context) -> Prometheus:
     args = PrometheusArgs(
         ctx.scraped(),
         alertmanager=alertmanager.workload if isinstance(alertmanager, Alertmanager) else None,
+        pod_scrapes=tuple(ctx.pod_scrapes()),
         config=CONFIG.of(ctx.settings),
         deploy=ctx.deploy(NAME, DEPLOY),
     )

@@ -42,7 +42,7 @@ class ClusterExtensions:
             opts=pulumi.ResourceOptions(parent=parent, provider=provider),
         )
         self._policies.close_chart_namespace(
-            spec.name, namespace.metadata.name, spec.ingress_ports, parent, [namespace]
+            spec.name, spec.namespace, namespace.metadata.name, spec.ingress_ports, parent, [namespace]
         )
         source: dict[str, Any]
         if spec.path:

@@ -38,6 +38,7 @@ from dataplatform.workload import (
     ImageRef,
     ProjectImage,
     Workload,
+    WorkloadError,
 )
 from jobs.quantity import mib
 
@@ -252,6 +253,9 @@ class DockerTarget:
         return mounts, [carrier], digest
 
     def deploy(self, workload: Workload, parent: pulumi.Resource) -> Deployment:
+        if workload.scrapes_pods:
+            # Docker has no API to discover containers the stack did not declare.
+            raise WorkloadError(f"{workload.name}: scrapes pods, which only a Kubernetes target can do")
         self._current_parent = parent
         image = self.image_name(workload.image)
         volumes = [

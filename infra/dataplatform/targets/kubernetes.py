@@ -46,7 +46,7 @@ from dataplatform.workload import (
     ProjectImage,
     Workload,
 )
-from jobs.conventions import NAME_LABEL
+from jobs.conventions import NAME_LABEL, PART_OF
 
 # On a pod template: the digest of the workload's ConfigMap and Secret
 # contents, so changing one rolls the pods.
@@ -272,9 +272,36 @@ class KubernetesTarget(ClusterExtensions):
 
     # -- workloads --------------------------------------------------------
 
+    def _scrape_services(self, workload: Workload, parent: pulumi.Resource) -> list[pulumi.Resource]:
+        """For each pod scrape of ``workload``, a headless Service in the
+        pods' namespace selecting them by their labels: the cluster's DNS
+        then answers its name with every ready pod, as for the workloads'
+        own metrics, and the scraper needs no access to the API server."""
+        made: list[pulumi.Resource] = []
+        for scrape in workload.scrapes_pods:
+            name = scrape.service
+            made.append(
+                k8s.core.v1.Service(
+                    self._namespace.names.of(f"{name}-{scrape.namespace}"),
+                    metadata={
+                        "name": name,
+                        "namespace": scrape.namespace,
+                        "labels": dict(PART_OF),
+                        "annotations": {SKIP_AWAIT: "true"},
+                    },
+                    spec={
+                        "clusterIP": "None",
+                        "selector": dict(scrape.selector),
+                        "ports": [{"name": "metrics", "port": scrape.port}],
+                    },
+                    opts=self._policies.opts_in(scrape.namespace, parent),
+                )
+            )
+        return made
+
     def deploy(self, workload: Workload, parent: pulumi.Resource) -> Deployment:
         labels = workload_labels(workload.name)
-        made: list[pulumi.Resource] = []
+        made: list[pulumi.Resource] = self._scrape_services(workload, parent)
         for v in workload.volumes:
             claim_spec: dict[str, Any] = {
                 "accessModes": ["ReadWriteOnce"],

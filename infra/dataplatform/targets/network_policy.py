@@ -19,8 +19,8 @@ import pulumi_kubernetes as k8s
 from dataplatform.config import KubernetesSettings
 from dataplatform.targets.base import PodFlows
 from dataplatform.targets.namespace import PlatformNamespace, namespace_selector, workload_labels
-from dataplatform.workload import Port, Workload, flow_target
-from jobs.conventions import NAME_LABEL
+from dataplatform.workload import PodScrape, Port, Workload, flow_target
+from jobs.conventions import NAME_LABEL, PART_OF
 
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 API_SERVER_PORTS = [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
@@ -92,6 +92,9 @@ class NetworkPolicies:
                 _endpoint_rule
             )
         self._pod_groups: dict[str, tuple[PodFlows, pulumi.Resource]] = {}
+        # Namespaces of installed charts, by name: what objects declared in
+        # them wait for.
+        self._chart_namespaces: dict[str, list[pulumi.Resource]] = {}
         self._workloads: Mapping[str, Workload] = {}
         for ns, key in ((namespace, "default-deny"), (jobs, "jobs-default-deny")):
             k8s.networking.v1.NetworkPolicy(
@@ -104,6 +107,7 @@ class NetworkPolicies:
     def close_chart_namespace(
         self,
         chart: str,
+        name: str,
         namespace: pulumi.Input[str],
         ingress_ports: Sequence[int],
         parent: pulumi.Resource,
@@ -112,11 +116,12 @@ class NetworkPolicies:
         """A chart's namespace, closed the same way: every pod may resolve
         names and call the API server (operators and webhooks work through
         it), and takes connections on ``ingress_ports`` only, from any
-        address (the API server calling a webhook is no pod to select)."""
+        address (the API server calling a webhook is no pod to select).
+        ``name`` is the namespace's, ``namespace`` the same as the output
+        of its declaration, and ``depends_on`` what declares it."""
         ports = [{"protocol": "TCP", "port": port} for port in ingress_ports]
-        opts = pulumi.ResourceOptions(
-            parent=parent, provider=self._namespace.provider, depends_on=list(depends_on)
-        )
+        self._chart_namespaces[name] = list(depends_on)
+        opts = self.opts_in(name, parent)
         k8s.networking.v1.NetworkPolicy(
             self._namespace.names.of(f"{chart}-default-deny"),
             metadata={"name": "default-deny", "namespace": namespace},
@@ -135,6 +140,17 @@ class NetworkPolicies:
             opts=opts,
         )
 
+    def opts_in(self, namespace: str, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
+        """Options for an object declared in ``namespace``: the platform's
+        provider, and after the namespace where the platform declares it."""
+        for ns in (self._namespace, self._jobs):
+            if namespace == ns.name:
+                return ns.opts(parent, **extra)
+        depends = [*extra.pop("depends_on", []), *self._chart_namespaces.get(namespace, [])]
+        return pulumi.ResourceOptions(
+            parent=parent, provider=self._namespace.provider, depends_on=depends, **extra
+        )
+
     def allow_pods(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:
         """Opens ``flows`` for the pods they select, in the policy ``name``."""
         self._pod_groups[name] = (flows, parent)
@@ -147,6 +163,9 @@ class NetworkPolicies:
             self._workload_policy(workload, parents[name])
         for name, (flows, parent) in self._pod_groups.items():
             self._pod_group_policy(name, flows, parent)
+        for name, workload in workloads.items():
+            for scrape in workload.scrapes_pods:
+                self._scrape_policy(workload, scrape, parents[name])
 
     def _workload_policy(self, workload: Workload, parent: pulumi.Resource) -> None:
         """Ingress on each port from the workloads and pod groups that name
@@ -188,13 +207,42 @@ class NetworkPolicies:
                 }
                 sources_.append({"podSelector": selector})
             ingress.append({"from": sources_, "ports": _tcp(ports)})
+        egress = self._egress(workload.talks_to, to_api_server=bool(workload.service_account))
+        egress += [
+            {
+                "to": [{**namespace_selector(s.namespace), **_pods(s.selector)}],
+                "ports": [{"protocol": "TCP", "port": s.port}],
+            }
+            for s in workload.scrapes_pods
+        ]
         self._declare(
             workload.name,
             workload_labels(workload.name),
             {NAME_LABEL: workload.name},
             ingress,
-            self._egress(workload.talks_to, to_api_server=bool(workload.service_account)),
+            egress,
             parent,
+        )
+
+    def _scrape_policy(self, workload: Workload, scrape: PodScrape, parent: pulumi.Resource) -> None:
+        """In the scraped pods' namespace: ingress on the scraped port from
+        the workload's pods, beside whatever else admits traffic there."""
+        name = f"{workload.name}-scrapes-{scrape.job}"
+        scraper = {**namespace_selector(self._namespace.name), **_pods({NAME_LABEL: workload.name})}
+        k8s.networking.v1.NetworkPolicy(
+            self._namespace.names.of(f"{name}-{scrape.namespace}"),
+            metadata={"name": name, "namespace": scrape.namespace, "labels": dict(PART_OF)},
+            spec={
+                "podSelector": {"matchLabels": dict(scrape.selector)},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [scraper],
+                        "ports": [{"protocol": "TCP", "port": scrape.port}],
+                    }
+                ],
+            },
+            opts=self.opts_in(scrape.namespace, parent),
         )
 
     def _pod_group_policy(self, name: str, flows: PodFlows, parent: pulumi.Resource) -> None:

@@ -110,6 +110,7 @@ class Spark(Service):
         secret_name: pulumi.Output[str] | None = None
         if isinstance(target, ClusterTarget):
             runtime, secret_name = operator.deploy_runtime(args, target, self)
+            self.pod_scrapes = operator.pod_scrapes(args)
             self.master_url = operator.MASTER_URL
             self.ui_url = pulumi.Output.from_input(operator.UI_HINT)
         else:

@@ -11,14 +11,22 @@ import pulumi
 from dataplatform.images import Reference
 from dataplatform.services.spark.shared import CHART_NAME, SparkArgs, SparkJobSettings
 from dataplatform.targets import ChartSpec, ClusterTarget, PodAdmission, PodFlows
-from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, EXECUTOR_ACCOUNT, NAME_LABEL
-from jobs.launch import spark_application
+from dataplatform.workload import PodScrape
+from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, DRIVER_LABEL, EXECUTOR_ACCOUNT, JOB_LABEL, NAME_LABEL
+from jobs.launch import SPARK_UI_PORT, spark_application
 
 MASTER_URL = "k8s://https://kubernetes.default.svc:443"
 UI_HINT = "kubectl port-forward to the driver pod, port 4040"
 # The operator's admission webhook listens here (the chart's default, set
 # so the namespace's NetworkPolicy and the chart agree).
 WEBHOOK_PORT = 9443
+# The controller's Prometheus endpoint (the chart's default port, set so the
+# scrape and the chart agree).
+METRICS_PORT = 8080
+# The application labels the operator copies onto its metrics: which job
+# failed, and where. Its metric labels keep only [a-zA-Z0-9_] after it
+# turns "-" into "_", so the job label has no prefix.
+METRIC_LABELS = ("namespace", JOB_LABEL)
 # What a driver does, and nothing more: it creates, watches and removes its
 # executor pods and the ConfigMap they read their configuration from. It
 # creates no Service (the operator makes the driver's) and no volume claim
@@ -100,7 +108,13 @@ def deploy_runtime(
                         # "restricted" profile as the platform's.
                         "controller": operator_pod_values(),
                         "webhook": {"enable": True, "port": WEBHOOK_PORT, **operator_pod_values()},
-                        "prometheus": {"metrics": {"enable": True}},
+                        "prometheus": {
+                            "metrics": {
+                                "enable": True,
+                                "port": METRICS_PORT,
+                                "labels": ",".join(METRIC_LABELS),
+                            }
+                        },
                     },
                 ),
                 parent,
@@ -126,12 +140,38 @@ def deploy_runtime(
                 images=(target.image_name(args.image),),
                 secret=secret_name,
                 labels={**APP_LABEL, "spark-role": "executor"},
-                forbidden_label_keys=(NAME_LABEL,),
+                # Not a service's pod, nor a driver Prometheus scrapes.
+                forbidden_label_keys=(NAME_LABEL, *DRIVER_LABEL),
             ),
             parent,
         )
     )
     return runtime, secret_name
+
+
+def pod_scrapes(args: SparkArgs) -> list[PodScrape]:
+    """What Prometheus scrapes of Spark in prod: each running driver's UI,
+    which reports every live executor of its application (executors serve
+    no HTTP of their own, so their metrics come through their driver,
+    labelled ``executor_id``), and the operator's controller when the
+    platform installs it."""
+    drivers = PodScrape(
+        "spark-drivers",
+        args.namespace,
+        {**APP_LABEL, **DRIVER_LABEL},
+        SPARK_UI_PORT,
+        "/metrics/executors/prometheus",
+        transient=True,
+    )
+    if not args.operator.install:
+        return [drivers]
+    controller = PodScrape(
+        "spark-operator",
+        args.operator.namespace,
+        {NAME_LABEL: CHART_NAME, "app.kubernetes.io/component": "controller"},
+        METRICS_PORT,
+    )
+    return [drivers, controller]
 
 
 def deploy_job(
