@@ -45,7 +45,7 @@ def alerting(dev: DevStack) -> None:
 
     wait_for(
         "ServiceDown for the gateway in Alertmanager",
-        lambda: alert_active(url, "ServiceDown", "gateway"),
+        lambda: alert_active(url, "ServiceDown", job="gateway"),
         timeout=120,
         interval=1,
     )

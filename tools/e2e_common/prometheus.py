@@ -13,6 +13,8 @@ from dataplatform.monitoring import metrics
 from tools.e2e_common.report import Failure, wait_for
 from tools.e2e_common.web import http
 
+TRANSIENT_JOBS = {service.job for service in metrics.SERVICES if service.transient}
+
 
 def configured_jobs(url: str) -> set[str]:
     """The scrape jobs of the configuration Prometheus loaded: the ones the
@@ -29,7 +31,8 @@ def targets_up(url: str, timeout: float) -> list[dict[str, Any]]:
     def all_up() -> list[dict[str, Any]]:
         targets: list[dict[str, Any]] = http("GET", f"{url}/api/v1/targets").json()["data"]["activeTargets"]
         down = sorted(f"{t['labels']['job']} ({t['scrapeUrl']})" for t in targets if t["health"] != "up")
-        missing = sorted(configured_jobs(url) - {t["labels"]["job"] for t in targets})
+        # Drivers exist only while a Spark job runs.
+        missing = sorted(configured_jobs(url) - {t["labels"]["job"] for t in targets} - TRANSIENT_JOBS)
         if down or missing or not targets:
             raise Failure(f"targets down: {down}; configured jobs without a target: {missing}")
         return targets
@@ -39,11 +42,12 @@ def targets_up(url: str, timeout: float) -> list[dict[str, Any]]:
 
 def catalogued_samples(jobs: set[str] | None = None) -> dict[str, str]:
     """Sample name -> job, of every metric the alert rules and the dashboard
-    read (of the services scraped as ``jobs`` only, if given)."""
+    read (of the services scraped as ``jobs`` only, if given), but of
+    transient targets, which have no series once their job has ended."""
     return {
         sample: service.job
         for service in metrics.SERVICES
-        if jobs is None or service.job in jobs
+        if (jobs is None or service.job in jobs) and not service.transient
         for metric in service.metrics
         for sample in metric.samples
     }
@@ -68,13 +72,31 @@ def missing_series(url: str, samples: dict[str, str], timeout: float, interval: 
     return sorted(f"{samples[n]}: {n}" for n in samples if not series(url, n))
 
 
-def alert_active(alertmanager: str, alertname: str, job: str) -> bool:
-    """Whether Alertmanager's own API holds ``alertname`` for ``job`` as
+def alert_active(alertmanager: str, alertname: str, **labels: str) -> bool:
+    """Whether Alertmanager's own API holds ``alertname`` with ``labels`` as
     active: delivered, not only firing in Prometheus."""
     alerts: list[dict[str, Any]] = http("GET", f"{alertmanager}/api/v2/alerts").json()
     return any(
         a["labels"].get("alertname") == alertname
-        and a["labels"].get("job") == job
+        and all(a["labels"].get(k) == v for k, v in labels.items())
         and a["status"]["state"] == "active"
         for a in alerts
     )
+
+
+def alert_firing(prometheus: str, alertname: str, **labels: str) -> bool:
+    """Whether Prometheus holds ``alertname`` with ``labels`` as firing."""
+    alerts: list[dict[str, Any]] = http("GET", f"{prometheus}/api/v1/alerts").json()["data"]["alerts"]
+    return any(
+        a["labels"].get("alertname") == alertname
+        and all(a["labels"].get(k) == v for k, v in labels.items())
+        and a["state"] == "firing"
+        for a in alerts
+    )
+
+
+def query(url: str, expr: str) -> dict[str, float]:
+    """An instant query's result, by the values of its labels joined with ``/``."""
+    encoded = urllib.parse.urlencode({"query": expr})
+    result = http("GET", f"{url}/api/v1/query?{encoded}").json()["data"]["result"]
+    return {"/".join(r["metric"].values()): float(r["value"][1]) for r in result}

@@ -1,18 +1,102 @@
-"""Prod step 6: Prometheus's targets and catalogued series, and a stopped workload's alert firing."""
+"""Prod step 6: Spark's metrics and a failed application's alert; Prometheus's
+targets and catalogued series; a stopped workload's alert firing."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from dataplatform.monitoring import metrics
-from tools.e2e_common.prometheus import alert_active, catalogued_samples, missing_series, targets_up
+from dataplatform.monitoring import dashboard
+from dataplatform.monitoring import metrics as m
+from tools.e2e_common.jobs_cli import submit
+from tools.e2e_common.prometheus import (
+    alert_active,
+    alert_firing,
+    catalogued_samples,
+    missing_series,
+    query,
+    targets_up,
+)
 from tools.e2e_common.report import check, wait_for
-from tools.e2e_common.web import http
 from tools.e2e_prod.stack import ProdStack
+
+# The pipeline's applications (the names their SparkSessions give them).
+PIPELINE_APPS = ("dataplatform-datagen", "dataplatform-features", "dataplatform-train")
+# Back far enough for the pipeline's runs, whichever step this run began at.
+SINCE = "3h"
+
+
+def _seen(url: str, expr: str) -> dict[str, float]:
+    """``expr``'s highest value over ``SINCE``, per application."""
+    return query(url, f"max by (application_name) (max_over_time(({expr})[{SINCE}:5s]))")
+
+
+def spark_metrics(prod: ProdStack) -> None:
+    """What Prometheus saw of the pipeline's runs, through each driver while
+    it ran: its executors, their task time and shuffle, in the dashboard's
+    own queries; the operator's count of successes per job; then a train
+    run failing on purpose fires SparkApplicationFailed, delivered."""
+    executors = f'{m.SPARK_EXECUTOR_CORES}{{executor_id!="driver"}}'
+    with prod.kube.forward(prod.namespace, "svc/prometheus", 9090) as port:
+        url = f"http://127.0.0.1:{port}"
+        seen = {
+            "executors": _seen(url, f"count by (application_name) ({executors})"),
+            "task seconds": _seen(url, f'{m.SPARK_EXECUTOR_TASK_SECONDS}{{executor_id!="driver"}}'),
+        }
+        for what, found in seen.items():
+            missing = [app for app in PIPELINE_APPS if found.get(app, 0) <= 0]
+            check(not missing, f"no {what} of {missing} in Prometheus; it saw {found}")
+        shuffled = _seen(url, f'{m.SPARK_EXECUTOR_SHUFFLE_WRITE}{{executor_id!="driver"}}')
+        check(shuffled.get("dataplatform-features", 0) > 0, f"no shuffle of the features job: {shuffled}")
+        figures = ", ".join(
+            f"{app.removeprefix('dataplatform-')} {seen['executors'][app]:.0f} executors "
+            f"{seen['task seconds'][app]:.0f} task-s"
+            for app in PIPELINE_APPS
+        )
+        prod.report.ok(
+            f"Prometheus scraped each pipeline job's executors through its driver: {figures}; "
+            f"features wrote {shuffled['dataplatform-features'] / 1e6:.1f} MB of shuffle"
+        )
+        # The dashboard's Spark panels have data over the runs.
+        panels = [(t, e) for t, e in dashboard.expressions(dashboard.as_dict()) if t.startswith("Spark ")]
+        check(len(panels) == 4, f"the dashboard's Spark panels changed: {panels}")
+        empty = [
+            title
+            for title, expr in panels
+            if not query(url, f"max_over_time(({expr.replace(dashboard.RATE, '1m')})[{SINCE}:5s]) > 0")
+        ]
+        check(not empty, f"dashboard panels with no data over the pipeline's runs: {empty}")
+        successes = query(url, f"sum by (dataplatform_job) ({m.SPARK_APPLICATION_SUCCESSES})")
+        missing = [j for j in ("datagen", "features", "train") if successes.get(j, 0) < 1]
+        check(not missing, f"the operator counted no success of {missing}: {successes}")
+        prod.report.ok(f"the Spark panels have data; the operator counted successes per job {successes}")
+
+        returncode, _ = submit(prod, "train", "--min-auc", "1.1")
+        check(returncode != 0, f"train with --min-auc 1.1 succeeded:\n{prod.last_output[-1500:]}")
+        check("below --min-auc" in prod.last_output, f"train failed otherwise:\n{prod.last_output[-1500:]}")
+        failed = time.monotonic()
+        wait_for(
+            "SparkApplicationFailed{dataplatform_job=train} firing",
+            lambda: alert_firing(url, "SparkApplicationFailed", dataplatform_job="train"),
+            timeout=120,
+            interval=2,
+        )
+        prod.time("train failed to SparkApplicationFailed firing", time.monotonic() - failed)
+    with prod.kube.forward(prod.namespace, "svc/alertmanager", 9093) as port:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(
+            "SparkApplicationFailed{dataplatform_job=train} in Alertmanager",
+            lambda: alert_active(
+                url, "SparkApplicationFailed", dataplatform_job="train", namespace=prod.jobs_namespace
+            ),
+            timeout=120,
+            interval=2,
+        )
+        prod.time("train failed to SparkApplicationFailed in Alertmanager", time.monotonic() - failed)
+    prod.report.ok("a train run below --min-auc failed: SparkApplicationFailed{job=train} in Alertmanager")
 
 
 def monitoring(prod: ProdStack) -> None:
+    spark_metrics(prod)
     with prod.kube.forward(prod.namespace, "svc/prometheus", 9090) as port:
         url = f"http://127.0.0.1:{port}"
         targets = targets_up(url, timeout=120)
@@ -22,7 +106,7 @@ def monitoring(prod: ProdStack) -> None:
         samples = catalogued_samples(jobs)
         missing = missing_series(url, samples, timeout=60, interval=5)
         check(not missing, f"catalogued metrics with no series in Prometheus: {missing}")
-        not_here = sorted({s.job for s in metrics.SERVICES} - jobs)
+        not_here = sorted({s.job for s in m.SERVICES} - jobs)
         prod.report.ok(
             f"Prometheus has series of all {len(samples)} catalogued metrics of its jobs"
             + (f" (not in this tier: {', '.join(not_here)})" if not_here else "")
@@ -30,16 +114,12 @@ def monitoring(prod: ProdStack) -> None:
         prod.kube.run("scale", "deployment/gateway", "-n", prod.namespace, "--replicas=0")
         start = time.monotonic()
 
-        def firing() -> bool:
-            alerts: list[dict[str, Any]] = http("GET", f"{url}/api/v1/alerts").json()["data"]["alerts"]
-            return any(
-                a["labels"].get("alertname") == "ServiceDown"
-                and a["labels"].get("job") == "gateway"
-                and a["state"] == "firing"
-                for a in alerts
-            )
-
-        wait_for("ServiceDown{job=gateway} firing", firing, timeout=180, interval=2)
+        wait_for(
+            "ServiceDown{job=gateway} firing",
+            lambda: alert_firing(url, "ServiceDown", job="gateway"),
+            timeout=180,
+            interval=2,
+        )
         prod.time("gateway scaled to 0 to ServiceDown firing", time.monotonic() - start)
     # Delivered: Alertmanager's own API has it, sent there by Prometheus
     # through the NetworkPolicy between them.
@@ -47,7 +127,7 @@ def monitoring(prod: ProdStack) -> None:
         url = f"http://127.0.0.1:{port}"
         wait_for(
             "ServiceDown{job=gateway} in Alertmanager",
-            lambda: alert_active(url, "ServiceDown", "gateway"),
+            lambda: alert_active(url, "ServiceDown", job="gateway"),
             timeout=120,
             interval=2,
         )
