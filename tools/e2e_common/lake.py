@@ -53,3 +53,14 @@ def check_tables(endpoint: str, credentials: dict[str, str], buckets: dict[str, 
         f"events v{events.version()}: {rows:,} rows; features v{features.version()}: {feature_rows:,} rows",
     )
     report.ok("the lake's tables read with delta-rs from MinIO: one feature row per entity of the events")
+
+
+def data_files(s3: Any, bucket: str, path: str) -> set[str]:
+    """The keys of every data file under the table ``path``, committed or not."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{path}/")
+    return {o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith(".parquet")}
+
+
+def committed_files(dt: DeltaTable, bucket: str) -> set[str]:
+    """The keys of the data files the table's current version refers to."""
+    return {uri.split(f"s3://{bucket}/", 1)[1] for uri in dt.file_uris()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobs.conventions import APP_LABEL
+from jobs.conventions import APP_LABEL, DRIVER_LABEL
 from tools.e2e_common.report import check, wait_for
 from tools.e2e_prod.stack import LABEL, PROBE_IMAGE, ProdStack
 
@@ -327,6 +327,8 @@ def driver_account_limits(prod: ProdStack) -> None:
         "a pod mounting another Secret": ("POST", pods, executor_pod(prod, secret="other-secret")),
         "a pod running as another account": ("POST", pods, executor_pod(prod, account="spark-driver")),
         "a pod wearing a service's label": ("POST", pods, executor_pod(prod, labels={LABEL: "gateway"})),
+        # Prometheus scrapes what wears it.
+        "a pod wearing the drivers' label": ("POST", pods, executor_pod(prod, labels=dict(DRIVER_LABEL))),
         "an executor of another application": ("POST", pods, executor_pod(prod, owner="another-driver")),
         "a pod of another image": ("POST", pods, executor_pod(prod, image=prod.image("inference"))),
     }
