@@ -20,6 +20,8 @@ CONFIG = {
     "scrape_configs": [
         {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:9090"]}]},
         {"job_name": "gateway", "dns_sd_configs": [{"names": ["gateway"], "type": "A", "port": 8080}]},
+        # Has targets only while a Spark job runs: none is no failure.
+        {"job_name": "spark-drivers", "dns_sd_configs": [{"names": ["d"], "type": "A", "port": 4040}]},
     ]
 }
 
@@ -93,6 +95,6 @@ def alert(name: str, job: str, state: str) -> dict[str, Any]:
 def test_an_alert_counts_only_active_for_its_job(prometheus: tuple[str, list[Any]]) -> None:
     url, alerts = prometheus
     alerts += [alert("ServiceDown", "inference", "active"), alert("ServiceDown", "gateway", "suppressed")]
-    assert not alert_active(url, "ServiceDown", "gateway")
+    assert not alert_active(url, "ServiceDown", job="gateway")
     alerts.append(alert("ServiceDown", "gateway", "active"))
-    assert alert_active(url, "ServiceDown", "gateway")
+    assert alert_active(url, "ServiceDown", job="gateway")

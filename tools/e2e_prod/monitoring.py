@@ -70,29 +70,35 @@ def spark_metrics(prod: ProdStack) -> None:
         check(not missing, f"the operator counted no success of {missing}: {successes}")
         prod.report.ok(f"the Spark panels have data; the operator counted successes per job {successes}")
 
-        returncode, _ = submit(prod, "train", "--min-auc", "1.1")
-        check(returncode != 0, f"train with --min-auc 1.1 succeeded:\n{prod.last_output[-1500:]}")
-        check("below --min-auc" in prod.last_output, f"train failed otherwise:\n{prod.last_output[-1500:]}")
-        failed = time.monotonic()
-        wait_for(
-            "SparkApplicationFailed{dataplatform_job=train} firing",
-            lambda: alert_firing(url, "SparkApplicationFailed", dataplatform_job="train"),
-            timeout=120,
-            interval=2,
-        )
-        prod.time("train failed to SparkApplicationFailed firing", time.monotonic() - failed)
+    returncode, _ = submit(prod, "train", "--min-auc", "1.1")
+    check(returncode != 0, f"train with --min-auc 1.1 succeeded:\n{prod.last_output[-1500:]}")
+    check("below --min-auc" in prod.last_output, f"train failed otherwise:\n{prod.last_output[-1500:]}")
+    alert_delivered(
+        prod,
+        "SparkApplicationFailed",
+        time.monotonic(),
+        "train failed",
+        dataplatform_job="train",
+        namespace=prod.jobs_namespace,
+    )
+
+
+def alert_delivered(prod: ProdStack, alertname: str, since: float, what: str, **labels: str) -> None:
+    """``alertname`` with ``labels`` firing in Prometheus, then active in
+    Alertmanager's own API, sent there by Prometheus through the
+    NetworkPolicy between them; each timed from ``since`` (``what`` happened)."""
+    name = f"{alertname}{{{', '.join(f'{k}={v}' for k, v in labels.items())}}}"
+    with prod.kube.forward(prod.namespace, "svc/prometheus", 9090) as port:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{name} firing", lambda: alert_firing(url, alertname, **labels), timeout=180, interval=2)
+        prod.time(f"{what} to {alertname} firing", time.monotonic() - since)
     with prod.kube.forward(prod.namespace, "svc/alertmanager", 9093) as port:
         url = f"http://127.0.0.1:{port}"
         wait_for(
-            "SparkApplicationFailed{dataplatform_job=train} in Alertmanager",
-            lambda: alert_active(
-                url, "SparkApplicationFailed", dataplatform_job="train", namespace=prod.jobs_namespace
-            ),
-            timeout=120,
-            interval=2,
+            f"{name} in Alertmanager", lambda: alert_active(url, alertname, **labels), timeout=120, interval=2
         )
-        prod.time("train failed to SparkApplicationFailed in Alertmanager", time.monotonic() - failed)
-    prod.report.ok("a train run below --min-auc failed: SparkApplicationFailed{job=train} in Alertmanager")
+        prod.time(f"{what} to {alertname} in Alertmanager's API", time.monotonic() - since)
+    prod.report.ok(f"{name} active in Alertmanager's API")
 
 
 def monitoring(prod: ProdStack) -> None:
@@ -111,28 +117,8 @@ def monitoring(prod: ProdStack) -> None:
             f"Prometheus has series of all {len(samples)} catalogued metrics of its jobs"
             + (f" (not in this tier: {', '.join(not_here)})" if not_here else "")
         )
-        prod.kube.run("scale", "deployment/gateway", "-n", prod.namespace, "--replicas=0")
-        start = time.monotonic()
-
-        wait_for(
-            "ServiceDown{job=gateway} firing",
-            lambda: alert_firing(url, "ServiceDown", job="gateway"),
-            timeout=180,
-            interval=2,
-        )
-        prod.time("gateway scaled to 0 to ServiceDown firing", time.monotonic() - start)
-    # Delivered: Alertmanager's own API has it, sent there by Prometheus
-    # through the NetworkPolicy between them.
-    with prod.kube.forward(prod.namespace, "svc/alertmanager", 9093) as port:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(
-            "ServiceDown{job=gateway} in Alertmanager",
-            lambda: alert_active(url, "ServiceDown", job="gateway"),
-            timeout=120,
-            interval=2,
-        )
-        prod.time("gateway scaled to 0 to ServiceDown in Alertmanager's API", time.monotonic() - start)
-        prod.report.ok("ServiceDown{job=gateway} active in Alertmanager's API")
+    prod.kube.run("scale", "deployment/gateway", "-n", prod.namespace, "--replicas=0")
+    alert_delivered(prod, "ServiceDown", time.monotonic(), "gateway scaled to 0", job="gateway")
     replicas = int(prod.config["gateway"].get("replicas", 2))
     prod.kube.run("scale", "deployment/gateway", "-n", prod.namespace, f"--replicas={replicas}")
     prod.kube.run("rollout", "status", "deployment/gateway", "-n", prod.namespace, "--timeout=180s")
