@@ -65,7 +65,11 @@ def spark_metrics(prod: ProdStack) -> None:
             if not query(url, f"max_over_time(({expr.replace(dashboard.RATE, '1m')})[{SINCE}:5s]) > 0")
         ]
         check(not empty, f"dashboard panels with no data over the pipeline's runs: {empty}")
-        successes = query(url, f"sum by (dataplatform_job) ({m.SPARK_APPLICATION_SUCCESSES})")
+        # Over time and summed over controller pods: a restarted controller
+        # (step 4 scales it to 0 and back) counts from 0 again.
+        successes = query(
+            url, f"sum by (dataplatform_job) (max_over_time({m.SPARK_APPLICATION_SUCCESSES}[{SINCE}]))"
+        )
         missing = [j for j in ("datagen", "features", "train") if successes.get(j, 0) < 1]
         check(not missing, f"the operator counted no success of {missing}: {successes}")
         prod.report.ok(f"the Spark panels have data; the operator counted successes per job {successes}")
