@@ -58,7 +58,15 @@ def exported(platform: DataPlatform) -> dict[str, Any]:
 
 if tier == "kubernetes":
     context = config.get("context")
-    provider = k8s.Provider("cluster", kubeconfig=config.get("kubeconfig"), context=context)
+    # Mutable ConfigMaps and Secrets: a changed file updates them in place,
+    # and the platform's digest on each pod template rolls the pods.
+    provider = k8s.Provider(
+        "cluster",
+        kubeconfig=config.get("kubeconfig"),
+        context=context,
+        enable_config_map_mutable=True,
+        enable_secret_mutable=True,
+    )
     platforms: list[DataPlatform] = []
     restricted = {
         "pod-security.kubernetes.io/enforce": "restricted",

@@ -92,6 +92,13 @@ class PlatformNamespace:
                 render_yaml_to_directory=cluster.render_dir,
                 context=cluster.kubeconfig_context,
                 enable_server_side_apply=True,
+                # A changed file updates its ConfigMap or Secret in place, and
+                # the digest on the pod template rolls the pods. By default
+                # the provider replaces the object, and, its name being
+                # fixed, the Deployment mounting it with it: deleted, then
+                # made again.
+                enable_config_map_mutable=True,
+                enable_secret_mutable=True,
                 opts=pulumi.ResourceOptions(parent=parent),
             )
         self.resource: k8s.core.v1.Namespace | None = None
