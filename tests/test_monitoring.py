@@ -73,14 +73,30 @@ def dev_rules(dev: tuple[Recorder, DataPlatform]) -> dict[str, Any]:
     return rules
 
 
-def test_rules_and_panels_name_only_catalogued_metrics(
-    dev_rules: dict[str, Any], dev: tuple[Recorder, DataPlatform]
-) -> None:
-    assert uncatalogued(expressions(dev_rules)) == []
+@pytest.fixture(scope="module")
+def prod_rules(prod: tuple[Recorder, DataPlatform]) -> dict[str, Any]:
+    rules: dict[str, Any] = yaml.safe_load(prod[1].services["prometheus"].rules)
+    return rules
+
+
+def jobs_of(platform: DataPlatform) -> set[str]:
+    config = yaml.safe_load(platform.services["prometheus"].config)
+    return {job["job_name"] for job in config["scrape_configs"]}
+
+
+@pytest.fixture(scope="module")
+def every_rule(dev: tuple[Recorder, DataPlatform], prod: tuple[Recorder, DataPlatform]) -> dict[str, Any]:
+    """The rules for the scrape jobs of both tiers: every alert there is."""
+    transient = {s.job for s in metrics.SERVICES if s.transient}
+    return alert_rules(sorted((jobs_of(dev[1]) | jobs_of(prod[1])) - transient))
+
+
+def test_rules_and_panels_name_only_catalogued_metrics(every_rule: dict[str, Any]) -> None:
+    assert uncatalogued(expressions(every_rule)) == []
     assert uncatalogued(dashboard.expressions(dashboard.as_dict())) == []
     used = {
         n
-        for _, e in expressions(dev_rules) + dashboard.expressions(dashboard.as_dict())
+        for _, e in expressions(every_rule) + dashboard.expressions(dashboard.as_dict())
         for n in metric_names(e)
     }
     # Each service's alerts and panels read its metrics.
@@ -124,7 +140,17 @@ def test_one_service_down_rule_per_scrape_job(
     down = {r["labels"]["job"]: r for r in rules if r["alert"] == "ServiceDown"}
     assert set(down) == jobs
     assert down["inference"]["expr"] == 'absent(up{job="inference"} == 1)'
+    # The operator's alert where the operator is scraped (prod) only.
+    assert {r["alert"] for r in rules} == set(ALERT_NAMES) - {"SparkApplicationFailed"}
+
+
+def test_prod_has_every_alert_and_no_service_down_for_transient_drivers(
+    prod_rules: dict[str, Any], prod: tuple[Recorder, DataPlatform]
+) -> None:
+    rules = prod_rules["groups"][0]["rules"]
     assert {r["alert"] for r in rules} == set(ALERT_NAMES)
+    down = {r["labels"]["job"] for r in rules if r["alert"] == "ServiceDown"}
+    assert down == jobs_of(prod[1]) - {"spark-drivers"}
 
 
 @pytest.fixture(scope="module")
@@ -135,16 +161,27 @@ def promtool() -> Path:
         pytest.fail(f"promtool is needed to test the alert rules: {exc}")
 
 
-def test_alert_unit_tests_pass(dev_rules: dict[str, Any], promtool: Path, tmp_path: Path) -> None:
-    run = render.run_rule_tests(yaml.safe_dump(dev_rules), tmp_path)
+def test_alert_unit_tests_pass(every_rule: dict[str, Any], promtool: Path, tmp_path: Path) -> None:
+    run = render.run_rule_tests(yaml.safe_dump(every_rule), tmp_path)
     assert run.ok, run.output
     assert "SUCCESS" in run.output
 
 
-def test_alert_unit_tests_fail_when_a_rule_reads_a_missing_metric(
+def test_a_tiers_rules_run_the_cases_of_their_own_alerts(
     dev_rules: dict[str, Any], promtool: Path, tmp_path: Path
 ) -> None:
-    broken = yaml.safe_dump(dev_rules).replace(str(metrics.GATEWAY_HTTP_REQUESTS), "gateway_requests_total")
+    run = render.run_rule_tests(yaml.safe_dump(dev_rules), tmp_path)
+    assert run.ok, run.output
+    ran = yaml.safe_load((tmp_path / render.RULE_TESTS.name).read_text())["tests"]
+    assert {c["alertname"] for case in ran for c in case["alert_rule_test"]} == set(ALERT_NAMES) - {
+        "SparkApplicationFailed"
+    }
+
+
+def test_alert_unit_tests_fail_when_a_rule_reads_a_missing_metric(
+    every_rule: dict[str, Any], promtool: Path, tmp_path: Path
+) -> None:
+    broken = yaml.safe_dump(every_rule).replace(str(metrics.GATEWAY_HTTP_REQUESTS), "gateway_requests_total")
     run = render.run_rule_tests(broken, tmp_path)
     assert not run.ok
     assert "GatewayHighErrorRate" in run.output

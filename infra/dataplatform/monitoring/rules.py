@@ -103,14 +103,18 @@ def alert_rules(jobs: Sequence[str], alert_for: Mapping[str, str] | None = None)
             "A new model version failed to load; the previous one is still served",
             durations,
         ),
-        _rule(
-            "SparkApplicationFailed",
-            _failed_recently(m.SPARK_APPLICATION_FAILURES, FAILURE_WINDOW),
-            "warning",
-            "A run of Spark job {{ $labels.dataplatform_job }} in {{ $labels.namespace }} failed",
-            durations,
-        ),
     ]
+    if m.SPARK_OPERATOR.job in jobs:
+        # Only where the operator is scraped (prod): elsewhere it could never fire.
+        rules.append(
+            _rule(
+                "SparkApplicationFailed",
+                _failed_recently(m.SPARK_APPLICATION_FAILURES, FAILURE_WINDOW),
+                "warning",
+                "A run of Spark job {{ $labels.dataplatform_job }} in {{ $labels.namespace }} failed",
+                durations,
+            )
+        )
     return {"groups": [{"name": GROUP, "rules": rules}]}
 
 
