@@ -87,8 +87,7 @@ def jobs_of(platform: DataPlatform) -> set[str]:
 @pytest.fixture(scope="module")
 def every_rule(dev: tuple[Recorder, DataPlatform], prod: tuple[Recorder, DataPlatform]) -> dict[str, Any]:
     """The rules for the scrape jobs of both tiers: every alert there is."""
-    transient = {s.job for s in metrics.SERVICES if s.transient}
-    return alert_rules(sorted((jobs_of(dev[1]) | jobs_of(prod[1])) - transient))
+    return alert_rules(sorted((jobs_of(dev[1]) | jobs_of(prod[1])) - metrics.TRANSIENT_JOBS))
 
 
 def test_rules_and_panels_name_only_catalogued_metrics(every_rule: dict[str, Any]) -> None:

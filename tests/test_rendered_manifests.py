@@ -140,8 +140,9 @@ def test_rendered_rules_are_the_generated_rules(rendered: render.Rendered) -> No
     files = render.prometheus_files(rendered.manifests)
     config = yaml.safe_load(files["prometheus.yml"])
     # A job whose pods come and go with Spark jobs has no ServiceDown rule.
-    transient = {s.job for s in metrics.SERVICES if s.transient}
-    jobs = [job["job_name"] for job in config["scrape_configs"] if job["job_name"] not in transient]
+    jobs = [
+        job["job_name"] for job in config["scrape_configs"] if job["job_name"] not in metrics.TRANSIENT_JOBS
+    ]
     assert files["rules.yml"] == rules_yaml(jobs)
     assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
     assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}

@@ -13,8 +13,6 @@ from dataplatform.monitoring import metrics
 from tools.e2e_common.report import Failure, wait_for
 from tools.e2e_common.web import http
 
-TRANSIENT_JOBS = {service.job for service in metrics.SERVICES if service.transient}
-
 
 def configured_jobs(url: str) -> set[str]:
     """The scrape jobs of the configuration Prometheus loaded: the ones the
@@ -32,7 +30,9 @@ def targets_up(url: str, timeout: float) -> list[dict[str, Any]]:
         targets: list[dict[str, Any]] = http("GET", f"{url}/api/v1/targets").json()["data"]["activeTargets"]
         down = sorted(f"{t['labels']['job']} ({t['scrapeUrl']})" for t in targets if t["health"] != "up")
         # Drivers exist only while a Spark job runs.
-        missing = sorted(configured_jobs(url) - {t["labels"]["job"] for t in targets} - TRANSIENT_JOBS)
+        missing = sorted(
+            configured_jobs(url) - {t["labels"]["job"] for t in targets} - metrics.TRANSIENT_JOBS
+        )
         if down or missing or not targets:
             raise Failure(f"targets down: {down}; configured jobs without a target: {missing}")
         return targets

@@ -116,7 +116,7 @@ def monitoring(prod: ProdStack) -> None:
         samples = catalogued_samples(jobs)
         missing = missing_series(url, samples, timeout=60, interval=5)
         check(not missing, f"catalogued metrics with no series in Prometheus: {missing}")
-        not_here = sorted({s.job for s in m.SERVICES if not s.transient} - jobs)
+        not_here = sorted({s.job for s in m.SERVICES} - m.TRANSIENT_JOBS - jobs)
         prod.report.ok(
             f"Prometheus has series of all {len(samples)} catalogued metrics of its jobs, the drivers' "
             "checked over the pipeline's runs above"

@@ -127,6 +127,8 @@ SPARK_APPLICATION_FAILURES = Metric("spark_application_failure_count", "counter"
 SPARK_OPERATOR = Service("spark-operator", (SPARK_APPLICATION_SUCCESSES, SPARK_APPLICATION_FAILURES))
 
 SERVICES = (GATEWAY, INFERENCE, MINIO, SPARK_MASTER, SPARK_DRIVERS, SPARK_OPERATOR)
+# The scrape jobs whose targets come and go with Spark jobs.
+TRANSIENT_JOBS = frozenset(s.job for s in SERVICES if s.transient)
 
 
 def catalog() -> dict[str, Metric]:

@@ -9,6 +9,7 @@ from typing import Any, cast
 import pulumi
 
 from dataplatform.images import Reference
+from dataplatform.monitoring import metrics
 from dataplatform.services.spark.shared import CHART_NAME, SparkArgs, SparkJobSettings
 from dataplatform.targets import ChartSpec, ClusterTarget, PodAdmission, PodFlows
 from dataplatform.workload import PodScrape
@@ -155,18 +156,19 @@ def pod_scrapes(args: SparkArgs) -> list[PodScrape]:
     no HTTP of their own, so their metrics come through their driver,
     labelled ``executor_id``), and the operator's controller when the
     platform installs it."""
+    catalog = metrics.SPARK_DRIVERS
     drivers = PodScrape(
-        "spark-drivers",
+        catalog.job,
         args.namespace,
         {**APP_LABEL, **DRIVER_LABEL},
         SPARK_UI_PORT,
         "/metrics/executors/prometheus",
-        transient=True,
+        transient=catalog.transient,
     )
     if not args.operator.install:
         return [drivers]
     controller = PodScrape(
-        "spark-operator",
+        metrics.SPARK_OPERATOR.job,
         args.operator.namespace,
         {NAME_LABEL: CHART_NAME, "app.kubernetes.io/component": "controller"},
         METRICS_PORT,
