@@ -54,9 +54,7 @@ def catalogued_samples(jobs: set[str] | None = None) -> dict[str, str]:
 
 
 def series(url: str, name: str) -> int:
-    query = urllib.parse.urlencode({"query": f'count({{__name__="{name}"}})'})
-    result = http("GET", f"{url}/api/v1/query?{query}").json()["data"]["result"]
-    return int(float(result[0]["value"][1])) if result else 0
+    return int(sum(query(url, f'count({{__name__="{name}"}})').values()))
 
 
 def missing_series(url: str, samples: dict[str, str], timeout: float, interval: float) -> list[str]:
@@ -72,27 +70,22 @@ def missing_series(url: str, samples: dict[str, str], timeout: float, interval: 
     return sorted(f"{samples[n]}: {n}" for n in samples if not series(url, n))
 
 
+def _named(alert: dict[str, Any], alertname: str, labels: dict[str, str]) -> bool:
+    found = alert["labels"]
+    return bool(found.get("alertname") == alertname and all(found.get(k) == v for k, v in labels.items()))
+
+
 def alert_active(alertmanager: str, alertname: str, **labels: str) -> bool:
     """Whether Alertmanager's own API holds ``alertname`` with ``labels`` as
     active: delivered, not only firing in Prometheus."""
     alerts: list[dict[str, Any]] = http("GET", f"{alertmanager}/api/v2/alerts").json()
-    return any(
-        a["labels"].get("alertname") == alertname
-        and all(a["labels"].get(k) == v for k, v in labels.items())
-        and a["status"]["state"] == "active"
-        for a in alerts
-    )
+    return any(_named(a, alertname, labels) and a["status"]["state"] == "active" for a in alerts)
 
 
 def alert_firing(prometheus: str, alertname: str, **labels: str) -> bool:
     """Whether Prometheus holds ``alertname`` with ``labels`` as firing."""
     alerts: list[dict[str, Any]] = http("GET", f"{prometheus}/api/v1/alerts").json()["data"]["alerts"]
-    return any(
-        a["labels"].get("alertname") == alertname
-        and all(a["labels"].get(k) == v for k, v in labels.items())
-        and a["state"] == "firing"
-        for a in alerts
-    )
+    return any(_named(a, alertname, labels) and a["state"] == "firing" for a in alerts)
 
 
 def query(url: str, expr: str) -> dict[str, float]:
