@@ -12,6 +12,8 @@ from tools.e2e_common.jobs_cli import MODEL
 from tools.e2e_common.report import Report, check
 
 ENTITY = "u00000001"
+# The jobs ``run_pipeline`` submits, in its order.
+PIPELINE_JOBS = ("datagen", "features", "train")
 
 
 def run_pipeline(submit: Callable[..., object], rows: int) -> str:

@@ -7,7 +7,9 @@ import time
 
 from dataplatform.monitoring import dashboard
 from dataplatform.monitoring import metrics as m
+from tools.e2e_common.history import APP_NAME
 from tools.e2e_common.jobs_cli import submit
+from tools.e2e_common.pipeline import PIPELINE_JOBS
 from tools.e2e_common.prometheus import (
     alert_active,
     alert_firing,
@@ -19,8 +21,7 @@ from tools.e2e_common.prometheus import (
 from tools.e2e_common.report import check, wait_for
 from tools.e2e_prod.stack import ProdStack
 
-# The pipeline's applications (the names their SparkSessions give them).
-PIPELINE_APPS = ("dataplatform-datagen", "dataplatform-features", "dataplatform-train")
+PIPELINE_APPS = {job: APP_NAME.format(job=job) for job in PIPELINE_JOBS}
 # Back far enough for the pipeline's runs, whichever step this run began at.
 SINCE = "3h"
 
@@ -43,18 +44,18 @@ def spark_metrics(prod: ProdStack) -> None:
             "task seconds": _seen(url, f'{m.SPARK_EXECUTOR_TASK_SECONDS}{{executor_id!="driver"}}'),
         }
         for what, found in seen.items():
-            missing = [app for app in PIPELINE_APPS if found.get(app, 0) <= 0]
+            missing = [app for app in PIPELINE_APPS.values() if found.get(app, 0) <= 0]
             check(not missing, f"no {what} of {missing} in Prometheus; it saw {found}")
         shuffled = _seen(url, f'{m.SPARK_EXECUTOR_SHUFFLE_WRITE}{{executor_id!="driver"}}')
-        check(shuffled.get("dataplatform-features", 0) > 0, f"no shuffle of the features job: {shuffled}")
+        features = PIPELINE_APPS["features"]
+        check(shuffled.get(features, 0) > 0, f"no shuffle of the features job: {shuffled}")
         figures = ", ".join(
-            f"{app.removeprefix('dataplatform-')} {seen['executors'][app]:.0f} executors "
-            f"{seen['task seconds'][app]:.0f} task-s"
-            for app in PIPELINE_APPS
+            f"{job} {seen['executors'][app]:.0f} executors {seen['task seconds'][app]:.0f} task-s"
+            for job, app in PIPELINE_APPS.items()
         )
         prod.report.ok(
             f"Prometheus scraped each pipeline job's executors through its driver: {figures}; "
-            f"features wrote {shuffled['dataplatform-features'] / 1e6:.1f} MB of shuffle"
+            f"features wrote {shuffled[features] / 1e6:.1f} MB of shuffle"
         )
         # The dashboard's Spark panels have data over the runs.
         panels = [(t, e) for t, e in dashboard.expressions(dashboard.as_dict()) if t.endswith("(prod)")]
@@ -70,7 +71,7 @@ def spark_metrics(prod: ProdStack) -> None:
         successes = query(
             url, f"sum by (dataplatform_job) (max_over_time({m.SPARK_APPLICATION_SUCCESSES}[{SINCE}]))"
         )
-        missing = [j for j in ("datagen", "features", "train") if successes.get(j, 0) < 1]
+        missing = [job for job in PIPELINE_JOBS if successes.get(job, 0) < 1]
         check(not missing, f"the operator counted no success of {missing}: {successes}")
         prod.report.ok(f"the Spark panels have data; the operator counted successes per job {successes}")
 
