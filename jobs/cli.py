@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from jobs.conventions import LANDING_PREFIX
 from jobs.definitions import JOBS, keywords
 from jobs.errors import JobError
 
@@ -59,31 +60,9 @@ def spark_submit_main(argv: Sequence[str]) -> int:
     return execute(argv[0], argv[1:])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m jobs",
-        description="Run the data platform's Spark jobs locally or on a deployed stack.",
-        epilog="jobs: "
-        + "; ".join(f"{j.name}: {j.summary}" for j in JOBS.values())
-        + ". Use 'python -m jobs run <job> --help' for a job's arguments.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    commands.add_parser("list", help="list the jobs")
-
-    run = commands.add_parser("run", help="run a job here with a local Spark master")
-    run.add_argument("--master", default=LOCAL_MASTER, help=f"Spark master (default {LOCAL_MASTER})")
-    run.add_argument("job", choices=sorted(JOBS))
-    run.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's arguments")
-
-    submit = commands.add_parser(
-        "submit",
-        help="run a job on a stack (dev: one-shot container; prod: SparkApplication)",
-        description="Arguments not listed here are passed to the job.",
-        # The job's own options pass through: --output must not be taken for --outputs.
-        allow_abbrev=False,
-    )
-    submit.add_argument("job", choices=sorted(JOBS))
-    where = submit.add_argument_group(
+def stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which stack: ``--stack`` (with ``--project-dir``) or ``--outputs``."""
+    where = parser.add_argument_group(
         "stack",
         "the stack's outputs say where the job runs: on prod the cluster, kubeconfig context and "
         "namespace the stack was deployed with (never kubectl's current context), on dev its "
@@ -114,6 +93,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the stack's outputs from FILE, saved with `pulumi stack output --json "
         "--show-secrets` ('-': standard input), instead of running pulumi",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs",
+        description="Run the data platform's Spark jobs locally or on a deployed stack.",
+        epilog="jobs: "
+        + "; ".join(f"{j.name}: {j.summary}" for j in JOBS.values())
+        + ". Use 'python -m jobs run <job> --help' for a job's arguments.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser("list", help="list the jobs")
+
+    run = commands.add_parser("run", help="run a job here with a local Spark master")
+    run.add_argument("--master", default=LOCAL_MASTER, help=f"Spark master (default {LOCAL_MASTER})")
+    run.add_argument("job", choices=sorted(JOBS))
+    run.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's arguments")
+
+    submit = commands.add_parser(
+        "submit",
+        help="run a job on a stack (dev: one-shot container; prod: SparkApplication)",
+        description="Arguments not listed here are passed to the job.",
+        # The job's own options pass through: --output must not be taken for --outputs.
+        allow_abbrev=False,
+    )
+    submit.add_argument("job", choices=sorted(JOBS))
+    stack_arguments(submit)
     submit.add_argument(
         "--wait-timeout",
         type=float,
@@ -137,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     sizes.add_argument("--executor-cores", type=int)
     sizes.add_argument("--min-executors", type=int)
     sizes.add_argument("--max-executors", type=int)
+    ingest = commands.add_parser(
+        "ingest",
+        help="land event files on a stack, for the features_stream job",
+        description="Upload JSON-lines event files to the stack's landing prefix "
+        f"(s3a://<raw bucket>/{LANDING_PREFIX}/), each under a name of its own; the features_stream "
+        "job takes each one once, or moves it to quarantine with the reason.",
+    )
+    ingest.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines event files")
+    stack_arguments(ingest)
     return parser
 
 
@@ -150,14 +165,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         job_argv = list(getattr(args, "job_args", []) or [])
 
     if args.command == "list":
+        width = max(len(name) for name in JOBS)
         for job in JOBS.values():
-            print(f"{job.name:14} {job.summary}")
+            print(f"{job.name:{width}} {job.summary}")
         return 0
     if args.command == "run":
         return execute(args.job, job_argv, master=args.master)
 
     if args.stack is None and args.outputs_file is None:
-        parser.error("submit: give --stack NAME (read with pulumi) or --outputs FILE")
+        parser.error(f"{args.command}: give --stack NAME (read with pulumi) or --outputs FILE")
+    if args.command == "ingest":
+        from jobs import stack_outputs, uploads
+
+        try:
+            # Before the stack's outputs are read: a mistyped path fails at once.
+            uploads.require_files(args.files)
+            target = stack_outputs.read_target(args.stack, args.project_dir, args.outputs_file)
+            uploads.ingest(args.files, target)
+        except JobError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     # Validate the job's arguments here rather than minutes later in a driver.
     JOBS[args.job].parser(prog=f"python -m jobs submit {args.job}").parse_args(job_argv)
     # Deferred: only submission needs subprocess plumbing.

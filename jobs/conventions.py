@@ -27,3 +27,7 @@ RUN_ID_ANNOTATION = "dataplatform.io/run-id"
 DRIVER_ACCOUNT = "spark-driver"
 # The service account executors run as (prod): no token, no role.
 EXECUTOR_ACCOUNT = "spark-executor"
+# Under the raw bucket: where event files land for the streaming job, and
+# where it moves the ones it refuses.
+LANDING_PREFIX = "landing"
+QUARANTINE_PREFIX = "quarantine"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from jobs.config import Settings
 
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_TRIGGER_SECONDS = 5.0
 ROWS_PER_PARTITION = 1_000_000
 # Formats a job reads its inputs in: a Delta table, or plain files.
 INPUT_FORMATS = ("delta", "parquet", "csv")
@@ -46,6 +47,9 @@ class Job:
     uses_redis: bool = False
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    # Spark settings the job needs whichever way it is launched, over the
+    # stack's own (``jobs.launch`` adds them).
+    conf: tuple[tuple[str, str], ...] = ()
 
     def parser(self, prog: str | None = None) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=prog or self.name, description=self.summary)
@@ -162,6 +166,40 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def features_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--landing", help="where event files land (default s3a://<raw bucket>/landing)")
+    parser.add_argument(
+        "--quarantine", help="where refused files go, with the reason (default s3a://<raw bucket>/quarantine)"
+    )
+    parser.add_argument("--events", help="the events table appended to (default s3a://<raw bucket>/events)")
+    parser.add_argument(
+        "--checkpoint",
+        help="the stream's progress (default s3a://<lake bucket>/_checkpoints/features_stream)",
+    )
+    parser.add_argument(
+        "--trigger-seconds",
+        type=float,
+        default=DEFAULT_TRIGGER_SECONDS,
+        help=f"a micro-batch at most this often (default {DEFAULT_TRIGGER_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--max-files-per-trigger",
+        type=int,
+        default=100,
+        help="landed files per micro-batch at most (default 100)",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="take every file landed so far, then stop (a catch-up run)"
+    )
+    parser.add_argument(
+        "--ttl-seconds",
+        type=int,
+        default=DEFAULT_TTL_SECONDS,
+        help="TTL of the online hashes it writes (default 7 days)",
+    )
+    parser.add_argument("--batch-commands", type=int, default=500, help="Redis commands per pipeline")
+
+
 DEFAULT_RETENTION_HOURS = 7 * 24
 
 
@@ -204,6 +242,24 @@ JOBS: dict[str, Job] = {
             uses_redis=True,
             inputs=("input",),
             outputs=("output_root",),
+        ),
+        Job(
+            "features_stream",
+            "landed event files to the events table and online features, continuously",
+            features_stream_arguments,
+            "jobs.features_stream",
+            uses_redis=True,
+            outputs=("landing", "quarantine", "events", "checkpoint"),
+            # A stream never ends, so its executors must go when idle, even
+            # those holding shuffle files of batches long done or blocks of
+            # Delta's cached table state: otherwise the executors a burst of
+            # files scaled it to are held for good.
+            conf=(
+                ("spark.dynamicAllocation.executorIdleTimeout", "30s"),
+                ("spark.dynamicAllocation.cachedExecutorIdleTimeout", "30s"),
+                ("spark.dynamicAllocation.shuffleTracking.timeout", "30s"),
+                ("spark.cleaner.periodicGC.interval", "2min"),
+            ),
         ),
         Job(
             "train",

@@ -27,6 +27,7 @@ from jobs.conventions import (
     PART_OF,
     SECRETS_DIR,
 )
+from jobs.definitions import JOBS
 from jobs.quantity import spark_memory
 
 SPARK_UID = 185
@@ -39,6 +40,10 @@ SCRATCH_DIR = "/tmp"  # noqa: S108 - an emptyDir or tmpfs of the pod's own
 # JVM off-heap and Python workers beyond the heap Spark is given.
 MEMORY_OVERHEAD_MIB = 384
 SCRATCH_SIZE = "2Gi"
+# A job's restarts after a failure, and the seconds between them, unless
+# its caller asks for others.
+DEFAULT_RETRIES = 2
+DEFAULT_RETRY_INTERVAL_SECONDS = 60
 # Spark settings that the SparkApplication carries as fields of its own.
 _POD_CONF_PREFIXES = ("spark.driver.", "spark.executor.", "spark.dynamicAllocation.")
 
@@ -133,7 +138,7 @@ def spark_submit_command(
     """``spark-submit`` in client mode against a standalone master (dev)."""
     command = ["spark-submit", "--master", master, "--deploy-mode", "client"]
     command += ["--name", name or f"dataplatform-{job}"]
-    settings = {**conf, **resources.conf()}
+    settings = {**conf, **resources.conf(), **job_conf(job)}
     if driver_host is not None:
         # Executors on the workers connect back to the driver by this name.
         settings["spark.driver.host"] = driver_host
@@ -141,6 +146,12 @@ def spark_submit_command(
     for key, value in sorted(settings.items()):
         command += ["--conf", f"{key}={value}"]
     return [*command, JOB_ENTRY, job, *job_args]
+
+
+def job_conf(job: str) -> dict[str, str]:
+    """The Spark settings ``job`` needs on top of the stack's (``Job.conf``)."""
+    known = JOBS.get(job)
+    return dict(known.conf) if known else {}
 
 
 def driver_container_memory_mib(resources: SparkResources) -> int:
@@ -172,7 +183,8 @@ def spark_application(
     resources: SparkResources,
     namespace: str | None = None,
     schedule: str | None = None,
-    retries: int = 2,
+    retries: int = DEFAULT_RETRIES,
+    retry_interval_seconds: int = DEFAULT_RETRY_INTERVAL_SECONDS,
     time_to_live_seconds: int = 86400,
     labels: Mapping[str, str] | None = None,
     driver_annotations: Mapping[str, str] | None = None,
@@ -184,7 +196,8 @@ def spark_application(
     ``secret_name`` at ``/run/secrets``, a ``/tmp`` scratch volume, memory
     overhead on top of the heap, dynamic allocation with shuffle tracking
     between ``min_executors`` and ``max_executors``. ``retries`` bounds the
-    OnFailure restarts; 0 means run once (``Never``).
+    OnFailure restarts, ``retry_interval_seconds`` apart; 0 means run once
+    (``Never``).
     """
     pod_labels = {**APP_LABEL, **(labels or {})}
     # One mount per secret file rather than the directory: the driver's
@@ -239,9 +252,9 @@ def spark_application(
         {
             "type": "OnFailure",
             "onFailureRetries": retries,
-            "onFailureRetryInterval": 60,
+            "onFailureRetryInterval": retry_interval_seconds,
             "onSubmissionFailureRetries": retries,
-            "onSubmissionFailureRetryInterval": 60,
+            "onSubmissionFailureRetryInterval": retry_interval_seconds,
         }
         if retries > 0
         else {"type": "Never"}
@@ -255,7 +268,10 @@ def spark_application(
         "mainApplicationFile": f"local://{JOB_ENTRY}",
         "arguments": [job, *job_args],
         "sparkVersion": SPARK_VERSION,
-        "sparkConf": {k: v for k, v in conf.items() if not k.startswith(_POD_CONF_PREFIXES)},
+        "sparkConf": {
+            **{k: v for k, v in conf.items() if not k.startswith(_POD_CONF_PREFIXES)},
+            **job_conf(job),
+        },
         "restartPolicy": restart,
         "timeToLiveSeconds": time_to_live_seconds,
         "dynamicAllocation": {

@@ -135,7 +135,7 @@ def write_features(
     return int(counter.value)
 
 
-def _text(value: bytes | str | None) -> str | None:
+def text(value: bytes | str | None) -> str | None:
     """A reply of a client without decode_responses, as text."""
     return value.decode() if isinstance(value, bytes) else value
 
@@ -143,7 +143,7 @@ def _text(value: bytes | str | None) -> str | None:
 def _versions(client: redis.Redis) -> set[str]:
     found: set[str] = set()
     for key in client.scan_iter(match=VERSIONS_PREFIX + "*", count=SCAN_COUNT):
-        name = _text(key) or ""
+        name = text(key) or ""
         found.add(name[len(VERSIONS_PREFIX) :].split(":", 1)[0])
     return found
 
@@ -169,7 +169,7 @@ def switch(target: OnlineTarget, version: str) -> tuple[str | None, list[str]]:
         previous = client.set(POINTER_KEY, version, get=True)
         # SET ... GET replies with the old value or nil; the client's types
         # also allow the True of a SET without GET.
-        previous_name = None if isinstance(previous, bool) else _text(previous)
+        previous_name = None if isinstance(previous, bool) else text(previous)
         stale = sorted(_versions(client) - {version, previous_name or ""})
         for name in stale:
             _remove(client, name)
@@ -182,7 +182,7 @@ def live_version(target: OnlineTarget) -> str | None:
     """The version ``features:current`` names, if any."""
     client = connect(target)
     try:
-        return _text(client.get(POINTER_KEY))
+        return text(client.get(POINTER_KEY))
     finally:
         client.close()
 
@@ -191,7 +191,7 @@ def discard(target: OnlineTarget, version: str) -> int:
     """Remove what a failed run wrote into ``version`` (never the live one)."""
     client = connect(target)
     try:
-        if _text(client.get(POINTER_KEY)) == version:
+        if text(client.get(POINTER_KEY)) == version:
             return 0
         return _remove(client, version)
     finally:

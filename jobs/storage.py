@@ -90,3 +90,20 @@ def write_bytes(spark: SparkSession, uri: str, data: bytes, *, overwrite: bool =
 
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def move(spark: SparkSession, source: str, destination: str) -> None:
+    """Move an object (on S3A: a copy, then a delete of the source)."""
+    with filesystem_errors("move", source):
+        fs, path = _path(spark, source)
+        _, target = _path(spark, destination)
+        fs.mkdirs(target.getParent())
+        if not fs.rename(path, target):
+            raise JobError(f"cannot move {source} to {destination}")
+
+
+def make_directory(spark: SparkSession, uri: str) -> None:
+    """Create a directory (on S3A: a marker object) unless it exists."""
+    with filesystem_errors("create", uri):
+        fs, path = _path(spark, uri)
+        fs.mkdirs(path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import socket
 import subprocess
 import threading
@@ -22,10 +23,11 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from jobs.conventions import LANDING_PREFIX
 from jobs.definitions import JOBS
 from jobs.errors import JobError
 from jobs.quantity import MIB
-from jobs.stack_outputs import KubeAccess
+from jobs.stack_outputs import KubeAccess, StackTarget
 
 UPLOAD_PREFIX = "uploads"
 PROGRESS_MIN_BYTES = 8 * MIB
@@ -141,21 +143,7 @@ def upload_inputs(
     data is uploaded once and a changed file never overwrites what an earlier
     run read.
     """
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError as exc:
-        raise JobError(
-            "uploading a local input needs boto3 (installed in the project's .venv by `make up`)"
-        ) from exc
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-    )
+    client = s3_client(endpoint, {"s3_access_key": access_key, "s3_secret_key": secret_key})
     uris: dict[str, str] = {}
     for path in paths:
         files = files_under(path)
@@ -224,6 +212,85 @@ def port_forward(access: KubeAccess, namespace: str, service: str, port: int) ->
         process.wait(timeout=10)
 
 
+@contextmanager
+def store_endpoint(spark_submit: Mapping[str, Any], kube: KubeAccess | None) -> Iterator[str]:
+    """An endpoint of the stack's object store reachable from here: the
+    published one on dev, a port-forward on the stack's cluster on prod."""
+    env = spark_submit.get("env") or {}
+    if spark_submit.get("tier") == "dev":
+        endpoint = str(spark_submit.get("s3_endpoint") or "")
+        if not endpoint:
+            raise JobError("the stack publishes no object store endpoint to upload to")
+        yield endpoint
+        return
+    if kube is None:
+        raise JobError("uploading to a prod stack needs the cluster the stack recorded")
+    namespace, service, port = service_of(
+        str(env.get("DP_S3_ENDPOINT", "http://minio:9000")), str(spark_submit["namespace"])
+    )
+    with port_forward(kube, namespace, service, port) as endpoint:
+        yield endpoint
+
+
+def raw_bucket(spark_submit: Mapping[str, Any]) -> str:
+    env = spark_submit.get("env") or {}
+    bucket = str(spark_submit.get("raw_bucket") or env.get("DP_RAW_BUCKET") or "")
+    if not bucket:
+        raise JobError("the stack names no raw bucket to upload to")
+    return bucket
+
+
+def s3_client(endpoint: str, credentials: Mapping[str, str]) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise JobError("uploading needs boto3 (installed in the project's .venv by `make up`)") from exc
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=str(credentials.get("s3_access_key", "")),
+        aws_secret_access_key=str(credentials.get("s3_secret_key", "")),
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
+def landing_key(path: str, when: float | None = None) -> str:
+    """A landed file's key: its time and a random tag ahead of its own name,
+    so two landings of one file name never overwrite each other."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if when is None else when))
+    return f"{LANDING_PREFIX}/{stamp}-{secrets.token_hex(4)}-{os.path.basename(path)}"
+
+
+def require_files(paths: Sequence[str]) -> None:
+    """Fail naming the first path that is not a file."""
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise JobError(f"not a file: {missing[0]}")
+
+
+def ingest(paths: Sequence[str], target: StackTarget, out: Callable[[str], None] = print) -> list[str]:
+    """Land local event files on the stack for the streaming job; returns
+    their URIs. Each object appears whole (one PUT), so the stream never
+    reads half a file."""
+    require_files(paths)
+    bucket = raw_bucket(target.spark_submit)
+    kube = target.kube() if target.tier == "prod" else None
+    landed: list[str] = []
+    with store_endpoint(target.spark_submit, kube) as endpoint:
+        client = s3_client(endpoint, target.credentials)
+        for path in paths:
+            key = landing_key(path)
+            try:
+                client.upload_file(path, bucket, key)
+            except Exception as exc:  # botocore raises many kinds; all mean the same here
+                raise JobError(f"cannot upload {path} to s3://{bucket}/{key}: {exc}") from exc
+            landed.append(f"s3a://{bucket}/{key}")
+            out(f"landed {path} as s3a://{bucket}/{key}")
+    return landed
+
+
 def stage_local_inputs(
     job: str,
     argv: Sequence[str],
@@ -239,29 +306,15 @@ def stage_local_inputs(
     paths = local_inputs(job, argv)
     if not paths:
         return list(argv)
-    env = spark_submit.get("env") or {}
-    bucket = str(spark_submit.get("raw_bucket") or env.get("DP_RAW_BUCKET") or "")
-    if not bucket:
-        raise JobError("the stack names no raw bucket to upload local inputs to")
-    access_key = str(credentials.get("s3_access_key", ""))
-    secret_key = str(credentials.get("s3_secret_key", ""))
-    if spark_submit.get("tier") == "dev":
-        endpoint = str(spark_submit.get("s3_endpoint") or "")
-        if not endpoint:
-            raise JobError("the stack publishes no object store endpoint to upload local inputs to")
+    bucket = raw_bucket(spark_submit)
+    with store_endpoint(spark_submit, kube) as endpoint:
         uris = upload_inputs(
-            paths, endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key
+            paths,
+            endpoint=endpoint,
+            bucket=bucket,
+            access_key=str(credentials.get("s3_access_key", "")),
+            secret_key=str(credentials.get("s3_secret_key", "")),
         )
-    else:
-        if kube is None:
-            raise JobError("uploading to a prod stack needs the cluster the stack recorded")
-        namespace, service, port = service_of(
-            str(env.get("DP_S3_ENDPOINT", "http://minio:9000")), str(spark_submit["namespace"])
-        )
-        with port_forward(kube, namespace, service, port) as endpoint:
-            uris = upload_inputs(
-                paths, endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key
-            )
     staged = list(argv)
     for local, uri in uris.items():
         staged = replace_argument(staged, local, uri)

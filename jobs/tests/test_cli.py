@@ -44,3 +44,17 @@ def test_bad_secret_file_is_reported(
     monkeypatch.setenv("DP_REDIS_PASSWORD_FILE", "/nonexistent/redis_password")
     assert cli.execute("features", ["--no-online"], master="local[1]") == 2
     assert "DP_REDIS_PASSWORD_FILE=/nonexistent/redis_password" in capsys.readouterr().err
+
+
+def test_ingest_names_the_stack_or_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["ingest", str(tmp_path / "a.jsonl")])
+    assert "ingest: give --stack NAME (read with pulumi) or --outputs FILE" in capsys.readouterr().err
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        '{"spark_submit": {"tier": "dev", "image": "i", "env": {}, "master_url": "spark://m:7077", '
+        '"network": "n", "raw_bucket": "raw", "s3_endpoint": "http://127.0.0.1:1"}, '
+        '"platform_credentials": {"s3_access_key": "a", "s3_secret_key": "b"}}'
+    )
+    assert cli.main(["ingest", "--outputs", str(outputs), str(tmp_path / "missing.jsonl")]) == 2
+    assert f"error: not a file: {tmp_path / 'missing.jsonl'}" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from moto.server import ThreadedMotoServer
 
 from jobs import uploads
 from jobs.errors import JobError
+from jobs.stack_outputs import StackTarget
 from jobs.uploads import free_port
 
 BUCKET = "raw-data"
@@ -115,3 +116,21 @@ def test_local_outputs_are_refused_on_a_stack() -> None:
     with pytest.raises(JobError, match="--labels-output labels is a local path"):
         uploads.check_outputs("datagen", ["--labels-output", "labels"])
     uploads.check_outputs("event_counts", ["data.csv", "--output", "s3a://lake/counts"])
+
+
+def test_ingest_lands_each_file_whole_under_a_name_of_its_own(s3_endpoint: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"event_id": 1}\n')
+    target = StackTarget(dev_stack(s3_endpoint), CREDENTIALS, stack="dev")
+    printed: list[str] = []
+    first = uploads.ingest([str(events)], target, out=printed.append)
+    second = uploads.ingest([str(events)], target, out=printed.append)
+    assert first != second
+    for uri in first + second:
+        key = uri.removeprefix(f"s3a://{BUCKET}/")
+        assert key.startswith("landing/")
+        assert key.endswith("-events.jsonl")
+        assert client(s3_endpoint).get_object(Bucket=BUCKET, Key=key)["Body"].read() == events.read_bytes()
+    assert printed[0] == f"landed {events} as {first[0]}"
+    with pytest.raises(JobError, match="not a file: "):
+        uploads.ingest([str(tmp_path)], target)

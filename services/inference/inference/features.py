@@ -66,8 +66,9 @@ class FeatureStore:
         # Replies are decoded (``decode_responses``); bytes only satisfy the type.
         version = pointer.decode() if isinstance(pointer, bytes) else pointer
         prefix = f"{VERSIONS_PREFIX}{version}:"
-        # One more round trip for the whole batch; no MULTI, since the
-        # version's hashes do not change once it is live.
+        # One more round trip for the whole batch; no MULTI: each hash is
+        # written whole (by a features run before it goes live, or by the
+        # stream), so every entity is read consistently on its own.
         async with self._client.pipeline(transaction=False) as pipe:
             for entity_id in entity_ids:
                 pipe.hgetall(prefix + entity_id)
