@@ -322,6 +322,28 @@ def test_volumes_survive_destroy_unless_purged(monkeypatch: pytest.MonkeyPatch, 
     assert all(not retain for name, retain in seen if "-files-" in name)
 
 
+def test_the_stream_is_off_by_default_in_dev_and_a_restarted_container_when_on() -> None:
+    recorder, _ = run_stack("dev")
+    assert "job-features-stream" not in containers(recorder)
+    recorder, _ = run_stack("dev", {"spark": {"streaming": {"enabled": True, "triggerSeconds": 3}}})
+    stream = containers(recorder)["job-features-stream"]
+    assert stream["entrypoints"][-5:] == [
+        "features_stream",
+        "--trigger-seconds",
+        "3",
+        "--max-files-per-trigger",
+        "100",
+    ]
+    # Long-running: up until stopped, restarted when it fails, healthy once
+    # its driver's UI answers; its UI is not published on the host.
+    assert stream["mustRun"] is True
+    assert stream["restart"] == "on-failure"
+    # Idle executors go, even with shuffle files, so batch jobs get the cores back.
+    assert "spark.dynamicAllocation.shuffleTracking.timeout=30s" in stream["entrypoints"]
+    assert "4040/api/v1/applications" in " ".join(stream["healthcheck"]["tests"])
+    assert not stream.get("ports")
+
+
 def test_spark_job_in_dev_is_a_one_shot_submit() -> None:
     recorder, _ = run_stack(
         "dev",

@@ -27,6 +27,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from dataplatform import platform as platform_module
 from dataplatform.platform import DataPlatform
+from dataplatform.services.spark.shared import STREAM_NAME
 from dataplatform.targets.kubernetes import KubernetesTarget
 from policy.dataplatform_policies import (
     RULES,
@@ -991,8 +992,9 @@ def test_pack_over_the_prod_stack(prod: tuple[Recorder, DataPlatform]) -> None:
     # Service, disruption budget, network policy, files' Secret and its
     # MinIO user's two credentials); and for Prometheus to find Spark's
     # drivers and the operator's controller, a headless Service and an
-    # ingress policy beside each.
-    assert len(resources) == 112
+    # ingress policy beside each; and the streaming job (its component and
+    # SparkApplication), on by default in prod.
+    assert len(resources) == 114
     workloads = [r for r in resources if r.type in (DEPLOYMENT, JOB)]
     assert len(workloads) == 9
     found = evaluate(resources)
@@ -1052,7 +1054,7 @@ def test_pack_rejects_prod_images_that_are_not_pinned_by_digest(monkeypatch: pyt
     monkeypatch.setattr(platform_module, "pin", lambda settings, specs: settings)
     recorder, _ = run_stack("prod")
     mandatory = by_level(evaluate(declared(recorder, "prod")), Enforcement.MANDATORY)
-    spark_jobs = {"features-nightly", "train-nightly", "lake-vacuum"}
+    spark_jobs = {"features-nightly", "train-nightly", "lake-vacuum", STREAM_NAME}
     assert mandatory == {("k8s-image-digest", name) for name in PROD_POD_WORKLOADS | spark_jobs}
 
 

@@ -17,7 +17,10 @@ from dataplatform.config import SettingsError
 from dataplatform.platform import DataPlatform
 from dataplatform.project import PROJECT
 from dataplatform.registry import RegistryError
-from dataplatform.services.spark.shared import KNOWN_CHART_DIGESTS
+from dataplatform.services.spark.operator import STREAM_RETRY_SECONDS
+from dataplatform.services.spark.shared import KNOWN_CHART_DIGESTS, STREAM_NAME
+from jobs.conventions import JOB_LABEL
+from jobs.launch import job_conf, pod_spec_of
 from stack_config import load_settings
 from tools.harness import (
     OFFLINE_API_SERVER,
@@ -593,7 +596,59 @@ def test_a_jobs_namespace_that_is_no_namespace_of_its_own_fails(
 def test_unscheduled_job_is_a_spark_application() -> None:
     recorder, _ = run_stack("prod", {"sparkJobs": [{"name": "counts", "job": "event_counts", "args": ["a"]}]})
     apps = recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:SparkApplication")
-    assert [a.name for a in apps] == ["counts"]
+    assert sorted(a.name for a in apps) == sorted(["counts", STREAM_NAME])
+
+
+def test_the_stream_is_a_spark_application_the_operator_restarts() -> None:
+    recorder, _ = run_stack("prod", {"spark": {"streaming": {"triggerSeconds": 2, "restarts": 30}}})
+    (app,) = [
+        a
+        for a in recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:SparkApplication")
+        if a.name == STREAM_NAME
+    ]
+    spec = app.inputs["spec"]
+    assert spec["arguments"] == [
+        "features_stream",
+        "--trigger-seconds",
+        "2",
+        "--max-files-per-trigger",
+        "100",
+    ]
+    assert spec["restartPolicy"] == {
+        "type": "OnFailure",
+        "onFailureRetries": 30,
+        "onFailureRetryInterval": STREAM_RETRY_SECONDS,
+        "onSubmissionFailureRetries": 30,
+        "onSubmissionFailureRetryInterval": STREAM_RETRY_SECONDS,
+    }
+    # The same sizes as every other job of the stack; the settings of its own
+    # (idle executors released) on top of the stack's.
+    nightly = next(
+        a
+        for a in recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:ScheduledSparkApplication")
+        if a.name == "features-nightly"
+    )
+    stream, batch = pod_spec_of(app.inputs), pod_spec_of(nightly.inputs)
+    assert stream["sparkConf"] == {**batch["sparkConf"], **job_conf("features_stream")}
+    assert job_conf("features_stream")["spark.dynamicAllocation.executorIdleTimeout"] == "30s"
+    assert {k: v for k, v in stream.items() if k != "sparkConf"} == {
+        k: v for k, v in batch.items() if k != "sparkConf"
+    }
+    assert app.inputs["metadata"]["labels"][JOB_LABEL] == "features_stream"
+
+
+def test_the_stream_can_be_turned_off_and_its_name_is_taken() -> None:
+    recorder, _ = run_stack("prod", {"spark": {"streaming": {"enabled": False}}})
+    apps = recorder.of_type("kubernetes:sparkoperator.k8s.io/v1beta2:SparkApplication")
+    assert STREAM_NAME not in [a.name for a in apps]
+    with pytest.raises(
+        SettingsError, match=rf"dataplatform:sparkJobs: {STREAM_NAME} is the name of the streaming job"
+    ):
+        run_stack("prod", {"sparkJobs": [{"name": STREAM_NAME, "job": "features"}]})
+    with pytest.raises(
+        SettingsError, match=r"dataplatform:spark\.streaming\.triggerSeconds: .*greater than or equal to 0\.5"
+    ):
+        run_stack("prod", {"spark": {"streaming": {"triggerSeconds": 0}}})
 
 
 def test_render_mode_is_a_provider_setting() -> None:

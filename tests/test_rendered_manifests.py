@@ -78,7 +78,8 @@ def test_expected_kinds_and_counts(rendered: render.Rendered) -> None:
     config = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
     jobs = config.get("dataplatform:sparkJobs") or []
     assert kinds["ScheduledSparkApplication"] == sum(1 for j in jobs if j.get("schedule"))
-    assert kinds["SparkApplication"] == sum(1 for j in jobs if not j.get("schedule"))
+    # The stack's unscheduled jobs, and the streaming job (on by default in prod).
+    assert kinds["SparkApplication"] == sum(1 for j in jobs if not j.get("schedule")) + 1
     # The platform's and the jobs'; sparkOperator.install false: no operator namespace.
     assert kinds["Namespace"] == 2
     assert kinds["Ingress"] == 1
@@ -97,6 +98,8 @@ def test_expected_kinds_and_counts(rendered: render.Rendered) -> None:
     }
     assert {kind for kind, _ in in_jobs} == {
         "ScheduledSparkApplication",
+        # The streaming job.
+        "SparkApplication",
         "Secret",
         "ServiceAccount",
         "Role",

@@ -39,6 +39,8 @@ USERS: dict[str, tuple[str, ...]] = {
     # The features job (jobs/online.py) writes a version's hashes (HSET,
     # EXPIRE), makes it live (SET ... GET on the pointer) and removes the
     # versions it replaced (SCAN for their keys, UNLINK); it reads no hash.
+    # The streaming job writes hashes of the live version, names one with
+    # SET ... NX when there is none, and keeps its progress with GET/SET.
     "spark": (
         f"%RW~{FEATURES}",
         *CONNECTION,

@@ -29,6 +29,7 @@ from dataplatform.services.spark.shared import (
     SparkJobSettings,
     SparkOperatorSettings,
     SparkSettings,
+    StreamingSettings,
     Workers,
     check,
     images_used,
@@ -51,6 +52,7 @@ __all__ = [
     "SparkJobSettings",
     "SparkOperatorSettings",
     "SparkSettings",
+    "StreamingSettings",
     "Workers",
     "spark_args",
 ]
@@ -63,7 +65,10 @@ class SparkJob(pulumi.ComponentResource):
     it (schedules are prod-only). Prod: a SparkApplication, or a
     ScheduledSparkApplication with ``schedule``, with driver and executor
     requests and limits, dynamic allocation with shuffle tracking, a
-    bounded restart policy, S3A settings and Prometheus metrics.
+    bounded restart policy, S3A settings and Prometheus metrics. With
+    ``stream`` (the streaming job) it runs until it is stopped: dev keeps
+    its container up and restarts it on failure, prod has the operator
+    restart it ``stream.restarts`` times.
     """
 
     def __init__(
@@ -74,14 +79,16 @@ class SparkJob(pulumi.ComponentResource):
         target: Target,
         depends_on: list[pulumi.Resource] | None = None,
         secret_name: pulumi.Output[str] | None = None,
+        stream: StreamingSettings | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("dataplatform:index:SparkJob", name, None, opts)
         if isinstance(target, ClusterTarget):
             assert secret_name is not None
-            operator.deploy_job(job, args, target, self, secret_name, depends_on or [])
+            restarts = stream.restarts if stream else None
+            operator.deploy_job(job, args, target, self, secret_name, depends_on or [], restarts)
         else:
-            standalone.deploy_job(job, args, target, self)
+            standalone.deploy_job(job, args, target, self, continuous=stream is not None)
         self.register_outputs({})
 
 
@@ -118,6 +125,10 @@ class Spark(Service):
             self.master_url = standalone.MASTER_URL
         self.scraped = list(self.workloads)
         self.secret_name = secret_name
+        # The declared jobs, then the stream, which is declared like one.
+        declared: list[tuple[SparkJobSettings, StreamingSettings | None]] = [(job, None) for job in args.jobs]
+        if args.stream is not None:
+            declared.append((args.stream.job(), args.stream))
         self.jobs = [
             SparkJob(
                 target.names.of(f"job-{job.name}"),
@@ -126,9 +137,10 @@ class Spark(Service):
                 target,
                 depends_on=runtime,
                 secret_name=secret_name,
+                stream=stream,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.jobs_depend_on)),
             )
-            for job in args.jobs
+            for job, stream in declared
         ]
         self.register_outputs({"master_url": self.master_url})
 

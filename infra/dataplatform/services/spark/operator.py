@@ -14,8 +14,11 @@ from dataplatform.services.spark.shared import CHART_NAME, SparkArgs, SparkJobSe
 from dataplatform.targets import ChartSpec, ClusterTarget, PodAdmission, PodFlows
 from dataplatform.workload import PodScrape
 from jobs.conventions import APP_LABEL, DRIVER_ACCOUNT, DRIVER_LABEL, EXECUTOR_ACCOUNT, JOB_LABEL, NAME_LABEL
-from jobs.launch import SPARK_UI_PORT, spark_application
+from jobs.launch import DEFAULT_RETRIES, DEFAULT_RETRY_INTERVAL_SECONDS, SPARK_UI_PORT, spark_application
 
+# A stream's driver is back this soon after it failed: fresh features wait
+# for it.
+STREAM_RETRY_SECONDS = 10
 MASTER_URL = "k8s://https://kubernetes.default.svc:443"
 UI_HINT = "kubectl port-forward to the driver pod, port 4040"
 # The operator's admission webhook listens here (the chart's default, set
@@ -183,8 +186,17 @@ def deploy_job(
     parent: pulumi.Resource,
     secret_name: pulumi.Output[str],
     depends_on: list[pulumi.Resource],
+    restarts: int | None = None,
 ) -> None:
-    """A SparkApplication, or a ScheduledSparkApplication with a schedule."""
+    """A SparkApplication, or a ScheduledSparkApplication with a schedule.
+    With ``restarts`` (a streaming job), the operator restarts it that many
+    times after failures, ``STREAM_RETRY_SECONDS`` apart, instead of the
+    defaults of every job."""
+    retries, interval = (
+        (DEFAULT_RETRIES, DEFAULT_RETRY_INTERVAL_SECONDS)
+        if restarts is None
+        else (restarts, STREAM_RETRY_SECONDS)
+    )
     manifest = spark_application(
         job.name,
         job.job,
@@ -195,6 +207,8 @@ def deploy_job(
         conf=args.conf,
         resources=args.job_resources,
         schedule=job.schedule,
+        retries=retries,
+        retry_interval_seconds=interval,
     )
     if args.image_pull_secrets:
         spec = cast(dict[str, Any], manifest["spec"])

@@ -31,12 +31,45 @@ from dataplatform.config import (
 from dataplatform.project import DEFAULT_VERSION, PROJECT
 from dataplatform.services.base import resolved_image
 from dataplatform.workload import File, ProjectImage
-from jobs.definitions import JOB_NAMES
+from jobs.definitions import DEFAULT_TRIGGER_SECONDS, JOB_NAMES
 from jobs.launch import MEMORY_OVERHEAD_MIB, SparkResources
 from jobs.quantity import cpu_millis, kubernetes_memory, memory_bytes, mib
 
 if TYPE_CHECKING:
     from dataplatform.supply import Supply
+
+
+# The stream's name in the stack: its container (dev), its SparkApplication (prod).
+STREAM_NAME = "features-stream"
+
+
+class StreamingSettings(ConfigModel):
+    """The ``features_stream`` job: landed event files to the events table
+    and the online features, continuously. None for ``enabled``: on in prod,
+    off in dev, where the default workers (2 x 1 core) would give one of
+    their two cores to the stream for good."""
+
+    enabled: bool | None = None
+    trigger_seconds: float = Field(DEFAULT_TRIGGER_SECONDS, ge=0.5, le=3600)
+    max_files_per_trigger: int = Field(100, ge=1, le=100_000)
+    # Prod: restarts after a failure (the operator's OnFailure policy).
+    restarts: int = Field(10, ge=1, le=1000)
+
+    def active(self, docker: bool) -> bool:
+        return (not docker) if self.enabled is None else self.enabled
+
+    def job(self) -> SparkJobSettings:
+        """The stack's declaration of the stream, as of any other job."""
+        return SparkJobSettings(
+            name=STREAM_NAME,
+            job="features_stream",
+            args=[
+                "--trigger-seconds",
+                f"{self.trigger_seconds:g}",
+                "--max-files-per-trigger",
+                str(self.max_files_per_trigger),
+            ],
+        )
 
 
 class SparkSettings(ConfigModel):
@@ -53,6 +86,7 @@ class SparkSettings(ConfigModel):
     # than its cores (a small cluster); the pod may still use its cores.
     driver_core_request: str | None = None
     executor_core_request: str | None = None
+    streaming: StreamingSettings = StreamingSettings()
 
     _memory = field_validator("worker_memory", "driver_memory", "executor_memory")(check_memory)
     _cpu = field_validator("driver_core_request", "executor_core_request")(
@@ -269,6 +303,11 @@ def check(settings: Settings) -> None:
                 f"offers spark.workerCores {spark.worker_cores}; lower executorCores or raise workerCores",
             )
     names = [job.name for job in JOBS.of(settings)]
+    if STREAM_NAME in names and spark.streaming.active(settings.is_docker):
+        raise keyed(
+            "sparkJobs",
+            f"{STREAM_NAME} is the name of the streaming job (spark.streaming); name this job otherwise",
+        )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise keyed("sparkJobs", f"job names must be unique; repeated: {', '.join(duplicates)}")
@@ -391,6 +430,8 @@ class SparkArgs:
     job_resources: SparkResources = field(default_factory=SparkResources)
     workers: Workers = field(default_factory=Workers)
     jobs: tuple[SparkJobSettings, ...] = ()
+    # The streaming job, when the stack runs it (``StreamingSettings.active``).
+    stream: StreamingSettings | None = None
     operator: SparkOperatorSettings = field(default_factory=lambda: SparkOperatorSettings())
     # Prod: where the jobs run (the operator watches it).
     namespace: str = KubernetesSettings().jobs
@@ -436,6 +477,7 @@ def spark_args(
         job_resources=job_resources(spark),
         workers=workers,
         jobs=tuple(JOBS.of(settings)),
+        stream=spark.streaming if spark.streaming.active(settings.is_docker) else None,
         operator=OPERATOR.of(settings),
         namespace=settings.kubernetes.jobs,
         raw_bucket=settings.buckets.raw,

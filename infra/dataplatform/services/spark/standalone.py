@@ -9,7 +9,7 @@ from dataplatform.config import Resources
 from dataplatform.services.spark.shared import MASTER_PORT, SparkArgs, SparkJobSettings
 from dataplatform.targets import Target
 from dataplatform.workload import Metrics, Port, Workload, flow_target, http_check
-from jobs.launch import SPARK_UID, driver_container_memory_mib, spark_submit_command
+from jobs.launch import SPARK_UI_PORT, SPARK_UID, driver_container_memory_mib, spark_submit_command
 from jobs.quantity import kubernetes_memory, spark_memory
 
 MASTER_UI_PORT = 8080
@@ -76,8 +76,16 @@ def deploy_cluster(
     return workloads, target.published_url(master, "ui")
 
 
-def deploy_job(job: SparkJobSettings, args: SparkArgs, target: Target, parent: pulumi.Resource) -> None:
-    """A one-shot ``spark-submit`` container, run when the stack creates it."""
+def deploy_job(
+    job: SparkJobSettings,
+    args: SparkArgs,
+    target: Target,
+    parent: pulumi.Resource,
+    continuous: bool = False,
+) -> None:
+    """A one-shot ``spark-submit`` container, run when the stack creates it;
+    with ``continuous``, a long-running one, health-checked on its driver's
+    UI and restarted when it fails (a streaming job)."""
     if job.schedule:
         pulumi.log.warn(
             f"sparkJobs {job.name}: schedules apply in prod only; dev runs it once",
@@ -104,8 +112,11 @@ def deploy_job(job: SparkJobSettings, args: SparkArgs, target: Target, parent: p
         ),
         env=dict(environment.env),
         files=environment.files,
-        health=None,
-        one_shot=True,
+        ports=(Port("ui", SPARK_UI_PORT),) if continuous else (),
+        # The driver's UI answers once the session is up; a stream is given
+        # time to start its session before it counts as unhealthy.
+        health=http_check(SPARK_UI_PORT, "/api/v1/applications", start_seconds=90) if continuous else None,
+        one_shot=not continuous,
         depends_on=("spark-master", *(flow_target(entry)[0] for entry in environment.talks_to)),
         talks_to=("spark-master", *environment.talks_to),
         resources=Resources(cpu_request=str(sizes.driver_cores), memory_request=memory, memory_limit=memory),
