@@ -22,7 +22,14 @@ Prometheus and no Grafana when those official images cannot be had), it:
 7. stops the gateway's container: its ServiceDown alert reaches
    Alertmanager (through its API); ``refresh`` drops the stopped container
    from the state and ``up`` brings it back;
-8. destroys the stack: no container or network left, data volumes kept
+8. turns the streaming job on through config and ``up``: a file of other
+   columns landed with ``jobs ingest`` is quarantined with its reason;
+   files land while the stream's driver is killed, and every event is
+   then in the events table once and in each touched entity's online
+   counts; the batch ``features`` job gives every touched entity the
+   stream's values; the freshness benchmark
+   (``benchmarks/stream/freshness.py``) runs;
+9. destroys the stack: no container or network left, data volumes kept
    (then removed by the test, which made them).
 
 Every running container must have a read-only root filesystem, and its

@@ -14,6 +14,7 @@ from tools.e2e.pipeline import pipeline
 from tools.e2e.resilience import resilience
 from tools.e2e.serving import gateway
 from tools.e2e.stack import DevStack
+from tools.e2e.stream import streaming
 from tools.e2e.teardown import cleanup, destroy
 from tools.e2e_common import cli
 from tools.e2e_common.report import Failure, log
@@ -37,6 +38,7 @@ def run(dev: DevStack, build: bool, purge: bool, keep: bool) -> int:
         no_op(dev)
         resilience(dev, version)
         alerting(dev)
+        streaming(dev, overrides)
         if keep:
             dev.report.print()
             log(f"kept: pulumi destroy --stack {dev.name} --yes && pulumi stack rm {dev.name} --yes")

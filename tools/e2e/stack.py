@@ -15,6 +15,7 @@ from tools.e2e_common.pipeline import online_prefix
 from tools.e2e_common.report import check, log
 from tools.e2e_common.stack import EphemeralStack
 from tools.e2e_common.stores import redis_admin, s3_client
+from tools.e2e_common.stream import StreamStores
 
 
 class DevStack(EphemeralStack):
@@ -77,3 +78,14 @@ class DevStack(EphemeralStack):
 
     def s3(self) -> Any:
         return s3_client(self.outputs["minio_endpoint"], self.credentials())
+
+    def stream_stores(self) -> StreamStores:
+        return StreamStores(
+            s3=self.s3(),
+            endpoint=self.outputs["minio_endpoint"],
+            credentials=self.credentials(),
+            raw_bucket=self.outputs["buckets"]["raw"],
+            redis=self.redis_client(),
+            report=self.report,
+            log=self.log,
+        )

@@ -18,20 +18,14 @@ from tools.repo import ROOT
 MODEL = "churn"
 
 
+def jobs_cli_command(*args: str) -> list[str]:
+    """``python -m jobs`` as a user runs it, from the jobs' environment."""
+    return [str(ROOT / "jobs" / ".venv" / "bin" / "python"), "-m", "jobs", *args]
+
+
 def jobs_submit_command(stack: str, job: str, *args: str) -> list[str]:
     """``python -m jobs submit`` against ``stack``, with the stack's own sizes."""
-    return [
-        str(ROOT / "jobs" / ".venv" / "bin" / "python"),
-        "-m",
-        "jobs",
-        "submit",
-        "--stack",
-        stack,
-        "--project-dir",
-        str(ROOT),
-        job,
-        *args,
-    ]
+    return jobs_cli_command("submit", "--stack", stack, "--project-dir", str(ROOT), job, *args)
 
 
 def submit(stack: EphemeralStack, job: str, *args: str) -> tuple[int, float]:

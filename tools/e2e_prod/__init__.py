@@ -31,14 +31,21 @@ happen in seconds (listed in ``TEST_OVERRIDES``), it:
 7. deletes an inference pod under load (5xx counted), shows a pod whose
    model cannot load is not Ready while liveness holds, and rotates the
    gateway's API key through config;
-8. keeps a Redis key and a MinIO object across pod deletion and across
+8. lands a file of other columns with ``jobs ingest`` (quarantined with
+   its reason, the driver running on), then files while deleting the
+   streaming job's driver pod (the stream runs by default in prod): after
+   the operator restarts it, every event
+   is in the events table once and in each touched entity's online
+   counts, and the batch ``features`` job gives every touched entity the
+   stream's values;
+9. keeps a Redis key and a MinIO object across pod deletion and across
    ``destroy`` + ``up``, and lists what ``destroy`` leaves;
-9. unless ``--no-peer``, times ``kubectl apply --server-side`` +
-   ``kubectl wait`` of the same rendered manifests, in namespaces of their
-   own, as the peer of the first ``up``. Both start from a node holding
-   every image (step 1 pulls them there before the first ``up``). A
-   measurement, not a check: a peer not ready within 180 s is reported as
-   not measured.
+10. unless ``--no-peer``, times ``kubectl apply --server-side`` +
+    ``kubectl wait`` of the same rendered manifests, in namespaces of their
+    own, as the peer of the first ``up``. Both start from a node holding
+    every image (step 1 pulls them there before the first ``up``). A
+    measurement, not a check: a peer not ready within 180 s is reported as
+    not measured.
 
 A summary table ends the run; the exit status is non-zero on any failure.
 """

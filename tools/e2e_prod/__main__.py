@@ -25,10 +25,22 @@ from tools.e2e_prod.security import driver_account_limits, network_policies, pod
 from tools.e2e_prod.serving import serving
 from tools.e2e_prod.spark import group_count_job, jobs_that_cannot_run, pipeline, scheduled
 from tools.e2e_prod.stack import ProdStack, log
+from tools.e2e_prod.stream import streaming
 from tools.repo import ROOT
 from tools.signals import deliver_sigint
 
-STEPS = ("network", "jobs", "csv", "scheduled", "serving", "monitoring", "resilience", "data", "destroy")
+STEPS = (
+    "network",
+    "jobs",
+    "csv",
+    "scheduled",
+    "serving",
+    "monitoring",
+    "resilience",
+    "stream",
+    "data",
+    "destroy",
+)
 
 
 def resume(prod: ProdStack) -> None:
@@ -109,6 +121,8 @@ def run(prod: ProdStack, keep: bool, start_at: str | None = None) -> int:
             monitoring(prod)
         if "resilience" in steps:
             resilience(prod, version)
+        if "stream" in steps:
+            streaming(prod)
         if "data" in steps:
             data(prod)
         if "destroy" in steps:

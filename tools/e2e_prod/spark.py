@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 
+from dataplatform.services.spark.shared import STREAM_NAME
 from tools.e2e_common import history, lake
 from tools.e2e_common.jobs_cli import check_succeeded, csv_groups_counted, submit
 from tools.e2e_common.pipeline import check_model, check_online_features, run_pipeline
@@ -35,9 +36,9 @@ class ExecutorWatch:
     def _watch(self) -> None:
         while not self._stop.wait(2):
             with contextlib.suppress(Exception):
-                pods = self.kube.json("get", "pods", "-n", self.namespace, "-l", "spark-role=executor")[
-                    "items"
-                ]
+                # The streaming job's executors run throughout; not this job's.
+                selector = f"spark-role=executor,sparkoperator.k8s.io/app-name!={STREAM_NAME}"
+                pods = self.kube.json("get", "pods", "-n", self.namespace, "-l", selector)["items"]
                 n = sum(1 for p in pods if p["status"].get("phase") in ("Pending", "Running"))
                 if not self.counts or self.counts[-1] != n:
                     self.counts.append(n)
