@@ -73,9 +73,12 @@ e2e-prod: bootstrap ## Deploy the prod configuration on the local cluster (make 
 	$(PULUMI_ENV) $(VENV)/python -m tools.e2e_prod
 
 .PHONY: examples
+# docker, then kubernetes and yaml when the local cluster answers;
+# EXAMPLES_TIER=docker, kubernetes (with yaml) or yaml runs those alone.
+EXAMPLES_TIER ?= all
 examples: bootstrap ## Deploy examples/ from the built wheel: two platforms side by side on Docker and on the local cluster (when up), a prediction through each, then destroy
 	bash scripts/test-deps.sh
-	$(PULUMI_ENV) $(VENV)/python -m tools.examples
+	$(PULUMI_ENV) $(VENV)/python -m tools.examples --tier $(EXAMPLES_TIER)
 
 .PHONY: upgrade-test
 # dev, then prod when the local cluster answers; UPGRADE_TIER=dev or prod runs one.
