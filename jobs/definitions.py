@@ -115,6 +115,17 @@ def as_of_argument(parser: argparse.ArgumentParser, table: str) -> None:
     )
 
 
+def online_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a job writes the online copy: ``online.OnlineTarget.from_settings``'s two knobs."""
+    parser.add_argument(
+        "--ttl-seconds",
+        type=int,
+        default=DEFAULT_TTL_SECONDS,
+        help="TTL of the online hashes (default 7 days)",
+    )
+    parser.add_argument("--batch-commands", type=int, default=500, help="Redis commands per pipeline")
+
+
 def features_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", help="raw events (default s3a://<raw bucket>/events)")
     parser.add_argument("--input-format", choices=INPUT_FORMATS, default="delta")
@@ -137,13 +148,7 @@ def features_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="write the online copy to Redis (default on)",
     )
-    parser.add_argument(
-        "--ttl-seconds",
-        type=int,
-        default=DEFAULT_TTL_SECONDS,
-        help="TTL of the online hashes (default 7 days)",
-    )
-    parser.add_argument("--batch-commands", type=int, default=500, help="Redis commands per pipeline")
+    online_arguments(parser)
 
 
 def train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -191,13 +196,7 @@ def features_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--once", action="store_true", help="take every file landed so far, then stop (a catch-up run)"
     )
-    parser.add_argument(
-        "--ttl-seconds",
-        type=int,
-        default=DEFAULT_TTL_SECONDS,
-        help="TTL of the online hashes it writes (default 7 days)",
-    )
-    parser.add_argument("--batch-commands", type=int, default=500, help="Redis commands per pipeline")
+    online_arguments(parser)
 
 
 DEFAULT_RETENTION_HOURS = 7 * 24
